@@ -1,0 +1,183 @@
+"""Score a conditional generator against real images with a reference classifier.
+
+    python -m palm_lightning.tools.generator_quality                       # the shipped pair
+    python -m palm_lightning.tools.generator_quality --generator runs/.../last.ckpt --truncation-psi 1.0 0.7
+
+Two numbers per generator:
+
+- **conditional accuracy**: the fraction of samples generated for class k that the reference
+  classifier assigns to class k (classes balanced);
+- **Fréchet distance** between Gaussian fits of the classifier's penultimate features of the
+  samples and of the real *test* images (FID's formula in a feature space trained on the dataset).
+
+The reference rows score real images the same way: the test set's accuracy, and the Fréchet
+distance of an equally large random subset of the real *training* images to the test set — what
+a perfect generator would get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from palm_lightning.checkpoints import CheckpointError, load_network, packaged
+from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataModule
+from palm_lightning.metrics.frechet import frechet_distance, gaussian_statistics
+from palm_lightning.nn.protocols import check_generator
+
+SHIPPED_GENERATOR = "fmnist_stylegan.pt"
+SHIPPED_CLASSIFIER = "fmnist_classifier.pt"
+
+
+@dataclass
+class QualityRow:
+    name: str
+    num_images: int
+    conditional_accuracy: float
+    frechet_distance: float
+
+
+@torch.no_grad()
+def classify(classifier: nn.Module, images: Tensor, batch_size: int = 500) -> tuple[Tensor, Tensor]:
+    """Predicted labels and penultimate features of ``images`` (already normalised like the data)."""
+    preds, feats = [], []
+    for chunk in images.split(batch_size):
+        f = classifier.features(chunk)
+        feats.append(f)
+        preds.append(classifier.head(f).argmax(dim=1))
+    return torch.cat(preds), torch.cat(feats)
+
+
+@torch.no_grad()
+def sample_balanced(
+    generator: nn.Module, num_samples: int, truncation_psi: float = 1.0, batch_size: int = 500, seed: int = 0
+) -> tuple[Tensor, Tensor]:
+    """``num_samples`` images with labels cycling through the classes (balanced), and the labels."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(num_samples) % generator.num_classes
+    z = torch.randn(num_samples, generator.latent_dim, generator=g)
+    accepts_psi = "truncation_psi" in inspect.signature(generator.forward).parameters
+    out = []
+    for zc, cc in zip(z.split(batch_size), labels.split(batch_size)):
+        kwargs = {"truncation_psi": truncation_psi} if accepts_psi else {}
+        out.append(generator(zc, cc, **kwargs))
+    if not accepts_psi and truncation_psi != 1.0:
+        raise ValueError(f"{type(generator).__name__} does not take truncation_psi")
+    return torch.cat(out), labels
+
+
+def score(
+    name: str, images: Tensor, labels: Tensor, classifier: nn.Module, reference: tuple[Tensor, Tensor]
+) -> QualityRow:
+    preds, feats = classify(classifier, images)
+    mu, sigma = gaussian_statistics(feats)
+    return QualityRow(
+        name=name,
+        num_images=len(labels),
+        conditional_accuracy=float((preds == labels).float().mean()),
+        frechet_distance=frechet_distance(mu, sigma, *reference),
+    )
+
+
+def evaluate(
+    generator: nn.Module,
+    classifier: nn.Module,
+    datamodule: ImageDataModule,
+    truncation_psis: tuple[float, ...] = (1.0,),
+    num_samples: int = 10_000,
+    seed: int = 0,
+    generator_name: str = "generator",
+) -> list[QualityRow]:
+    """Reference rows (real test, real train subset) then one row per truncation ψ."""
+    check_generator(generator)
+    if tuple(generator.image_shape) != tuple(datamodule.image_shape):
+        raise ValueError(
+            f"generator makes {tuple(generator.image_shape)} images but the data are {datamodule.image_shape}; "
+            "pick the matching dataset/resolution"
+        )
+    if generator.num_classes != datamodule.num_classes:
+        raise ValueError(f"generator has {generator.num_classes} classes, the data {datamodule.num_classes}")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    assert datamodule.train_set is not None and datamodule.test_set is not None
+    test_images = datamodule.normalize(datamodule.test_set.images)
+    _, test_feats = classify(classifier, test_images)
+    reference = gaussian_statistics(test_feats)
+    rows = [score("real test images", test_images, datamodule.test_set.labels, classifier, reference)]
+    rows[0].frechet_distance = 0.0  # identical sets, by definition
+    n = min(num_samples, len(datamodule.train_set))
+    pick = torch.randperm(len(datamodule.train_set), generator=torch.Generator().manual_seed(seed))[:n]
+    rows.append(
+        score(
+            "real train images (reference)",
+            datamodule.normalize(datamodule.train_set.images[pick]),
+            datamodule.train_set.labels[pick],
+            classifier,
+            reference,
+        )
+    )
+    for psi in truncation_psis:
+        images, labels = sample_balanced(generator, num_samples, psi, seed=seed)
+        rows.append(score(f"{generator_name} (ψ={psi:g})", images, labels, classifier, reference))
+    return rows
+
+
+def format_table(rows: list[QualityRow]) -> str:
+    lines = [
+        "| images | n | conditional accuracy | Fréchet distance to test |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(f"| {r.name} | {r.num_images} | {100 * r.conditional_accuracy:.2f}% | {r.frechet_distance:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generator", default=None, help="network file or .ckpt (default: the shipped generator)")
+    parser.add_argument("--classifier", default=None, help="network file or .ckpt (default: the shipped classifier)")
+    parser.add_argument("--data-dir", default="data", help="Fashion-MNIST location (see FashionMNISTDataModule)")
+    parser.add_argument("--download", action="store_true", help="download Fashion-MNIST if it is not found")
+    parser.add_argument("--num-samples", type=int, default=10_000)
+    parser.add_argument("--truncation-psi", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
+
+    try:
+        generator = load_network(args.generator or packaged(SHIPPED_GENERATOR), kind="generator")
+        classifier = load_network(args.classifier or packaged(SHIPPED_CLASSIFIER), kind="classifier")
+        datamodule = FashionMNISTDataModule(
+            data_dir=args.data_dir, resolution=generator.image_shape[-1], download=args.download
+        )
+        start = time.perf_counter()
+        rows = evaluate(
+            generator,
+            classifier,
+            datamodule,
+            tuple(args.truncation_psi),
+            args.num_samples,
+            args.seed,
+            generator_name=str(args.generator or "shipped generator"),
+        )
+    except (CheckpointError, DatasetNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_table(rows))
+    print(f"\n({time.perf_counter() - start:.1f} s; classifier {args.classifier or 'shipped'}; seed {args.seed})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
