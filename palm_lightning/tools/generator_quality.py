@@ -26,13 +26,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from palm_lightning import SHIPPED_CLASSIFIER, SHIPPED_GENERATOR
 from palm_lightning.checkpoints import CheckpointError, load_network, packaged
 from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataModule
 from palm_lightning.metrics.frechet import frechet_distance, gaussian_statistics
 from palm_lightning.nn.protocols import check_generator
 
-SHIPPED_GENERATOR = "fmnist_stylegan.pt"
-SHIPPED_CLASSIFIER = "fmnist_classifier.pt"
 
 
 @dataclass

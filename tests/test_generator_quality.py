@@ -1,0 +1,105 @@
+"""The generator-quality tool: real rows, generator rows, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from palm_lightning.checkpoints import save_network
+from palm_lightning.datamodules import FashionMNISTDataModule
+from palm_lightning.nn.classifier import ConvClassifier
+from palm_lightning.nn.stylegan import StyleGANGenerator
+from palm_lightning.tools import export, generator_quality
+
+GEN = dict(z_dim=8, w_dim=16, num_classes=10, img_resolution=32, channel_base=64, channel_max=16, mapping_layers=2)
+
+
+class ReplayGenerator(nn.Module):
+    """A 'perfect' generator: returns real test images of the requested class."""
+
+    latent_dim = 4
+    num_classes = 10
+    image_shape = (1, 32, 32)
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.by_class = [images[labels == k] for k in range(10)]
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        index = (z[:, 0].abs() * 1000).long()
+        return torch.stack([self.by_class[int(k)][int(i) % len(self.by_class[int(k)])] for k, i in zip(c, index)])
+
+
+def trained_classifier(dm: FashionMNISTDataModule) -> ConvClassifier:
+    torch.manual_seed(0)
+    net = ConvClassifier(widths=(8, 8, 8), feature_dim=16, dropout=0.0)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    images, labels = dm.normalize(dm.train_set.images), dm.train_set.labels
+    for _ in range(30):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(images), labels).backward()
+        opt.step()
+    return net.eval()
+
+
+def test_real_and_perfect_generator_rows(fmnist_root: Path) -> None:
+    dm = FashionMNISTDataModule(data_dir=str(fmnist_root))
+    dm.setup("fit")
+    dm.setup("test")
+    classifier = trained_classifier(dm)
+    perfect = ReplayGenerator(dm.normalize(dm.test_set.images), dm.test_set.labels)
+    rows = generator_quality.evaluate(perfect, classifier, dm, num_samples=100, generator_name="replay")
+    names = [r.name for r in rows]
+    assert names == ["real test images", "real train images (reference)", "replay (ψ=1)"]
+    real_test, _, replay = rows
+    assert real_test.conditional_accuracy > 0.9  # the tiny data's classes are easy
+    # replaying the test images is scored exactly like the test images themselves
+    assert replay.conditional_accuracy == pytest.approx(real_test.conditional_accuracy, abs=0.02)
+    assert replay.frechet_distance < 0.05 * max(rows[1].frechet_distance, 1e-3) + 1e-3
+    table = generator_quality.format_table(rows)
+    assert table.count("\n") == 4 and "| replay (ψ=1) | 100 |" in table
+
+
+def test_untrained_generator_scores_worse_than_real(fmnist_root: Path) -> None:
+    dm = FashionMNISTDataModule(data_dir=str(fmnist_root))
+    dm.setup("fit")
+    classifier = trained_classifier(dm)
+    torch.manual_seed(0)
+    rows = generator_quality.evaluate(StyleGANGenerator(**GEN).eval(), classifier, dm, (1.0, 0.5), num_samples=100)
+    assert len(rows) == 4
+    assert rows[2].frechet_distance > rows[1].frechet_distance
+
+
+def test_shape_mismatch_is_named(fmnist_root: Path) -> None:
+    dm = FashionMNISTDataModule(data_dir=str(fmnist_root))
+    g = StyleGANGenerator(**{**GEN, "img_resolution": 16}).eval()
+    with pytest.raises(ValueError, match=r"\(1, 16, 16\) images but the data are \(1, 32, 32\)"):
+        generator_quality.evaluate(g, ConvClassifier(), dm)
+
+
+def test_command_line(fmnist_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    dm = FashionMNISTDataModule(data_dir=str(fmnist_root))
+    dm.setup("fit")
+    g_path = save_network(StyleGANGenerator(**GEN), tmp_path / "g.pt", "generator")
+    c_path = save_network(trained_classifier(dm), tmp_path / "c.pt", "classifier")
+    code = generator_quality.main(
+        ["--generator", str(g_path), "--classifier", str(c_path), "--data-dir", str(fmnist_root), "--num-samples", "50"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "real test images" in out and "g.pt (ψ=1)" in out
+    # a missing file: exit code 2 and one line naming it, no traceback
+    code = generator_quality.main(["--generator", str(tmp_path / "nope.pt"), "--classifier", str(c_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "nope.pt: the file does not exist" in err and "Traceback" not in err
+
+
+def test_export_tool_half(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = save_network(StyleGANGenerator(**GEN), tmp_path / "g.pt", "generator")
+    assert export.main(["--checkpoint", str(src), "--out", str(tmp_path / "g16.pt"), "--half"]) == 0
+    state = torch.load(tmp_path / "g16.pt", weights_only=True)["state_dict"]
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+    assert export.main(["--checkpoint", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "missing.ckpt" in capsys.readouterr().err
