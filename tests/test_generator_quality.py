@@ -59,6 +59,8 @@ def test_real_and_perfect_generator_rows(fmnist_root: Path) -> None:
     # replaying the test images is scored exactly like the test images themselves
     assert replay.conditional_accuracy == pytest.approx(real_test.conditional_accuracy, abs=0.02)
     assert replay.frechet_distance < 0.05 * max(rows[1].frechet_distance, 1e-3) + 1e-3
+    # replay draws with replacement from 10 images per class: fewer distinct images, still varied
+    assert real_test.diversity == pytest.approx(1.0) and 0.5 < replay.diversity < 1.2
     table = generator_quality.format_table(rows)
     assert table.count("\n") == 4 and "| replay (ψ=1) | 100 |" in table
 
@@ -71,6 +73,19 @@ def test_untrained_generator_scores_worse_than_real(fmnist_root: Path) -> None:
     rows = generator_quality.evaluate(StyleGANGenerator(**GEN).eval(), classifier, dm, (1.0, 0.5), num_samples=100)
     assert len(rows) == 4
     assert rows[2].frechet_distance > rows[1].frechet_distance
+    # truncation towards the class mean shrinks within-class variety
+    assert rows[3].diversity < rows[2].diversity
+
+
+def test_collapsed_generator_has_no_diversity(fmnist_root: Path) -> None:
+    dm = FashionMNISTDataModule(data_dir=str(fmnist_root))
+    dm.setup("fit")
+    dm.setup("test")
+    classifier = trained_classifier(dm)
+    replay = ReplayGenerator(dm.normalize(dm.test_set.images), dm.test_set.labels)
+    replay.by_class = [images[:1] for images in replay.by_class]  # one image per class, whatever z is
+    rows = generator_quality.evaluate(replay, classifier, dm, num_samples=100)
+    assert rows[2].diversity < 1e-6 and rows[2].conditional_accuracy > 0.5
 
 
 def test_shape_mismatch_is_named(fmnist_root: Path) -> None:

@@ -7,6 +7,10 @@ Two numbers per generator:
 
 - **conditional accuracy**: the fraction of samples generated for class k that the reference
   classifier assigns to class k (classes balanced);
+- **within-class diversity**: the classifier-feature variance (trace of the covariance) of the
+  samples of each class, divided by that of the real test images of the class, averaged over
+  classes — 1.0 is as varied as the real data; near 0 means the generator ignores z within a class
+  (a collapse that conditional accuracy alone does not reveal);
 - **Fréchet distance** between Gaussian fits of the classifier's penultimate features of the
   samples and of the real *test* images (FID's formula in a feature space trained on the dataset).
 
@@ -40,6 +44,7 @@ class QualityRow:
     num_images: int
     conditional_accuracy: float
     frechet_distance: float
+    diversity: float = 1.0
 
 
 @torch.no_grad()
@@ -71,16 +76,33 @@ def sample_balanced(
     return torch.cat(out), labels
 
 
+def class_spreads(features: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """Trace of the feature covariance of each class ``(num_classes,)`` (NaN for absent classes)."""
+    spreads = torch.full((num_classes,), float("nan"), dtype=torch.float64)
+    for k in range(num_classes):
+        members = features[labels == k].double()
+        if len(members) > 1:
+            spreads[k] = members.var(dim=0).sum()
+    return spreads
+
+
 def score(
-    name: str, images: Tensor, labels: Tensor, classifier: nn.Module, reference: tuple[Tensor, Tensor]
+    name: str,
+    images: Tensor,
+    labels: Tensor,
+    classifier: nn.Module,
+    reference: tuple[Tensor, Tensor],
+    reference_spreads: Tensor,
 ) -> QualityRow:
     preds, feats = classify(classifier, images)
     mu, sigma = gaussian_statistics(feats)
+    spreads = class_spreads(feats, labels, len(reference_spreads))
     return QualityRow(
         name=name,
         num_images=len(labels),
         conditional_accuracy=float((preds == labels).float().mean()),
         frechet_distance=frechet_distance(mu, sigma, *reference),
+        diversity=float((spreads / reference_spreads).nanmean()),
     )
 
 
@@ -109,7 +131,8 @@ def evaluate(
     test_images = datamodule.normalize(datamodule.test_set.images)
     _, test_feats = classify(classifier, test_images)
     reference = gaussian_statistics(test_feats)
-    rows = [score("real test images", test_images, datamodule.test_set.labels, classifier, reference)]
+    spreads = class_spreads(test_feats, datamodule.test_set.labels, datamodule.num_classes)
+    rows = [score("real test images", test_images, datamodule.test_set.labels, classifier, reference, spreads)]
     rows[0].frechet_distance = 0.0  # identical sets, by definition
     n = min(num_samples, len(datamodule.train_set))
     pick = torch.randperm(len(datamodule.train_set), generator=torch.Generator().manual_seed(seed))[:n]
@@ -120,21 +143,22 @@ def evaluate(
             datamodule.train_set.labels[pick],
             classifier,
             reference,
+            spreads,
         )
     )
     for psi in truncation_psis:
         images, labels = sample_balanced(generator, num_samples, psi, seed=seed)
-        rows.append(score(f"{generator_name} (ψ={psi:g})", images, labels, classifier, reference))
+        rows.append(score(f"{generator_name} (ψ={psi:g})", images, labels, classifier, reference, spreads))
     return rows
 
 
 def format_table(rows: list[QualityRow]) -> str:
     lines = [
-        "| images | n | conditional accuracy | Fréchet distance to test |",
-        "|---|---:|---:|---:|",
+        "| images | n | conditional accuracy | within-class diversity | Fréchet distance to test |",
+        "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r.name} | {r.num_images} | {100 * r.conditional_accuracy:.2f}% | {r.frechet_distance:.3f} |")
+        lines.append(f"| {r.name} | {r.num_images} | {100 * r.conditional_accuracy:.2f}% | {r.diversity:.3f} | {r.frechet_distance:.3f} |")
     return "\n".join(lines)
 
 
