@@ -45,11 +45,17 @@ def trained_classifier(dm: FashionMNISTDataModule) -> ConvClassifier:
     return net.eval()
 
 
-def test_real_and_perfect_generator_rows(fmnist_root: Path) -> None:
+@pytest.fixture
+def data_and_classifier(fmnist_root: Path) -> tuple[FashionMNISTDataModule, ConvClassifier]:
+    """The tiny Fashion-MNIST, set up for fit and test, and a classifier trained on it."""
     dm = FashionMNISTDataModule(data_dir=str(fmnist_root))
     dm.setup("fit")
     dm.setup("test")
-    classifier = trained_classifier(dm)
+    return dm, trained_classifier(dm)
+
+
+def test_real_and_perfect_generator_rows(data_and_classifier) -> None:
+    dm, classifier = data_and_classifier
     perfect = ReplayGenerator(dm.normalize(dm.test_set.images), dm.test_set.labels)
     rows = generator_quality.evaluate(perfect, classifier, dm, num_samples=100, generator_name="replay")
     names = [r.name for r in rows]
@@ -65,10 +71,8 @@ def test_real_and_perfect_generator_rows(fmnist_root: Path) -> None:
     assert table.count("\n") == 4 and "| replay (ψ=1) | 100 |" in table
 
 
-def test_untrained_generator_scores_worse_than_real(fmnist_root: Path) -> None:
-    dm = FashionMNISTDataModule(data_dir=str(fmnist_root))
-    dm.setup("fit")
-    classifier = trained_classifier(dm)
+def test_untrained_generator_scores_worse_than_real(data_and_classifier) -> None:
+    dm, classifier = data_and_classifier
     torch.manual_seed(0)
     rows = generator_quality.evaluate(StyleGANGenerator(**GEN).eval(), classifier, dm, (1.0, 0.5), num_samples=100)
     assert len(rows) == 4
@@ -77,11 +81,8 @@ def test_untrained_generator_scores_worse_than_real(fmnist_root: Path) -> None:
     assert rows[3].diversity < rows[2].diversity
 
 
-def test_collapsed_generator_has_no_diversity(fmnist_root: Path) -> None:
-    dm = FashionMNISTDataModule(data_dir=str(fmnist_root))
-    dm.setup("fit")
-    dm.setup("test")
-    classifier = trained_classifier(dm)
+def test_collapsed_generator_has_no_diversity(data_and_classifier) -> None:
+    dm, classifier = data_and_classifier
     replay = ReplayGenerator(dm.normalize(dm.test_set.images), dm.test_set.labels)
     replay.by_class = [images[:1] for images in replay.by_class]  # one image per class, whatever z is
     rows = generator_quality.evaluate(replay, classifier, dm, num_samples=100)

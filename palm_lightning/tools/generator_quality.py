@@ -67,12 +67,10 @@ def sample_balanced(
     labels = torch.arange(num_samples) % generator.num_classes
     z = torch.randn(num_samples, generator.latent_dim, generator=g)
     accepts_psi = "truncation_psi" in inspect.signature(generator.forward).parameters
-    out = []
-    for zc, cc in zip(z.split(batch_size), labels.split(batch_size)):
-        kwargs = {"truncation_psi": truncation_psi} if accepts_psi else {}
-        out.append(generator(zc, cc, **kwargs))
     if not accepts_psi and truncation_psi != 1.0:
         raise ValueError(f"{type(generator).__name__} does not take truncation_psi")
+    kwargs = {"truncation_psi": truncation_psi} if accepts_psi else {}
+    out = [generator(zc, cc, **kwargs) for zc, cc in zip(z.split(batch_size), labels.split(batch_size))]
     return torch.cat(out), labels
 
 
