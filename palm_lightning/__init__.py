@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from palm_lightning.checkpoints import load_network, packaged
+from palm_lightning.envs import register_envs
 
 __version__ = "0.1.0"
 

@@ -108,8 +108,12 @@ def read_description(path: str | Path) -> dict[str, Any]:
     raise CheckpointError(f"{path} is not a palm_lightning network file (no '{FORMAT}' format tag)")
 
 
-def build_network(description: dict[str, Any], source: str = "<description>") -> nn.Module:
-    """Instantiate the described network and load its weights, with errors naming ``source``."""
+def build_network(description: dict[str, Any], source: str = "<description>", load_weights: bool = True) -> nn.Module:
+    """Instantiate the described network and load its weights, with errors naming ``source``.
+
+    With ``load_weights=False`` the network keeps its fresh initialisation (drawn from the current
+    RNG state, e.g. after ``seed_everything``): the same architecture, none of the stored weights.
+    """
     class_path = description.get("class_path", "")
     if not class_path.startswith(ALLOWED_PREFIX):
         raise CheckpointError(f"{source}: refusing to import network class {class_path!r} (outside palm_lightning)")
@@ -122,6 +126,8 @@ def build_network(description: dict[str, Any], source: str = "<description>") ->
         network = cls(**description.get("config", {}))
     except TypeError as err:
         raise CheckpointError(f"{source}: config does not fit {class_path}: {err}") from err
+    if not load_weights:
+        return network
     state = description.get("state_dict", {})
     own = network.state_dict()
     missing = sorted(set(own) - set(state))

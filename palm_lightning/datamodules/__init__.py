@@ -1,15 +1,22 @@
-"""LightningDataModules: static image datasets (and, later, experience streams)."""
+"""LightningDataModules: static image datasets and experience streams fed by an agent."""
 
 from palm_lightning.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
 from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
+from palm_lightning.datamodules.experience import ExperienceDataModule, ExperienceStream
 from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataModule
+from palm_lightning.datamodules.latent_manifold import LatentManifoldDataModule
+from palm_lightning.datamodules.replay import ReplayBuffer
 from palm_lightning.datamodules.svhn import SVHNDataModule
 
 __all__ = [
     "CIFAR100DataModule",
     "CIFAR10DataModule",
     "DatasetNotFoundError",
+    "ExperienceDataModule",
+    "ExperienceStream",
     "FashionMNISTDataModule",
     "ImageDataModule",
+    "LatentManifoldDataModule",
+    "ReplayBuffer",
     "SVHNDataModule",
 ]

@@ -1,0 +1,198 @@
+"""PALM benchmarks: environment throughput, APT reward cost, update time and memory.
+
+    python benchmarks/palm.py                      # all sections, 2 threads, CPU
+    python benchmarks/palm.py --device cuda --envs 1 16 256 1024 4096
+    python benchmarks/palm.py --sections env       # only the environment table
+
+Sections (each prints a table; ratios are measured side by side in the same run):
+
+- ``env``: frames/s of ``LatentManifold.step`` for N environments, against a bare generator
+  forward ``G(z, c)`` at the same batch (target: env/bare time ≤ 1.15, the environment adds little
+  to the decoder).
+- ``apt``: APT's particle reward (cdist + top-k + normalisation) at batch 256 and 1024, and its
+  share of one PALM update (an update computes ``nstep`` rewards).
+- ``update``: time of one PALM update (``training_step``) and of the collection around it, with
+  the default config's sizes, through a real ``Trainer`` on the streaming DataModule.
+- ``memory``: resident memory (RSS) while the default run's stream fills a replay buffer and
+  wraps around it (capacity reduced with ``--memory-capacity`` so it wraps in a short run): it
+  must be flat once the buffer is full.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from palm_lightning import load_shipped_generator
+from palm_lightning.envs.latent_manifold import LatentManifold, to_uint8
+from palm_lightning.losses.apt import RunningMean, particle_reward
+
+
+def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
+    """Median seconds of ``fn`` over ``repeats`` calls (after one warm-up)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_env(envs: list[int], device: torch.device, budget: float) -> None:
+    generator = load_shipped_generator().to(device)
+    print("\n## Environment step vs bare generator forward")
+    print("| envs | env frames/s | bare G(z, c) frames/s | env / bare time |")
+    print("|---:|---:|---:|---:|")
+    for n in envs:
+        env = LatentManifold(generator, num_envs=n, device=device, episode_length=10**9)
+        env.reset()
+        action = torch.rand(n, env.action_dim, device=device) * 2 - 1
+        z = torch.randn(n, env.latent_dim, device=device)
+        c = torch.randint(0, env.num_classes, (n,), device=device)
+
+        def bare() -> None:
+            with torch.no_grad():
+                generator(z, c)
+
+        probe = timed(bare, 1, device)
+        repeats = max(3, min(50, int(budget / max(probe, 1e-6))))
+        # Interleave to share any drift in machine load between the two.
+        env_times, bare_times = [], []
+        for _ in range(3):
+            env_times.append(timed(lambda: env.step(action), repeats, device))
+            bare_times.append(timed(bare, repeats, device))
+        t_env, t_bare = min(env_times), min(bare_times)
+        print(f"| {n} | {n / t_env:,.0f} | {n / t_bare:,.0f} | {t_env / t_bare:.3f} |", flush=True)
+
+
+def bench_apt(device: torch.device, update_seconds: float | None, nstep: int, dim: int) -> None:
+    print("\n## APT particle reward (k = 12, avg, running-mean normalisation)")
+    print("| batch | reward time (ms) | share of one update |")
+    print("|---:|---:|---:|")
+    for batch in (256, 1024):
+        features = torch.randn(batch, dim, device=device)
+        normalizer = RunningMean().to(device)
+        t = timed(lambda: particle_reward(features, k=12, normalizer=normalizer), 30, device)
+        share = f"{nstep * t / update_seconds:.1%} ({nstep} rewards/update)" if update_seconds and batch == 256 else "—"
+        print(f"| {batch} | {t * 1e3:.2f} | {share} |", flush=True)
+
+
+def make_run(device: torch.device, capacity: int, steps: int, callbacks: list) -> tuple:
+    import lightning as L
+
+    from palm_lightning.datamodules import LatentManifoldDataModule
+    from palm_lightning.models import PALM
+
+    # The default config's sizes (configs/palm.yaml), without the probe and the image logging.
+    model = PALM(hidden_dim=256, stddev_schedule="linear(1.0,0.2,50000)", trajectory_every_n_updates=0)
+    data = LatentManifoldDataModule(num_envs=16, batch_size=256, buffer_capacity=capacity, nstep=3, seed_frames=4000)
+    trainer = L.Trainer(
+        max_steps=steps, accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks, limit_val_batches=0,
+    )
+    return trainer, model, data
+
+
+def bench_update(device: torch.device, steps: int) -> float:
+    import lightning as L
+
+    class Clock(L.Callback):
+        def __init__(self) -> None:
+            self.update: list[float] = []
+            self.between: list[float] = []
+            self._end: float | None = None
+
+        def on_train_batch_start(self, *args) -> None:
+            self._start = time.perf_counter()
+            if self._end is not None:
+                self.between.append(self._start - self._end)
+
+        def on_train_batch_end(self, *args) -> None:
+            self._end = time.perf_counter()
+            self.update.append(self._end - self._start)
+
+    clock = Clock()
+    trainer, model, data = make_run(device, 100_000, steps, [clock])
+    trainer.fit(model, data)
+    skip = min(10, steps // 4)
+    update = statistics.median(clock.update[skip:])
+    collect = statistics.median(clock.between[skip:])
+    print("\n## One PALM update (default config sizes: batch 256, n-step 3, 16 environments)")
+    print("| part | median time (ms) | per second |")
+    print("|---|---:|---:|")
+    print(f"| update (training_step: SimSiam + APT + DDPG, one backward) | {update * 1e3:.1f} | {1 / update:.1f} updates |")
+    print(f"| collection + sampling between updates (16 frames) | {collect * 1e3:.1f} | |")
+    print(f"| whole loop | {(update + collect) * 1e3:.1f} | {1 / (update + collect):.1f} updates |", flush=True)
+    return update
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def bench_memory(device: torch.device, capacity: int) -> None:
+    import lightning as L
+
+    class Memory(L.Callback):
+        def __init__(self) -> None:
+            self.samples: list[tuple[int, int, float]] = []
+
+        def on_train_batch_end(self, trainer, module, *args) -> None:
+            data = trainer.datamodule
+            if int(module.updates) % 25 == 0:
+                self.samples.append((int(module.updates), len(data.buffer), rss_mib()))
+
+    memory = Memory()
+    # Fill the buffer (after the 4000 seed frames), then wrap around it twice.
+    steps = int(3 * capacity / 16)
+    trainer, model, data = make_run(device, capacity, steps, [memory])
+    trainer.datamodule = data
+    trainer.fit(model, data)
+    print(f"\n## Resident memory while the replay buffer ({capacity:,} frames) fills and wraps")
+    print("| update | frames in buffer | RSS (MiB) |")
+    print("|---:|---:|---:|")
+    for i, (update, frames, rss) in enumerate(memory.samples):
+        if i % max(1, len(memory.samples) // 12) == 0 or i == len(memory.samples) - 1:
+            print(f"| {update} | {frames:,} | {rss:.0f} |")
+    full = [rss for _, frames, rss in memory.samples if frames >= data.buffer.capacity]
+    if len(full) >= 2:
+        print(f"\nafter the buffer is full: RSS {min(full):.0f}–{max(full):.0f} MiB (growth {max(full) - full[0]:+.0f} MiB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--envs", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
+    parser.add_argument("--sections", nargs="+", default=["env", "update", "apt", "memory"])
+    parser.add_argument("--update-steps", type=int, default=60)
+    parser.add_argument("--memory-capacity", type=int, default=20_000)
+    parser.add_argument("--budget", type=float, default=0.5, help="seconds per timing in the env table")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    update = None
+    if "env" in args.sections:
+        bench_env(args.envs, device, args.budget)
+    if "update" in args.sections:
+        update = bench_update(device, args.update_steps)
+    if "apt" in args.sections:
+        bench_apt(device, update, nstep=3, dim=256)
+    if "memory" in args.sections:
+        bench_memory(device, args.memory_capacity)
+    _ = to_uint8  # the environment's output conversion is part of the env timing
+
+
+if __name__ == "__main__":
+    main()

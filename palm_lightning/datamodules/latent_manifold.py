@@ -1,0 +1,147 @@
+"""PALM's data: experience streamed from the latent-manifold environments, plus real images for the
+online probe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+from palm_lightning.datamodules.experience import ExperienceDataModule, Policy
+from palm_lightning.datamodules.images import ImageDataModule
+from palm_lightning.envs.latent_manifold import LatentManifold, LatentSpace, resolve_generator
+
+
+class LatentManifoldDataModule(ExperienceDataModule):
+    """Experience from :class:`~palm_lightning.envs.latent_manifold.LatentManifold` environments.
+
+    Batches are dicts of n-step transitions with ``uint8`` observations and the full window
+    ``frames`` ``(B, n+1, C, H, W)`` (PALM pairs consecutive frames for its Siamese objective and
+    rewards every step of the window). Environment arguments are those of ``LatentManifold``;
+    stream arguments those of :class:`ExperienceDataModule`.
+
+    The optional ``probe_data`` (a labelled image DataModule, e.g. Fashion-MNIST) serves the
+    online probe: ``val_dataloader`` returns a labelled *bank* (from its training split) and
+    labelled *queries* (from its test split), both ``uint8`` — real images, never used for training.
+
+    Args:
+        generator: generator network file / checkpoint, or ``None`` for the shipped Fashion-MNIST
+            StyleGAN.
+        probe_data: labelled real images for the online probe (``None``: no probe).
+        probe_bank_size: bank images (class-balanced first ``n`` of a fixed shuffle).
+        probe_query_size: query images.
+        probe_batch_size: batch size of the probe loaders.
+    """
+
+    def __init__(
+        self,
+        generator: str | None = None,
+        num_envs: int = 16,
+        episode_length: int = 50,
+        ema: float = 0.9,
+        action_scale: float = 1.0,
+        variance_preserving: bool = True,
+        truncation_psi: float = 1.0,
+        latent_space: LatentSpace = "z",
+        class_weights: list[float] | None = None,
+        batch_size: int = 256,
+        buffer_capacity: int = 100_000,
+        nstep: int = 3,
+        discount: float = 0.99,
+        seed_frames: int = 4000,
+        steps_per_batch: int = 1,
+        save_buffer: bool = False,
+        seed: int = 0,
+        probe_data: ImageDataModule | None = None,
+        probe_bank_size: int = 10_000,
+        probe_query_size: int = 5_000,
+        probe_batch_size: int = 1000,
+    ) -> None:
+        super().__init__(
+            num_envs=num_envs,
+            batch_size=batch_size,
+            buffer_capacity=buffer_capacity,
+            nstep=nstep,
+            discount=discount,
+            seed_frames=seed_frames,
+            steps_per_batch=steps_per_batch,
+            with_frames=True,
+            save_buffer=save_buffer,
+            seed=seed,
+        )
+        self.env_kwargs: dict[str, Any] = dict(
+            episode_length=episode_length,
+            ema=ema,
+            action_scale=action_scale,
+            variance_preserving=variance_preserving,
+            truncation_psi=truncation_psi,
+            latent_space=latent_space,
+            class_weights=class_weights,
+        )
+        self.generator_path = generator
+        self._generator: torch.nn.Module | None = None
+        self.probe_data = probe_data
+        self.probe_bank_size = probe_bank_size
+        self.probe_query_size = probe_query_size
+        self.probe_batch_size = probe_batch_size
+        self._probe_sets: tuple[TensorDataset, TensorDataset] | None = None
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        if self._generator is None:
+            self._generator = resolve_generator(None if self.generator_path is None else Path(self.generator_path))
+        return self._generator
+
+    def make_env(self, num_envs: int, seed: int, device: torch.device) -> LatentManifold:
+        return LatentManifold(self.generator, num_envs=num_envs, device=device, seed=seed, **self.env_kwargs)
+
+    # --- the online probe's real images -------------------------------------------------------
+    def prepare_data(self) -> None:
+        if self.probe_data is not None:
+            self.probe_data.prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        if self.probe_data is not None and self._probe_sets is None:
+            self.probe_data.setup(None)  # both splits: bank from train, queries from test
+            if tuple(self.probe_data.image_shape) != tuple(self.env.obs_shape):
+                raise ValueError(
+                    f"probe images are {tuple(self.probe_data.image_shape)} but the generator makes "
+                    f"{tuple(self.env.obs_shape)}: set the probe DataModule's resolution to match"
+                )
+            train, test = self.probe_data.train_set, self.probe_data.test_set
+            if train is None or test is None:
+                raise ValueError(f"{type(self.probe_data).__name__} has no train/test split after setup")
+            self._probe_sets = (
+                self._subset(train.images, train.labels, self.probe_bank_size),
+                self._subset(test.images, test.labels, self.probe_query_size),
+            )
+
+    def _subset(self, images: Tensor, labels: Tensor, size: int) -> TensorDataset:
+        order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(self.seed))[:size]
+        return TensorDataset(images[order], labels[order])
+
+    def val_dataloader(self) -> list[DataLoader]:
+        if self._probe_sets is None:
+            return []
+        return [DataLoader(s, batch_size=self.probe_batch_size, shuffle=False) for s in self._probe_sets]
+
+    # --- pictures for TensorBoard -------------------------------------------------------------
+    @torch.no_grad()
+    def rollout(self, policy: Policy | None, num_envs: int = 8, steps: int = 16, seed: int = 12345) -> Tensor:
+        """Frames ``uint8 (num_envs, steps + 1, C, H, W)`` of fresh episodes under ``policy``
+        (uniform random actions when ``None``), from a separate set of environments."""
+        env = self.make_env(num_envs, seed, self.device)
+        obs, _ = env.reset()
+        frames = [obs]
+        for _ in range(steps):
+            if policy is None:
+                action = torch.rand(num_envs, env.action_dim, device=self.device) * 2 - 1
+            else:
+                action = policy(obs, self.env_steps)
+            obs, *_ = env.step(action)
+            frames.append(obs)
+        return torch.stack(frames, 1)

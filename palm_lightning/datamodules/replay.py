@@ -1,0 +1,187 @@
+"""A replay buffer of device tensors for N parallel environments, with n-step sampling.
+
+Layout: one ring per environment, ``(capacity_per_env, num_envs, …)``. Each row is a *time step*
+in DrQ-v2's sense: the observation reached, the action that led to it, the reward received on
+arrival, the discount (0 after termination, 1 otherwise — truncation bootstraps) and a ``first``
+flag. A reset writes a row with ``first=True`` (no action). Storing the final observation of an
+episode as its own row, and the next episode's first observation as the next row, keeps every
+transition exact without storing ``next_obs`` twice.
+
+A transition sampled at row ``j`` of environment ``e`` (rows ``j+1 … j+n`` in the same episode)::
+
+    obs      = obs[j]            action = action[j+1]
+    reward   = Σ_k γ^k · Π_{m<k} d[j+1+m] · r[j+1+k]      (k = 0 … n−1)
+    discount = γ^n · Π_k d[j+1+k]
+    next_obs = obs[j+n]          frames = obs[j … j+n]   (the whole n-step window)
+
+Like DrQ-v2, the last n−1 steps of an episode are never the *start* of a transition (they appear
+inside windows). Observations are stored as ``uint8``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class ReplayBuffer:
+    """Bounded FIFO replay of ``capacity`` time steps in total, split evenly over ``num_envs``.
+
+    Args:
+        capacity: total time steps kept (oldest overwritten first).
+        num_envs: parallel environments writing one row each per step (or a subset, by index).
+        obs_shape: shape of one observation.
+        action_dim: size of one action.
+        device: where every tensor lives (the training device: sampling never leaves it).
+        obs_dtype: ``torch.uint8`` for images, ``torch.float32`` for state vectors.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        action_dim: int,
+        device: torch.device | str = "cpu",
+        obs_dtype: torch.dtype = torch.uint8,
+    ) -> None:
+        if capacity < 2 * num_envs:
+            raise ValueError(f"capacity {capacity} is too small for {num_envs} environments (need ≥ 2 rows each)")
+        self.num_envs = num_envs
+        self.size = capacity // num_envs  # rows per environment
+        self.device = torch.device(device)
+        rows = (self.size, num_envs)
+        self.obs = torch.zeros(*rows, *obs_shape, dtype=obs_dtype, device=self.device)
+        self.action = torch.zeros(*rows, action_dim, device=self.device)
+        self.reward = torch.zeros(*rows, device=self.device)
+        self.discount = torch.ones(*rows, device=self.device)
+        self.first = torch.ones(*rows, dtype=torch.bool, device=self.device)
+        self.ptr = torch.zeros(num_envs, dtype=torch.long, device=self.device)  # next row to write
+        self.count = torch.zeros(num_envs, dtype=torch.long, device=self.device)  # rows written (≤ size)
+
+    @property
+    def capacity(self) -> int:
+        return self.size * self.num_envs
+
+    def __len__(self) -> int:
+        return int(self.count.sum())
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.obs, self.action, self.reward, self.discount, self.first))
+
+    # --- writing ----------------------------------------------------------------------------
+    def add(
+        self,
+        obs: Tensor,
+        action: Tensor | None = None,
+        reward: Tensor | None = None,
+        terminated: Tensor | None = None,
+        first: bool = False,
+        env_ids: Tensor | None = None,
+    ) -> None:
+        """Append one row for each environment in ``env_ids`` (all by default).
+
+        ``first=True`` marks reset observations (``action``/``reward`` are then ignored).
+        """
+        env = torch.arange(self.num_envs, device=self.device) if env_ids is None else env_ids.to(self.device)
+        n = env.numel()
+        if n == 0:
+            return
+        rows = self.ptr[env]
+        self.obs[rows, env] = obs.to(self.device, self.obs.dtype)
+        if first:
+            self.action[rows, env] = 0.0
+            self.reward[rows, env] = 0.0
+            self.discount[rows, env] = 1.0
+        else:
+            if action is None or reward is None:
+                raise ValueError("a non-first row needs the action and the reward")
+            self.action[rows, env] = action.to(self.device, torch.float32)
+            self.reward[rows, env] = reward.to(self.device, torch.float32)
+            done = torch.zeros(n, dtype=torch.bool, device=self.device) if terminated is None else terminated.to(self.device)
+            self.discount[rows, env] = (~done).float()
+        self.first[rows, env] = first
+        self.ptr[env] = (rows + 1) % self.size
+        self.count[env] = (self.count[env] + 1).clamp(max=self.size)
+
+    # --- sampling ---------------------------------------------------------------------------
+    def can_sample(self, nstep: int = 1) -> bool:
+        return bool((self.count > nstep).any())
+
+    def sample(
+        self,
+        batch_size: int,
+        nstep: int = 1,
+        gamma: float = 0.99,
+        frames: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """A batch of ``batch_size`` n-step transitions, uniformly over valid start rows.
+
+        Returns ``obs``, ``action``, ``reward``, ``discount``, ``next_obs`` and
+        ``step_discounts`` ``(B, n)`` (the factor in front of the k-th reward, for rewards the
+        learner computes itself, e.g. intrinsic ones); with ``frames=True`` also ``frames``
+        ``(B, n+1, …)``, every observation of the window.
+        """
+        if nstep < 1:
+            raise ValueError(f"nstep must be ≥ 1, got {nstep}")
+        eligible = self.count > nstep
+        if not eligible.any():
+            raise RuntimeError(f"the replay buffer holds no {nstep}-step window yet; collect more steps first")
+        env_pool = eligible.nonzero().squeeze(1)
+        chosen_env: list[Tensor] = []
+        chosen_row: list[Tensor] = []
+        have = 0
+        offsets = torch.arange(1, nstep + 1, device=self.device)
+        for _ in range(100):
+            want = 2 * (batch_size - have) + 8
+            env = env_pool[torch.randint(env_pool.numel(), (want,), device=self.device, generator=generator)]
+            span = self.count[env] - nstep  # start positions counted from the oldest row
+            age = (torch.rand(want, device=self.device, generator=generator) * span).long()
+            start = (self.ptr[env] - self.count[env] + age) % self.size
+            window = (start[:, None] + offsets[None]) % self.size
+            valid = ~self.first[window, env[:, None]].any(1)
+            chosen_env.append(env[valid])
+            chosen_row.append(start[valid])
+            have += int(valid.sum())
+            if have >= batch_size:
+                break
+        else:
+            raise RuntimeError("could not find enough valid n-step windows (episodes shorter than nstep?)")
+        env = torch.cat(chosen_env)[:batch_size]
+        start = torch.cat(chosen_row)[:batch_size]
+        window = (start[:, None] + torch.arange(nstep + 1, device=self.device)[None]) % self.size  # (B, n+1)
+        envs = env[:, None].expand_as(window)
+        rewards = self.reward[window[:, 1:], envs[:, 1:]]  # (B, n)
+        discounts = self.discount[window[:, 1:], envs[:, 1:]]
+        powers = gamma ** torch.arange(nstep, device=self.device, dtype=torch.float32)
+        alive = torch.cumprod(torch.cat([torch.ones_like(discounts[:, :1]), discounts[:, :-1]], 1), 1)
+        step_discounts = powers[None] * alive
+        batch = {
+            "obs": self.obs[start, env],
+            "action": self.action[window[:, 1], env],
+            "reward": (step_discounts * rewards).sum(1),
+            "discount": (gamma**nstep) * discounts.prod(1),
+            "next_obs": self.obs[window[:, -1], env],
+            "step_discounts": step_discounts,
+        }
+        if frames:
+            batch["frames"] = self.obs[window, envs]
+        return batch
+
+    # --- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        fields = ("obs", "action", "reward", "discount", "first", "ptr", "count")
+        return {k: getattr(self, k).cpu() for k in fields}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            own = getattr(self, key)
+            if own.shape != value.shape:
+                raise ValueError(
+                    f"saved replay buffer field {key!r} has shape {tuple(value.shape)}, this buffer "
+                    f"{tuple(own.shape)}: capacity, num_envs or the observation shape changed"
+                )
+            own.copy_(value.to(self.device))

@@ -1,0 +1,250 @@
+"""PALM's environment: a conditional generator's latent manifold, N environments as one batch.
+
+State: a latent ``z`` per environment and a class label ``c`` drawn at reset and kept for the
+whole episode. One step (all N environments at once, on the generator's device)::
+
+    ε_t ~ N(0, I)                               (in w-space: ε_t = mapping(noise, c))
+    m_t = ε_t + action_scale · a_t              (mix: the action displaces the random latent)
+    z_t − μ = λ (z_{t−1} − μ) + κ (m_t − μ)     (EMA with the previous latent)
+    o_t = G(z_t, c)                             (one generator forward for all N)
+
+with ``λ = ema`` and ``κ = sqrt(1 − λ²)`` (``variance_preserving``, default: with zero actions the
+latent keeps the N(0, I) prior it was trained on) or ``κ = 1 − λ`` (the plain EMA of the paper's
+wording, which shrinks the latent towards μ). μ is 0 in z-space and the class's mean w in w-space.
+
+The paper publishes none of the mixing rule, EMA coefficient, action scale, episode length,
+truncation or latent space: every default below is our choice, made so that consecutive frames
+are the same object slightly changed (the Siamese pairs) while an episode still travels far.
+Episodes end by truncation only; the environment's own reward is 0. The class label is returned
+in ``info`` for analysis and is never meant for the agent or the loss.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from palm_lightning.nn.protocols import GeneratorProtocolError, check_generator
+
+LatentSpace = Literal["z", "w"]
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """Images in ``[-1, 1]`` → ``uint8`` in ``[0, 255]`` (what the replay buffer stores)."""
+    return ((images.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def from_uint8(images: Tensor) -> Tensor:
+    """``uint8`` observations → float images in ``[-1, 1]`` (what encoders take)."""
+    return images.float().mul_(1.0 / 127.5).sub_(1.0)
+
+
+def resolve_generator(generator: nn.Module | str | Path | None) -> nn.Module:
+    """A generator object, a network file / checkpoint path, or ``None`` for the shipped one."""
+    if generator is None:
+        from palm_lightning import load_shipped_generator
+
+        return load_shipped_generator()
+    if isinstance(generator, (str, Path)):
+        from palm_lightning.checkpoints import load_network
+
+        return load_network(generator, kind="generator")
+    return generator
+
+
+class LatentManifold:
+    """N latent-manifold environments held as one batch (PALM's torch interface).
+
+    Args:
+        generator: a conditional generator (see :mod:`palm_lightning.nn.protocols`), a path to a
+            generator network file / checkpoint, or ``None`` for the shipped Fashion-MNIST StyleGAN.
+        num_envs: environments in the batch (N).
+        episode_length: steps per episode; the episode is then truncated (our choice: 50).
+        ema: λ, the weight of the previous latent (our choice: 0.9, consecutive latents have
+            correlation 0.9, so frames change gradually).
+        action_scale: how far an action in ``[-1, 1]`` displaces the random latent (our choice: 1.0,
+            comparable to the noise's unit std).
+        variance_preserving: κ = sqrt(1 − λ²) (default) or the plain EMA's κ = 1 − λ.
+        truncation_psi: StyleGAN's truncation ψ (1.0 = none; the generator must accept a
+            ``truncation_psi`` keyword when ψ ≠ 1).
+        latent_space: ``"z"`` (any generator) or ``"w"`` (generators with ``mapping`` and
+            ``synthesis``, e.g. StyleGAN); the action has the state's dimension.
+        class_weights: sampling weights of the class drawn at each reset (uniform by default).
+        device: where latents live and the generator runs.
+        seed: seed of the environments' own random generator (reset latents, classes, noise).
+        check: validate the generator against the protocol (one probe forward).
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module | str | Path | None = None,
+        num_envs: int = 16,
+        episode_length: int = 50,
+        ema: float = 0.9,
+        action_scale: float = 1.0,
+        variance_preserving: bool = True,
+        truncation_psi: float = 1.0,
+        latent_space: LatentSpace = "z",
+        class_weights: list[float] | None = None,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        check: bool = True,
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be ≥ 1, got {num_envs}")
+        if episode_length < 1:
+            raise ValueError(f"episode_length must be ≥ 1, got {episode_length}")
+        if not 0.0 <= ema < 1.0:
+            raise ValueError(f"ema (λ) must be in [0, 1), got {ema}")
+        if latent_space not in ("z", "w"):
+            raise ValueError(f"latent_space must be 'z' or 'w', got {latent_space!r}")
+        self.device = torch.device(device)
+        self.generator = resolve_generator(generator).to(self.device).eval().requires_grad_(False)
+        if check:
+            check_generator(self.generator, device=self.device)
+        name = type(self.generator).__name__
+        if latent_space == "w" and not all(hasattr(self.generator, a) for a in ("mapping", "synthesis", "broadcast")):
+            raise GeneratorProtocolError(
+                f"latent_space='w' needs a StyleGAN-like generator with mapping, synthesis and broadcast; "
+                f"{name} has not. Use latent_space='z'."
+            )
+        if truncation_psi != 1.0 and latent_space == "z":
+            try:
+                z = torch.randn(1, self.generator.latent_dim, device=self.device)
+                self.generator(z, torch.zeros(1, dtype=torch.long, device=self.device), truncation_psi=truncation_psi)
+            except TypeError as err:
+                raise GeneratorProtocolError(
+                    f"truncation_psi={truncation_psi} needs {name}.forward to accept truncation_psi; use 1.0"
+                ) from err
+        self.num_envs = num_envs
+        self.episode_length = episode_length
+        self.ema = ema
+        self.action_scale = action_scale
+        self.variance_preserving = variance_preserving
+        self.kappa = math.sqrt(1.0 - ema**2) if variance_preserving else 1.0 - ema
+        self.truncation_psi = truncation_psi
+        self.latent_space = latent_space
+        self.num_classes: int = int(self.generator.num_classes)
+        self.noise_dim: int = int(self.generator.latent_dim)
+        self.latent_dim: int = int(self.generator.w_dim) if latent_space == "w" else self.noise_dim
+        self.action_dim = self.latent_dim
+        self.obs_shape: tuple[int, int, int] = tuple(int(s) for s in self.generator.image_shape)
+        if class_weights is None:
+            weights = torch.ones(self.num_classes)
+        else:
+            weights = torch.as_tensor(class_weights, dtype=torch.float)
+            if weights.shape != (self.num_classes,) or (weights < 0).any() or weights.sum() <= 0:
+                raise ValueError(
+                    f"class_weights must be {self.num_classes} non-negative numbers with a positive sum "
+                    f"(one per generator class), got {class_weights}"
+                )
+        self.class_weights = (weights / weights.sum()).to(self.device)
+        self.rng = torch.Generator(device=self.device)
+        self.rng.manual_seed(seed)
+        self.latent = torch.zeros(num_envs, self.latent_dim, device=self.device)
+        self.labels = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self.elapsed = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+
+    # --- the transition's parts (override to change the dynamics) ------------------------------
+    def random_latent(self, labels: Tensor) -> Tensor:
+        """ε: a fresh latent per environment (standard normal z, or a mapped w in w-space)."""
+        noise = torch.randn(labels.shape[0], self.noise_dim, device=self.device, generator=self.rng)
+        if self.latent_space == "z":
+            return noise
+        return self.generator.mapping(noise, labels, truncation_psi=self.truncation_psi)
+
+    def center(self, labels: Tensor) -> Tensor:
+        """μ, the point the EMA contracts towards: 0 in z-space, the class's mean w in w-space."""
+        if self.latent_space == "z":
+            return torch.zeros(labels.shape[0], self.latent_dim, device=self.device)
+        w_avg = self.generator.mapping.w_avg
+        return w_avg[labels.clamp(max=w_avg.shape[0] - 1)]
+
+    def mix(self, noise: Tensor, action: Tensor) -> Tensor:
+        """m_t: how the action and the random latent combine (additive displacement)."""
+        return noise + self.action_scale * action
+
+    def transition(self, latent: Tensor, labels: Tensor, action: Tensor) -> Tensor:
+        """z_t from z_{t−1}, the episode's labels and the action."""
+        mu = self.center(labels)
+        mixed = self.mix(self.random_latent(labels), action)
+        return mu + self.ema * (latent - mu) + self.kappa * (mixed - mu)
+
+    def decode(self, latent: Tensor, labels: Tensor) -> Tensor:
+        """o = G(z, c) as ``uint8`` images, one generator forward for the whole batch."""
+        if self.latent_space == "w":
+            images = self.generator.synthesis(self.generator.broadcast(latent), noise_mode="const").clamp(-1, 1)
+        elif self.truncation_psi != 1.0:
+            images = self.generator(latent, labels, truncation_psi=self.truncation_psi)
+        else:
+            images = self.generator(latent, labels)
+        return to_uint8(images)
+
+    # --- the environment API ------------------------------------------------------------------
+    @torch.no_grad()
+    def reset(self, mask: Tensor | None = None, seed: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Start new episodes (all, or where ``mask`` is true): draw c and z₀, return all
+        observations ``uint8 (N, C, H, W)`` and ``info`` (``class``, ``elapsed``)."""
+        if seed is not None:
+            self.rng.manual_seed(seed)
+        idx = torch.arange(self.num_envs, device=self.device) if mask is None else mask.nonzero().squeeze(1)
+        if idx.numel():
+            labels = torch.multinomial(self.class_weights, idx.numel(), replacement=True, generator=self.rng)
+            self.labels[idx] = labels
+            self.latent[idx] = self.random_latent(labels)
+            self.elapsed[idx] = 0
+        return self.decode(self.latent, self.labels), self.info()
+
+    @torch.no_grad()
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        """Advance every environment by one step; returns ``(obs, reward, terminated, truncated,
+        info)``. Truncated episodes are *not* reset here: call :meth:`reset` with the mask."""
+        action = self.check_action(action)
+        self.latent = self.transition(self.latent, self.labels, action)
+        self.elapsed += 1
+        obs = self.decode(self.latent, self.labels)
+        reward = torch.zeros(self.num_envs, device=self.device)
+        terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        truncated = self.elapsed >= self.episode_length
+        return obs, reward, terminated, truncated, self.info()
+
+    def info(self) -> dict[str, Tensor]:
+        return {"class": self.labels.clone(), "elapsed": self.elapsed.clone()}
+
+    def check_action(self, action: Tensor) -> Tensor:
+        """Refuse actions of the wrong shape or with NaN/inf, with the expected shape named."""
+        action = torch.as_tensor(action, device=self.device, dtype=torch.float32)
+        expected = (self.num_envs, self.action_dim)
+        if tuple(action.shape) != expected:
+            raise ValueError(
+                f"action must have shape {expected} (num_envs × the {self.latent_space}-latent size of "
+                f"{type(self.generator).__name__}), got {tuple(action.shape)}"
+            )
+        if not torch.isfinite(action).all():
+            bad = (~torch.isfinite(action)).any(1).nonzero().squeeze(1).tolist()
+            raise ValueError(f"action contains NaN or inf (environments {bad[:8]}); check the policy's output")
+        return action
+
+    # --- checkpointing ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "latent": self.latent.cpu(),
+            "labels": self.labels.cpu(),
+            "elapsed": self.elapsed.cpu(),
+            "rng": self.rng.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if tuple(state["latent"].shape) != tuple(self.latent.shape):
+            raise ValueError(
+                f"saved environment state has latents {tuple(state['latent'].shape)}, these environments "
+                f"{tuple(self.latent.shape)}: num_envs or the generator changed since the checkpoint"
+            )
+        self.latent = state["latent"].to(self.device)
+        self.labels = state["labels"].to(self.device)
+        self.elapsed = state["elapsed"].to(self.device)
+        self.rng.set_state(state["rng"])

@@ -1,0 +1,73 @@
+"""Image encoders: the representation PALM learns and the probes evaluate.
+
+The package-wide encoder contract (what a network file of kind ``"encoder"`` holds): an
+``nn.Module`` with ``image_shape`` ``(C, H, W)``, ``out_dim`` (feature size) and a ``config`` dict
+of its constructor arguments, whose ``forward`` maps images in ``[-1, 1]`` (the ``symmetric``
+normalisation of the image DataModules, and the generator's output range) to ``(N, out_dim)``
+features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class DrQEncoder(nn.Module):
+    """DrQ-v2's pixel encoder plus a linear head to a compact representation.
+
+    Four 3×3 convolutions of ``channels`` filters (the first with stride 2), ReLU between, as in
+    DrQ-v2/URLB; inputs in ``[-1, 1]`` are halved to DrQ's ``[-0.5, 0.5]``. The flattened conv map
+    is large (2592 values for 32×32 inputs) and, random or trained, is mostly spatial detail; the
+    ``Linear → LayerNorm`` head to ``repr_dim`` (our choice, 256 by default; ``repr_dim=None``
+    keeps the flat conv features) gives the Siamese objective, the APT particles and the probes one
+    compact representation. Batch norm is avoided on purpose: the acting policy encodes single
+    frames and batch statistics would make actions depend on the other environments.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 32, 32),
+        channels: int = 32,
+        num_layers: int = 4,
+        repr_dim: int | None = 256,
+    ) -> None:
+        super().__init__()
+        image_shape = tuple(int(s) for s in image_shape)
+        if len(image_shape) != 3:
+            raise ValueError(f"image_shape must be (C, H, W), got {image_shape}")
+        self.config = {"image_shape": image_shape, "channels": channels, "num_layers": num_layers, "repr_dim": repr_dim}
+        self.image_shape = image_shape
+        layers: list[nn.Module] = [nn.Conv2d(image_shape[0], channels, 3, stride=2), nn.ReLU()]
+        for _ in range(num_layers - 1):
+            layers += [nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU()]
+        self.convnet = nn.Sequential(*layers)
+        with torch.no_grad():
+            conv_dim = self.convnet(torch.zeros(1, *image_shape)).flatten(1).shape[1]
+        self.conv_dim = conv_dim
+        self.head = nn.Identity() if repr_dim is None else nn.Sequential(nn.Linear(conv_dim, repr_dim), nn.LayerNorm(repr_dim))
+        self.out_dim = conv_dim if repr_dim is None else repr_dim
+
+    def forward(self, images: Tensor) -> Tensor:
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"{type(self).__name__} expects images of shape (N, {', '.join(map(str, self.image_shape))}), "
+                f"got {tuple(images.shape)}"
+            )
+        return self.head(self.convnet(images * 0.5).flatten(1))
+
+
+class PixelEncoder(nn.Module):
+    """Raw pixels as features (the probe baseline): flattens ``(N, C, H, W)`` to ``(N, C·H·W)``."""
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 32, 32)) -> None:
+        super().__init__()
+        image_shape = tuple(int(s) for s in image_shape)
+        self.config = {"image_shape": image_shape}
+        self.image_shape = image_shape
+        self.out_dim = image_shape[0] * image_shape[1] * image_shape[2]
+
+    def forward(self, images: Tensor) -> Tensor:
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(f"PixelEncoder expects images of shape (N, {self.image_shape}), got {tuple(images.shape)}")
+        return images.flatten(1)

@@ -1,0 +1,41 @@
+"""Small generators and configs shared by the PALM tests (fast on one CPU thread)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from palm_lightning.checkpoints import save_network
+from palm_lightning.nn.stylegan import StyleGANGenerator
+
+TINY_GENERATOR = dict(z_dim=8, w_dim=16, num_classes=3, img_resolution=16, img_channels=1, channel_base=64, channel_max=16)
+
+
+def tiny_generator(seed: int = 0) -> StyleGANGenerator:
+    torch.manual_seed(seed)
+    return StyleGANGenerator(**TINY_GENERATOR).eval()
+
+
+def tiny_generator_file(directory: Path) -> Path:
+    return save_network(tiny_generator(), directory / "tiny_generator.pt", kind="generator")
+
+
+def tiny_palm_kwargs(**overrides) -> dict:
+    """PALM init args sized for the tiny generator (1×16×16 images, 8-d latents)."""
+    kwargs = dict(
+        image_shape=(1, 16, 16), action_dim=8, encoder_channels=8, repr_dim=16, projector_hidden=32,
+        projector_dim=16, predictor_hidden=8, feature_dim=8, hidden_dim=32, knn_k=4,
+        trajectory_every_n_updates=0,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+def tiny_data_kwargs(generator: Path, **overrides) -> dict:
+    kwargs = dict(
+        generator=str(generator), num_envs=4, episode_length=6, batch_size=16, buffer_capacity=400,
+        nstep=2, seed_frames=32,
+    )
+    kwargs.update(overrides)
+    return kwargs

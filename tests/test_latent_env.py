@@ -1,0 +1,156 @@
+"""The latent-manifold environment: dynamics, episodes, gymnasium API, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import palm_lightning  # noqa: F401  (registers the environments)
+from palm_lightning.envs import LATENT_MANIFOLD_ID, LatentManifold, from_uint8, to_uint8
+from palm_lightning.nn.protocols import GeneratorProtocolError
+from tests.palm_fixtures import tiny_generator, tiny_generator_file
+
+
+def test_reset_and_step_shapes_and_episode_structure():
+    env = LatentManifold(tiny_generator(), num_envs=5, episode_length=4, seed=1)
+    obs, info = env.reset()
+    assert obs.shape == (5, 1, 16, 16) and obs.dtype == torch.uint8
+    labels = info["class"].clone()
+    for t in range(1, 5):
+        obs, reward, terminated, truncated, info = env.step(torch.zeros(5, 8))
+        assert obs.shape == (5, 1, 16, 16)
+        assert torch.equal(reward, torch.zeros(5)) and not terminated.any()
+        assert torch.equal(info["class"], labels), "the class is kept for the whole episode"
+        assert truncated.all() == (t == 4)
+
+
+def test_transition_is_the_documented_ema():
+    env = LatentManifold(tiny_generator(), num_envs=3, ema=0.8, action_scale=0.5, seed=0)
+    env.reset()
+    before = env.latent.clone()
+    action = torch.rand(3, 8) * 2 - 1
+    rng_state = env.rng.get_state()
+    env.step(action)
+    noise = torch.randn(3, 8, generator=torch.Generator().set_state(rng_state))
+    expected = 0.8 * before + math.sqrt(1 - 0.8**2) * (noise + 0.5 * action)
+    torch.testing.assert_close(env.latent, expected)
+    plain = LatentManifold(tiny_generator(), num_envs=3, ema=0.8, variance_preserving=False)
+    assert plain.kappa == pytest.approx(0.2)
+
+
+def test_variance_preserving_latents_keep_the_prior_with_zero_actions():
+    env = LatentManifold(tiny_generator(), num_envs=512, ema=0.9, seed=0, episode_length=1000)
+    env.reset()
+    for _ in range(40):
+        env.step(torch.zeros(512, 8))
+    assert env.latent.std().item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_observation_is_the_generator_decoding_of_the_state():
+    generator = tiny_generator()
+    env = LatentManifold(generator, num_envs=2, seed=3)
+    env.reset()
+    obs, *_ = env.step(torch.rand(2, 8) * 2 - 1)
+    with torch.no_grad():
+        expected = to_uint8(generator(env.latent, env.labels))
+    assert torch.equal(obs, expected)
+    assert (from_uint8(obs) - generator(env.latent, env.labels)).abs().max() <= 1 / 127.5 + 1e-6
+
+
+def test_seeded_reset_is_reproducible_and_state_dict_round_trips():
+    a = LatentManifold(tiny_generator(), num_envs=3)
+    b = LatentManifold(tiny_generator(), num_envs=3)
+    assert torch.equal(a.reset(seed=7)[0], b.reset(seed=7)[0])
+    a.step(torch.zeros(3, 8))
+    b.load_state_dict(a.state_dict())
+    action = torch.rand(3, 8)
+    assert torch.equal(a.step(action)[0], b.step(action)[0])
+
+
+def test_class_weights_select_classes():
+    env = LatentManifold(tiny_generator(), num_envs=64, class_weights=[0.0, 1.0, 0.0])
+    _, info = env.reset()
+    assert (info["class"] == 1).all()
+    with pytest.raises(ValueError, match="one per generator class"):
+        LatentManifold(tiny_generator(), class_weights=[1.0, 1.0])
+
+
+def test_w_space_uses_the_mapping_and_w_sized_actions():
+    env = LatentManifold(tiny_generator(), num_envs=2, latent_space="w")
+    assert env.action_dim == 16
+    env.reset()
+    obs, *_ = env.step(torch.zeros(2, 16))
+    assert obs.shape == (2, 1, 16, 16)
+
+
+def test_bad_actions_are_refused_with_the_expected_shape():
+    env = LatentManifold(tiny_generator(), num_envs=2)
+    env.reset()
+    with pytest.raises(ValueError, match=r"shape \(2, 8\).*got \(2, 5\)"):
+        env.step(torch.zeros(2, 5))
+    action = torch.zeros(2, 8)
+    action[1, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN or inf \(environments \[1\]\)"):
+        env.step(action)
+
+
+def test_a_non_generator_is_refused():
+    class NotAGenerator(torch.nn.Module):
+        def forward(self, z, c):
+            return z
+
+    with pytest.raises(GeneratorProtocolError, match="missing latent_dim"):
+        LatentManifold(NotAGenerator())
+
+    class Flat(torch.nn.Module):
+        latent_dim, num_classes, image_shape = 4, 2, (1, 8, 8)
+
+        def forward(self, z, c):
+            return torch.zeros(z.shape[0], 3)
+
+    with pytest.raises(GeneratorProtocolError, match=r"shape \(2, 1, 8, 8\)"):
+        LatentManifold(Flat())
+
+    class Plain(Flat):
+        def forward(self, z, c):
+            return torch.zeros(z.shape[0], 1, 8, 8)
+
+    LatentManifold(Plain(), num_envs=1)  # follows the protocol
+    with pytest.raises(GeneratorProtocolError, match="latent_space='w'"):
+        LatentManifold(Plain(), latent_space="w")
+    with pytest.raises(GeneratorProtocolError, match="truncation_psi"):
+        LatentManifold(Plain(), truncation_psi=0.7)
+
+
+def test_gymnasium_single_env_passes_check_env(tmp_path):
+    env = gymnasium.make(LATENT_MANIFOLD_ID, generator=str(tiny_generator_file(tmp_path)), episode_length=5)
+    check_env(env.unwrapped)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (1, 16, 16) and obs.dtype == np.uint8 and "class" in info
+    for t in range(5):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert reward == 0.0 and not terminated
+    assert truncated
+
+
+def test_gymnasium_vector_env_autoresets_on_the_next_step(tmp_path):
+    envs = gymnasium.make_vec(LATENT_MANIFOLD_ID, num_envs=3, generator=str(tiny_generator_file(tmp_path)), episode_length=2)
+    obs, info = envs.reset(seed=0)
+    assert obs.shape == (3, 1, 16, 16)
+    _, _, _, truncated, _ = envs.step(envs.action_space.sample())
+    assert not truncated.any()
+    _, _, _, truncated, info = envs.step(envs.action_space.sample())
+    assert truncated.all()
+    _, reward, _, truncated, info = envs.step(envs.action_space.sample())
+    assert not truncated.any() and (info["elapsed"] == 0).all() and (reward == 0).all()
+
+
+def test_shipped_generator_is_the_default():
+    env = gymnasium.make(LATENT_MANIFOLD_ID)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (1, 32, 32) and env.action_space.shape == (64,)

@@ -1,0 +1,171 @@
+"""The PALM LightningModule on the streaming DataModule: training, resume, ablation, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from palm_lightning.checkpoints import load_network
+from palm_lightning.datamodules import FashionMNISTDataModule, LatentManifoldDataModule
+from palm_lightning.models import PALM
+from tests.palm_fixtures import tiny_data_kwargs, tiny_generator_file, tiny_palm_kwargs
+
+
+def trainer(tmp_path: Path, steps: int, **kwargs) -> L.Trainer:
+    kwargs.setdefault("logger", False)
+    kwargs.setdefault("enable_checkpointing", False)
+    return L.Trainer(
+        max_steps=steps, accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path, **kwargs,
+    )
+
+
+@pytest.fixture
+def generator_file(tmp_path: Path) -> Path:
+    return tiny_generator_file(tmp_path)
+
+
+def test_fit_counts_updates_and_env_steps(tmp_path, generator_file):
+    model = PALM(**tiny_palm_kwargs())
+    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file, steps_per_batch=2))
+    encoder_before = [p.detach().clone() for p in model.encoder.parameters()]
+    critic_before = [p.detach().clone() for p in model.critic.parameters()]
+    target_before = [p.detach().clone() for p in model.critic_target.parameters()]
+    trainer(tmp_path, 6).fit(model, data)
+    assert int(model.updates) == 6
+    # Warm-up: 32 seed frames (8 steps of 4 envs); then 2 steps of 4 envs per batch. The stream
+    # collects one batch ahead of the update it feeds, so up to 7 batches were collected.
+    assert data.env_steps >= 32 + 6 * 8 and int(model.env_steps) >= 32 + 5 * 8
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, model.critic.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(target_before, model.critic_target.parameters()))
+    assert model.reward_normalizer.count > 0
+
+
+def test_agent_gradients_never_reach_the_encoder(generator_file):
+    model = PALM(**tiny_palm_kwargs())
+    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file))
+    data.setup("fit")
+    data.warm_up()
+    batch = data.sample_batch()
+    features = model.encoder(torch.zeros(16, 1, 16, 16))
+    losses, _ = model.agent_losses(features, features, batch, torch.ones(16))
+    sum(losses.values()).backward()
+    assert all(p.grad is None for p in model.encoder.parameters())
+    assert any(p.grad is not None for p in model.actor.parameters())
+
+
+def test_random_policy_trains_only_the_representation(tmp_path, generator_file):
+    model = PALM(**tiny_palm_kwargs(policy="random"))
+    actor_before = [p.detach().clone() for p in model.actor.parameters()]
+    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file))
+    trainer(tmp_path, 3).fit(model, data)
+    assert all(torch.equal(a, b) for a, b in zip(actor_before, model.actor.parameters()))
+    actions = model.act(torch.zeros(5, 1, 16, 16, dtype=torch.uint8), 0)
+    assert actions.shape == (5, 8) and actions.abs().max() <= 1
+
+
+def test_checkpoint_resume_keeps_counters_targets_and_reward_scale(tmp_path, generator_file):
+    data_kwargs = tiny_data_kwargs(generator_file, save_buffer=True)
+    model = PALM(**tiny_palm_kwargs())
+    data = LatentManifoldDataModule(**data_kwargs)
+    first = trainer(tmp_path, 4)
+    first.fit(model, data)
+    ckpt = tmp_path / "four.ckpt"
+    first.save_checkpoint(ckpt)
+
+    state = torch.load(ckpt, weights_only=False)
+    saved_dm = state["LatentManifoldDataModule"]
+    assert saved_dm["env_steps"] == data.env_steps and "buffer" in saved_dm
+
+    resumed = PALM(**tiny_palm_kwargs())
+    resumed_data = LatentManifoldDataModule(**data_kwargs)
+    target_before = {k: v.clone() for k, v in model.critic_target.state_dict().items()}
+    trainer(tmp_path, 5).fit(resumed, resumed_data, ckpt_path=ckpt)
+    assert int(resumed.updates) == 5
+    assert resumed_data.env_steps > data.env_steps
+    assert float(resumed.reward_normalizer.count) > float(model.reward_normalizer.count)
+    # One more soft update moved the restored target a little, not from a fresh copy of the critic.
+    for k, v in resumed.critic_target.state_dict().items():
+        assert (v - target_before[k]).abs().max() < 0.05
+
+
+def test_checkpoint_is_an_encoder_network_file(tmp_path, generator_file):
+    model = PALM(**tiny_palm_kwargs())
+    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file))
+    fit = trainer(tmp_path, 2)
+    fit.fit(model, data)
+    fit.save_checkpoint(tmp_path / "palm.ckpt")
+    encoder = load_network(tmp_path / "palm.ckpt", kind="encoder")
+    images = torch.rand(3, 1, 16, 16) * 2 - 1
+    torch.testing.assert_close(encoder(images), model.encoder.eval()(images))
+
+
+def test_nan_loss_stops_with_a_named_loss_after_saving(tmp_path, generator_file):
+    class Exploding(PALM):
+        def representation_loss(self, obs, next_obs):
+            loss, logs = super().representation_loss(obs, next_obs)
+            return loss * float("nan") if int(self.updates) == 2 else loss, logs
+
+    model = Exploding(**tiny_palm_kwargs())
+    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file))
+    fit = trainer(tmp_path, 5, logger=L.pytorch.loggers.CSVLogger(tmp_path))
+    with pytest.raises(FloatingPointError, match=r"update 2 .*ssl_loss = nan.*nan-update2.ckpt"):
+        fit.fit(model, data)
+    saved = list(tmp_path.rglob("nan-update2.ckpt"))
+    assert saved, "the last finite state is saved before stopping"
+    assert all(torch.isfinite(v).all() for v in torch.load(saved[0], weights_only=False)["state_dict"].values() if v.is_floating_point())
+
+
+def test_mismatched_latent_size_is_named(tmp_path, generator_file):
+    model = PALM(**tiny_palm_kwargs(action_dim=64))
+    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file))
+    with pytest.raises(ValueError, match=r"action_dim is 64 but the environment's latent \(action\) size is 8"):
+        trainer(tmp_path, 1).fit(model, data)
+    model = PALM(**tiny_palm_kwargs(image_shape=(1, 32, 32)))
+    with pytest.raises(ValueError, match=r"image_shape is \(1, 32, 32\).*\(1, 16, 16\)"):
+        trainer(tmp_path, 1).fit(model, data)
+
+
+def test_palm_refuses_a_static_image_datamodule(tmp_path, fmnist_root):
+    model = PALM(**tiny_palm_kwargs())
+    with pytest.raises(TypeError, match="experience stream"):
+        trainer(tmp_path, 1).fit(model, FashionMNISTDataModule(data_dir=str(fmnist_root), resolution=16, resize_mode="resize"))
+
+
+def test_online_knn_probe_and_trajectory_grid_are_logged(tmp_path, generator_file, fmnist_root):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    probe = FashionMNISTDataModule(data_dir=str(fmnist_root), resolution=16, resize_mode="resize")
+    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file), probe_data=probe, probe_bank_size=150)
+    model = PALM(**tiny_palm_kwargs(trajectory_every_n_updates=2, trajectory_envs=3, trajectory_steps=4))
+    logger = L.pytorch.loggers.TensorBoardLogger(tmp_path, name="tb")
+    trainer(tmp_path, 4, logger=logger, val_check_interval=2, check_val_every_n_epoch=None,
+            num_sanity_val_steps=-1, log_every_n_steps=1).fit(model, data)
+    events = EventAccumulator(logger.log_dir)
+    events.Reload()
+    probe_steps = [e.step for e in events.Scalars("probe/knn_acc")]
+    assert probe_steps[0] == 0 and len(probe_steps) >= 2, "the probe runs before training and during it"
+    assert all(0.0 <= e.value <= 1.0 for e in events.Scalars("probe/knn_acc"))
+    for tag in ("train/ssl_loss", "train/critic_loss", "reward/intrinsic_mean", "knn/distance_mean", "charts/env_fps"):
+        assert tag in events.Tags()["scalars"], tag
+    image = events.Images("trajectories")[0]
+    assert image.width == 5 * (16 + 1) + 1 and image.height == 3 * (16 + 1) + 1
+
+
+def test_probe_images_must_match_the_generator(tmp_path, generator_file, fmnist_root):
+    probe = FashionMNISTDataModule(data_dir=str(fmnist_root), resolution=32)
+    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file), probe_data=probe)
+    with pytest.raises(ValueError, match=r"probe images are \(1, 32, 32\).*\(1, 16, 16\)"):
+        trainer(tmp_path, 1).fit(PALM(**tiny_palm_kwargs()), data)
+
+
+def test_bf16_mixed_precision_runs(tmp_path, generator_file):
+    model = PALM(**tiny_palm_kwargs())
+    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file))
+    trainer(tmp_path, 2, precision="bf16-mixed").fit(model, data)
+    assert int(model.updates) == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
