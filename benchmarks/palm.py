@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 
 from palm_lightning import load_shipped_generator
-from palm_lightning.envs.latent_manifold import LatentManifold, to_uint8
+from palm_lightning.envs.latent_manifold import LatentManifold
 from palm_lightning.losses.apt import RunningMean, particle_reward
 
 
@@ -156,7 +156,6 @@ def bench_memory(device: torch.device, capacity: int) -> None:
     # Fill the buffer (after the 4000 seed frames), then wrap around it twice.
     steps = int(3 * capacity / 16)
     trainer, model, data = make_run(device, capacity, steps, [memory])
-    trainer.datamodule = data
     trainer.fit(model, data)
     print(f"\n## Resident memory while the replay buffer ({capacity:,} frames) fills and wraps")
     print("| update | frames in buffer | RSS (MiB) |")
@@ -191,7 +190,6 @@ def main() -> None:
         bench_apt(device, update, nstep=3, dim=256)
     if "memory" in args.sections:
         bench_memory(device, args.memory_capacity)
-    _ = to_uint8  # the environment's output conversion is part of the env timing
 
 
 if __name__ == "__main__":
