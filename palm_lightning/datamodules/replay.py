@@ -117,41 +117,50 @@ class ReplayBuffer:
         gamma: float = 0.99,
         frames: bool = False,
         generator: torch.Generator | None = None,
+        env_ids: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """A batch of ``batch_size`` n-step transitions, uniformly over valid start rows.
 
-        Returns ``obs``, ``action``, ``reward``, ``discount``, ``next_obs`` and
-        ``step_discounts`` ``(B, n)`` (the factor in front of the k-th reward, for rewards the
-        learner computes itself, e.g. intrinsic ones); with ``frames=True`` also ``frames``
-        ``(B, n+1, …)``, every observation of the window.
+        ``env_ids`` ``(batch_size,)`` fixes the environment of every slot (e.g. an equal number
+        per task, for balanced multi-task batches); by default environments are drawn uniformly
+        among those that hold an n-step window.
+
+        Returns ``obs``, ``action``, ``reward``, ``discount``, ``next_obs``, ``env`` (the
+        environment of each transition) and ``step_discounts`` ``(B, n)`` (the factor in front
+        of the k-th reward, for rewards the learner computes itself, e.g. intrinsic ones); with
+        ``frames=True`` also ``frames`` ``(B, n+1, …)``, every observation of the window.
         """
         if nstep < 1:
             raise ValueError(f"nstep must be ≥ 1, got {nstep}")
         eligible = self.count > nstep
-        if not eligible.any():
-            raise RuntimeError(f"the replay buffer holds no {nstep}-step window yet; collect more steps first")
-        env_pool = eligible.nonzero().squeeze(1)
-        chosen_env: list[Tensor] = []
-        chosen_row: list[Tensor] = []
-        have = 0
+        if env_ids is None:
+            if not eligible.any():
+                raise RuntimeError(f"the replay buffer holds no {nstep}-step window yet; collect more steps first")
+            env_pool = eligible.nonzero().squeeze(1)
+            env = env_pool[torch.randint(env_pool.numel(), (batch_size,), device=self.device, generator=generator)]
+        else:
+            env = env_ids.to(self.device, torch.long)
+            if env.shape != (batch_size,):
+                raise ValueError(f"env_ids must have shape ({batch_size},), got {tuple(env.shape)}")
+            if not eligible[env].all():
+                raise RuntimeError(f"some requested environments hold no {nstep}-step window yet; collect more steps first")
+        # Draw a start row per slot; redraw the slots whose window crosses an episode start.
+        start = torch.empty_like(env)
+        todo = torch.arange(batch_size, device=self.device)
         offsets = torch.arange(1, nstep + 1, device=self.device)
         for _ in range(100):
-            want = 2 * (batch_size - have) + 8
-            env = env_pool[torch.randint(env_pool.numel(), (want,), device=self.device, generator=generator)]
-            span = self.count[env] - nstep  # start positions counted from the oldest row
-            age = (torch.rand(want, device=self.device, generator=generator) * span).long()
-            start = (self.ptr[env] - self.count[env] + age) % self.size
-            window = (start[:, None] + offsets[None]) % self.size
-            valid = ~self.first[window, env[:, None]].any(1)
-            chosen_env.append(env[valid])
-            chosen_row.append(start[valid])
-            have += int(valid.sum())
-            if have >= batch_size:
+            e = env[todo]
+            span = self.count[e] - nstep  # start positions counted from the oldest row
+            age = (torch.rand(todo.numel(), device=self.device, generator=generator) * span).long()
+            rows = (self.ptr[e] - self.count[e] + age) % self.size
+            window = (rows[:, None] + offsets[None]) % self.size
+            valid = ~self.first[window, e[:, None]].any(1)
+            start[todo[valid]] = rows[valid]
+            todo = todo[~valid]
+            if todo.numel() == 0:
                 break
         else:
             raise RuntimeError("could not find enough valid n-step windows (episodes shorter than nstep?)")
-        env = torch.cat(chosen_env)[:batch_size]
-        start = torch.cat(chosen_row)[:batch_size]
         window = (start[:, None] + torch.arange(nstep + 1, device=self.device)[None]) % self.size  # (B, n+1)
         envs = env[:, None].expand_as(window)
         rewards = self.reward[window[:, 1:], envs[:, 1:]]  # (B, n)
@@ -166,6 +175,7 @@ class ReplayBuffer:
             "discount": (gamma**nstep) * discounts.prod(1),
             "next_obs": self.obs[window[:, -1], env],
             "step_discounts": step_discounts,
+            "env": env,
         }
         if frames:
             batch["frames"] = self.obs[window, envs]

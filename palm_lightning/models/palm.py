@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import math
-from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -37,6 +36,7 @@ from palm_lightning.envs.latent_manifold import from_uint8
 from palm_lightning.losses.apt import RunningMean, particle_reward
 from palm_lightning.losses.ddpg import actor_loss, critic_loss, soft_update, td_target
 from palm_lightning.losses.simsiam import simsiam_loss
+from palm_lightning.models.nan_guard import stop_on_nan
 from palm_lightning.nn.actor_critic import Actor, Critic, sample_action
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
@@ -294,22 +294,9 @@ class PALM(ExportableMixin, L.LightningModule):
         return {"critic_loss": loss_critic, "actor_loss": loss_actor}, logs
 
     def stop_on_nan(self, losses: dict[str, Tensor]) -> None:
-        """A non-finite loss stops training: a checkpoint of the last finite state is saved first
-        (the bad step has not been applied), and the error names the loss and the update."""
-        bad = {k: float(v.detach()) for k, v in losses.items() if not torch.isfinite(v).all()}
-        if not bad:
-            return
-        where = "no checkpoint saved (no log directory)"
-        log_dir = self.trainer.log_dir if self.trainer.log_dir else None
-        if log_dir is not None:
-            path = Path(log_dir) / "checkpoints" / f"nan-update{int(self.updates)}.ckpt"
-            self.trainer.save_checkpoint(path)
-            where = f"the state before this update is saved in {path}"
-        raise FloatingPointError(
-            f"non-finite loss at update {int(self.updates)} (env step {int(self.env_steps)}): "
-            + ", ".join(f"{k} = {v}" for k, v in bad.items())
-            + f"; {where}. Lower the learning rates or set model.init_args.gradient_clip_val."
-        )
+        """A non-finite loss stops training after a checkpoint of the last finite state."""
+        stop_on_nan(self, losses, int(self.updates), int(self.env_steps),
+                    "Lower the learning rates or set model.init_args.gradient_clip_val.")
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         every = self.hparams.trajectory_every_n_updates
