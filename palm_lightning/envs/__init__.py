@@ -1,6 +1,8 @@
-"""Environments: PALM's latent manifold (batched torch + gymnasium).
+"""Environments: PALM's latent manifold (batched torch + gymnasium) and EAR's MuJoCo locomotion
+task families (:mod:`palm_lightning.envs.locomotion`).
 
-Importing :mod:`palm_lightning` registers ``palm_lightning/LatentManifold-v0`` with gymnasium.
+Importing :mod:`palm_lightning` registers ``palm_lightning/LatentManifold-v0`` and the locomotion
+ids ``palm_lightning/<Name>-v0`` (200-step limit) with gymnasium; registration imports no MuJoCo.
 """
 
 from __future__ import annotations
@@ -10,6 +12,17 @@ import gymnasium
 from palm_lightning.envs.latent_manifold import LatentManifold, from_uint8, to_uint8
 
 LATENT_MANIFOLD_ID = "palm_lightning/LatentManifold-v0"
+
+LOCOMOTION_FAMILIES: dict[str, str] = {
+    "halfcheetah_vel": "HalfCheetahVel",
+    "hopper_vel": "HopperVel",
+    "walker_vel": "WalkerVel",
+    "ant_dir": "AntDir",
+    "halfcheetah_run_jump": "HalfCheetahRunJump",
+}
+"""Short family name → ``<Name>``: id ``palm_lightning/<Name>-v0``, class ``<Name>Env`` in
+:mod:`palm_lightning.envs.locomotion` (named here so that registration needs no MuJoCo import)."""
+LOCOMOTION_EPISODE_STEPS = 200
 
 
 def register_envs() -> None:
@@ -21,8 +34,24 @@ def register_envs() -> None:
             vector_entry_point="palm_lightning.envs.gym:LatentManifoldVectorEnv",
             disable_env_checker=False,
         )
+    for name in LOCOMOTION_FAMILIES.values():
+        env_id = f"palm_lightning/{name}-v0"
+        if env_id not in gymnasium.registry:
+            gymnasium.register(
+                id=env_id,
+                entry_point=f"palm_lightning.envs.locomotion:{name}Env",
+                max_episode_steps=LOCOMOTION_EPISODE_STEPS,
+            )
 
 
 register_envs()
 
-__all__ = ["LATENT_MANIFOLD_ID", "LatentManifold", "from_uint8", "register_envs", "to_uint8"]
+__all__ = [
+    "LATENT_MANIFOLD_ID",
+    "LOCOMOTION_EPISODE_STEPS",
+    "LOCOMOTION_FAMILIES",
+    "LatentManifold",
+    "from_uint8",
+    "register_envs",
+    "to_uint8",
+]
