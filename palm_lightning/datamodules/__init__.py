@@ -5,6 +5,7 @@ from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
 from palm_lightning.datamodules.experience import ExperienceDataModule, ExperienceStream
 from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataModule
 from palm_lightning.datamodules.latent_manifold import LatentManifoldDataModule
+from palm_lightning.datamodules.multitask import MultiTaskDataModule
 from palm_lightning.datamodules.replay import ReplayBuffer
 from palm_lightning.datamodules.svhn import SVHNDataModule
 
@@ -17,6 +18,7 @@ __all__ = [
     "FashionMNISTDataModule",
     "ImageDataModule",
     "LatentManifoldDataModule",
+    "MultiTaskDataModule",
     "ReplayBuffer",
     "SVHNDataModule",
 ]

@@ -1,8 +1,11 @@
-"""LightningModules: what is trained (generator, reference classifier, linear probe, …)."""
+"""LightningModules: what is trained (generator, reference classifier, linear probe, PALM, EAR and its baselines)."""
 
 from palm_lightning.models.classifier import ImageClassifier
+from palm_lightning.models.ear import EAR
 from palm_lightning.models.linear_probe import LinearProbe
+from palm_lightning.models.multitask_sac import MultiTaskSAC
 from palm_lightning.models.palm import PALM
+from palm_lightning.models.sac_baselines import MHMTSAC, OHESAC
 from palm_lightning.models.stylegan import ConditionalStyleGAN
 
-__all__ = ["PALM", "ConditionalStyleGAN", "ImageClassifier", "LinearProbe"]
+__all__ = ["EAR", "MHMTSAC", "OHESAC", "PALM", "ConditionalStyleGAN", "ImageClassifier", "LinearProbe", "MultiTaskSAC"]

@@ -1,0 +1,270 @@
+"""EAR and its multi-task SAC machinery: batched task environments, balanced batches, SAC
+pieces, policies, the LightningModules (fit, checkpoint, resume) and the CLI configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+
+from palm_lightning.datamodules import MultiTaskDataModule
+from palm_lightning.datamodules.replay import ReplayBuffer
+from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
+from palm_lightning.losses.sac import polyak_update, sac_critic_loss, soft_td_target
+from palm_lightning.models import EAR, MHMTSAC, OHESAC, MultiTaskSAC
+from palm_lightning.models.multitask_sac import TASK_INFO_KEY
+from palm_lightning.nn.multitask_policies import EARPolicy, MultiHeadPolicy
+from palm_lightning.nn.sac import TwinQ, tanh_gaussian_sample
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = dict(obs_dim=17, action_dim=6, num_tasks=2, hidden_dim=32, q_layers=2, log_every_n_updates=5)
+
+
+def tiny_data(**kwargs) -> MultiTaskDataModule:
+    args = dict(family="halfcheetah_vel", tasks=[0, 4], batch_size_per_task=16, buffer_capacity_per_task=2000,
+                warmup_steps_per_task=40, eval_episodes_per_task=1)
+    args.update(kwargs)
+    return MultiTaskDataModule(**args)
+
+
+def tiny_trainer(tmp_path: Path, max_steps: int, **kwargs) -> L.Trainer:
+    return L.Trainer(
+        max_steps=max_steps, val_check_interval=max_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0,
+        logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="ear"), enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path, **kwargs,
+    )
+
+
+# --- environments and data -------------------------------------------------------------------
+
+def test_vector_env_runs_each_task_and_truncates_at_200_steps():
+    env = MultiTaskVectorEnv("halfcheetah_vel", [0, 4, 4], seed=3)
+    obs, _ = env.reset()
+    assert obs.shape == (3, 17) and obs.dtype == torch.float32
+    assert env.task_ids.tolist() == [0, 4, 4]
+    summaries = run_episodes(env, lambda o: torch.zeros(3, 6))
+    assert [s["length"] for s in summaries] == [200, 200, 200]
+    # standing still: velocity error ≈ the target (1 and 5 m/s), return ≈ −200·target
+    assert summaries[0]["velocity_error"] == pytest.approx(1.0, abs=0.1)
+    assert summaries[1]["return"] == pytest.approx(-1000, rel=0.05)
+    with pytest.raises(ValueError, match=r"action must have shape \(3, 6\)"):
+        env.step(torch.zeros(2, 6))
+    with pytest.raises(ValueError, match="unknown task family 'cheetah'"):
+        MultiTaskVectorEnv("cheetah", [0])
+
+
+def test_vector_env_state_dict_resumes_the_same_trajectory():
+    a = MultiTaskVectorEnv("hopper_vel", [0, 1], seed=0)
+    a.reset()
+    actions = [torch.rand(2, 3) * 2 - 1 for _ in range(10)]
+    for act in actions[:5]:
+        a.step(act)
+    state = a.state_dict()
+    b = MultiTaskVectorEnv("hopper_vel", [0, 1], seed=99)
+    b.load_state_dict(state)
+    for act in actions[5:]:
+        obs_a, rew_a, *_ = a.step(act)
+        obs_b, rew_b, *_ = b.step(act)
+    torch.testing.assert_close(obs_a, obs_b)
+    torch.testing.assert_close(rew_a, rew_b)
+    with pytest.raises(ValueError, match="saved environments run tasks"):
+        MultiTaskVectorEnv("hopper_vel", [2, 3]).load_state_dict(state)
+
+
+def test_replay_buffer_samples_the_requested_environments():
+    buffer = ReplayBuffer(200, 4, (2,), 1, obs_dtype=torch.float32)
+    buffer.add(torch.zeros(4, 2), first=True)
+    for step in range(1, 20):
+        obs = torch.arange(4).float()[:, None].repeat(1, 2)  # obs identifies the environment
+        buffer.add(obs, torch.zeros(4, 1), torch.ones(4), torch.zeros(4, dtype=torch.bool))
+    env_ids = torch.tensor([3] * 5 + [1] * 5)
+    batch = buffer.sample(10, 1, env_ids=env_ids)
+    assert batch["env"].tolist() == env_ids.tolist()
+    assert batch["next_obs"][:, 0].tolist() == [3.0] * 5 + [1.0] * 5
+
+
+def test_batches_are_balanced_and_tasks_match_environments():
+    dm = tiny_data(envs_per_task=2)
+    dm.setup("fit")
+    dm.warm_up()
+    batch = dm.sample_batch()
+    assert batch["obs"].shape == (32, 17) and batch["obs"].dtype == torch.float32
+    assert torch.bincount(batch["task"]).tolist() == [16, 16]
+    assert (batch["env"] // 2 == batch["task"]).all()  # task-major layout: env e runs slot e // E
+    assert dm.env.tasks == [0, 0, 4, 4]
+    assert batch["task_return"].shape == (2,)
+
+
+def test_datamodule_rejects_unknown_tasks_and_families():
+    with pytest.raises(ValueError, match=r"halfcheetah_vel has train tasks 0…9; got tasks \[3, 12\]"):
+        MultiTaskDataModule("halfcheetah_vel", tasks=[3, 12])
+    with pytest.raises(ValueError, match="unknown task family 'antdir'"):
+        MultiTaskDataModule("antdir")
+
+
+# --- SAC pieces --------------------------------------------------------------------------------
+
+def test_tanh_gaussian_log_prob_matches_torch_distributions():
+    torch.manual_seed(0)
+    mean, log_std = torch.randn(64, 3), torch.randn(64, 3).clamp(-2, 1)
+    generator = torch.Generator().manual_seed(1)
+    action, log_prob = tanh_gaussian_sample(mean, log_std, generator)
+    base = torch.distributions.Normal(mean, log_std.exp())
+    dist = torch.distributions.TransformedDistribution(base, [torch.distributions.TanhTransform(cache_size=1)])
+    expected = dist.log_prob(action.clamp(-1 + 1e-6, 1 - 1e-6)).sum(-1)
+    ok = action.abs().max(-1).values < 0.999  # atanh is ill-conditioned near ±1
+    torch.testing.assert_close(log_prob[ok], expected[ok], atol=2e-3, rtol=1e-3)
+
+
+def test_detached_critic_passes_gradient_to_the_action_only():
+    critic = TwinQ(5, 2, hidden_dim=16, num_hidden=2)
+    action = torch.randn(8, 2, requires_grad=True)
+    q = critic(torch.randn(8, 5), action, detached=True)
+    assert q.shape == (2, 8)
+    q.sum().backward()
+    assert action.grad is not None and action.grad.abs().sum() > 0
+    assert all(p.grad is None for p in critic.parameters())
+
+
+def test_twin_q_members_are_independent_functions():
+    critic = TwinQ(5, 2, hidden_dim=16, num_hidden=2)
+    x, a = torch.randn(8, 5), torch.randn(8, 2)
+    q = critic(x, a)
+    assert not torch.allclose(q[0], q[1])
+    loss = sac_critic_loss(q, torch.zeros(8))
+    torch.testing.assert_close(loss, q[0].pow(2).mean() + q[1].pow(2).mean())
+
+
+def test_soft_td_target_and_polyak():
+    next_q = torch.tensor([[1.0, 4.0], [2.0, 3.0]])
+    target = soft_td_target(torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.0]), next_q, torch.tensor([2.0, 2.0]), torch.tensor(0.5))
+    torch.testing.assert_close(target, torch.tensor([1.0 + 0.5 * (1.0 - 1.0), 1.0]))
+    target_params, online = [torch.zeros(3)], [torch.ones(3)]
+    polyak_update(target_params, online, 0.25)
+    torch.testing.assert_close(target_params[0], torch.full((3,), 0.25))
+
+
+def test_ear_policy_embeddings_on_the_sphere_with_training_noise_only():
+    torch.manual_seed(0)
+    policy = EARPolicy(17, 6, num_tasks=3, hidden_dim=32, lte_noise=0.1)
+    ltes = policy.task_embeddings()
+    torch.testing.assert_close(ltes.norm(dim=1), torch.ones(3))
+    task = torch.tensor([0, 1, 2])
+    policy.train()
+    noisy = policy.task_embedding(task)
+    torch.testing.assert_close(noisy.norm(dim=1), torch.ones(3))
+    assert not torch.allclose(noisy, ltes)
+    policy.eval()
+    torch.testing.assert_close(policy.task_embedding(task), ltes)
+    obs = torch.randn(3, 17)
+    torch.testing.assert_close(policy(obs, task)[0], policy.decode(obs, ltes)[0])
+    raw = EARPolicy(17, 6, num_tasks=3, hidden_dim=32, normalize=False, lte_noise=0.0)
+    assert not torch.allclose(raw.task_embeddings().norm(dim=1), torch.ones(3))
+    with pytest.raises(ValueError, match="lte_noise must be ≥ 0"):
+        EARPolicy(17, 6, 3, lte_noise=-1)
+
+
+def test_multi_head_policy_reads_each_sample_from_its_own_head():
+    policy = MultiHeadPolicy(5, 2, num_tasks=3, hidden_dim=8, trunk_layers=1)
+    obs, task = torch.randn(6, 5), torch.tensor([0, 1, 2, 2, 1, 0])
+    mean, _ = policy(obs, task)
+    heads = policy.heads(policy.trunk(obs)).view(6, 3, 4)
+    for i, t in enumerate(task.tolist()):
+        torch.testing.assert_close(mean[i], heads[i, t, :2])
+
+
+def test_sac_update_fits_a_fixed_batch():
+    """A learning signal, not just motion: repeated updates on one batch drive the TD error down."""
+    torch.manual_seed(0)
+    model = OHESAC(**{**TINY_MODEL, "hidden_dim": 64})
+    optimizer = model.configure_optimizers()
+    batch = {"obs": torch.randn(64, 17), "next_obs": torch.randn(64, 17), "action": torch.rand(64, 6) * 2 - 1,
+             "reward": torch.randn(64), "discount": torch.full((64,), 0.9), "task": torch.randint(2, (64,)),
+             "env_steps": torch.tensor(0)}
+    first, _ = model.update(batch, optimizer)
+    for _ in range(150):
+        last, _ = model.update(batch, optimizer)
+    assert float(last["critic_loss"].detach()) < 0.3 * float(first["critic_loss"].detach())
+    assert int(model.updates) == 151
+
+
+# --- LightningModules ----------------------------------------------------------------------------
+
+def test_base_class_cannot_be_trained_directly():
+    with pytest.raises(TypeError, match="MultiTaskSAC is a base class"):
+        MultiTaskSAC(**TINY_MODEL)
+
+
+@pytest.mark.parametrize("cls", [EAR, OHESAC, MHMTSAC])
+def test_fit_evaluates_checkpoints_and_resumes(tmp_path, cls):
+    model = cls(**TINY_MODEL, embedding_every_n_updates=10)
+    dm = tiny_data()
+    trainer = tiny_trainer(tmp_path, 20)
+    trainer.fit(model, dm)
+    assert int(model.updates) == 20
+    assert dm.env_steps == 80 + 2 * 21  # warm-up, then one step per task per batch (one batch is prefetched)
+    metrics = trainer.callback_metrics
+    assert {"eval/return_mean", "eval/velocity_error_mean", "eval_return/v=1.0", "eval_return/v=5.0"} <= set(metrics)
+    ckpt = Path(trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path)
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved[TASK_INFO_KEY]["family"] == "halfcheetah_vel" and saved[TASK_INFO_KEY]["tasks"] == [0, 4]
+    events = list((Path(trainer.log_dir)).glob("events.out.tfevents.*"))
+    assert events, "no TensorBoard events written"
+    if cls is EAR:
+        assert (Path(trainer.log_dir) / "projector_config.pbtxt").is_file()
+    # resume: counters, target critics and α continue from the checkpoint
+    resumed = cls(**TINY_MODEL)
+    trainer2 = tiny_trainer(tmp_path, 25)
+    trainer2.fit(resumed, tiny_data(), ckpt_path=ckpt)
+    assert int(resumed.updates) == 25
+
+
+def test_wrong_sizes_are_named_with_the_fix(tmp_path):
+    model = EAR(**{**TINY_MODEL, "obs_dim": 11})
+    with pytest.raises(ValueError, match="model.obs_dim is 11 but the halfcheetah_vel data has 17: set --model.init_args.obs_dim 17"):
+        tiny_trainer(tmp_path, 2).fit(model, tiny_data())
+    model = EAR(**{**TINY_MODEL, "num_tasks": 3})
+    with pytest.raises(ValueError, match="model.num_tasks is 3"):
+        tiny_trainer(tmp_path, 2).fit(model, tiny_data())
+
+
+def test_nan_loss_stops_with_a_checkpoint(tmp_path):
+    model = EAR(**TINY_MODEL)
+    with torch.no_grad():
+        model.critic.first.weight.fill_(float("nan"))
+    trainer = tiny_trainer(tmp_path, 5)
+    with pytest.raises(FloatingPointError, match="non-finite loss at update 0"):
+        trainer.fit(model, tiny_data())
+    assert list(Path(trainer.log_dir).glob("checkpoints/nan-update0.ckpt"))
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "palm_lightning", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("config", sorted(str(p.relative_to(REPO)) for p in (REPO / "configs/ear").glob("*.yaml")))
+def test_ear_configs_parse_and_match_their_family(config):
+    result = run_cli("fit", "--config", str(REPO / config), "--print_config", cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "palm_lightning.datamodules.MultiTaskDataModule" in result.stdout
+    # the model sizes of each config fit its family (checked without training)
+    import yaml
+
+    cfg = yaml.safe_load(result.stdout)
+    data = cfg["data"]["init_args"]
+    dm = MultiTaskDataModule(**{k: v for k, v in data.items() if k in ("family", "tasks", "split")})
+    from palm_lightning.envs.locomotion import make_task_env
+
+    env = make_task_env(dm.family, 0)
+    model = cfg["model"]["init_args"]
+    assert (model["obs_dim"], model["action_dim"], model["num_tasks"]) == (
+        env.observation_space.shape[0], env.action_space.shape[0], dm.num_tasks)
