@@ -179,10 +179,16 @@ class ExperienceDataModule(L.LightningDataModule):
 
     def sample_batch(self) -> dict[str, Tensor]:
         batch = self.buffer.sample(self.batch_size, self.nstep, self.discount, frames=self.with_frames)
-        batch["env_steps"] = torch.tensor(self.env_steps, device=self.device)
-        batch["env_fps"] = torch.tensor(self.env_fps, device=self.device)
-        batch["episodes"] = torch.tensor(self.episodes, device=self.device)
+        batch.update(self.counters())
         return batch
+
+    def counters(self) -> dict[str, Tensor]:
+        """Environment steps, collection frames/s and finished episodes, as batch entries."""
+        return {
+            "env_steps": torch.tensor(self.env_steps, device=self.device),
+            "env_fps": torch.tensor(self.env_fps, device=self.device),
+            "episodes": torch.tensor(self.episodes, device=self.device),
+        }
 
     # --- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

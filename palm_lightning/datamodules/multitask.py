@@ -141,9 +141,7 @@ class MultiTaskDataModule(ExperienceDataModule):
         env_ids = slot * self.envs_per_task + copy
         batch = self.buffer.sample(self.batch_size, self.nstep, self.discount, env_ids=env_ids, generator=self._random)
         batch["task"] = slot
-        batch["env_steps"] = torch.tensor(self.env_steps, device=self.device)
-        batch["env_fps"] = torch.tensor(self.env_fps, device=self.device)
-        batch["episodes"] = torch.tensor(self.episodes, device=self.device)
+        batch.update(self.counters())
         batch.update(self._episode_statistics())
         return batch
 

@@ -174,11 +174,12 @@ class MultiTaskSAC(L.LightningModule):
         """Critic, policy and temperature losses of one balanced multi-task batch."""
         hp = self.hparams
         obs, next_obs, task = batch["obs"].float(), batch["next_obs"].float(), batch["task"]
-        critic_input = torch.cat([obs, self.one_hot(task)], dim=-1)
+        one_hot = self.one_hot(task)
+        critic_input = torch.cat([obs, one_hot], dim=-1)
         alpha = self.log_alpha.exp()
         with torch.no_grad():
             next_action, next_log_prob = tanh_gaussian_sample(*self.policy(next_obs, task))
-            next_q = self.critic_target(torch.cat([next_obs, critic_input[:, obs.shape[1]:]], dim=-1), next_action)
+            next_q = self.critic_target(torch.cat([next_obs, one_hot], dim=-1), next_action)
             target = soft_td_target(hp.reward_scale * batch["reward"], batch["discount"], next_q, next_log_prob, alpha)
         q = self.critic(critic_input, batch["action"])
         action, log_prob = tanh_gaussian_sample(*self.policy(obs, task))
@@ -219,17 +220,9 @@ class MultiTaskSAC(L.LightningModule):
             logs["train/policy_grad_norm"] = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), hp.grad_clip, foreach=True)
             logs["train/critic_grad_norm"] = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), hp.grad_clip, foreach=True)
         optimizer.step()
-        polyak_update(self._target_params, self._online_params, hp.tau)
+        polyak_update(list(self.critic_target.parameters()), list(self.critic.parameters()), hp.tau)
         self.updates += 1
         return losses, logs
-
-    @property
-    def _target_params(self) -> list[Tensor]:
-        return list(self.critic_target.parameters())
-
-    @property
-    def _online_params(self) -> list[Tensor]:
-        return list(self.critic.parameters())
 
     def write_training_logs(self, batch: dict[str, Tensor], losses: dict[str, Tensor], logs: dict[str, Tensor]) -> None:
         """Scalars straight to the logger, every ``log_every_n_updates`` (rank 0)."""
