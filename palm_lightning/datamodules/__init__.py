@@ -2,10 +2,12 @@
 
 from palm_lightning.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
 from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
+from palm_lightning.datamodules.digits import DigitsDataModule
 from palm_lightning.datamodules.experience import ExperienceDataModule, ExperienceStream
 from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataModule
 from palm_lightning.datamodules.latent_manifold import LatentManifoldDataModule
 from palm_lightning.datamodules.multitask import MultiTaskDataModule
+from palm_lightning.datamodules.ood import OODDataModule
 from palm_lightning.datamodules.replay import ReplayBuffer
 from palm_lightning.datamodules.svhn import SVHNDataModule
 
@@ -13,12 +15,14 @@ __all__ = [
     "CIFAR100DataModule",
     "CIFAR10DataModule",
     "DatasetNotFoundError",
+    "DigitsDataModule",
     "ExperienceDataModule",
     "ExperienceStream",
     "FashionMNISTDataModule",
     "ImageDataModule",
     "LatentManifoldDataModule",
     "MultiTaskDataModule",
+    "OODDataModule",
     "ReplayBuffer",
     "SVHNDataModule",
 ]

@@ -1,14 +1,18 @@
-"""Objectives as plain functions (unit-tested alone): SimSiam, APT's particle reward, DDPG."""
+"""Objectives as plain functions (unit-tested alone): SimSiam, CURL, APT's particle reward, DDPG."""
 
 from palm_lightning.losses.apt import RunningMean, particle_reward
+from palm_lightning.losses.curl import bilinear_logits, curl_loss
 from palm_lightning.losses.ddpg import actor_loss, critic_loss, soft_update
-from palm_lightning.losses.simsiam import negative_cosine, simsiam_loss
+from palm_lightning.losses.simsiam import negative_cosine, output_std, simsiam_loss
 
 __all__ = [
     "RunningMean",
     "actor_loss",
+    "bilinear_logits",
     "critic_loss",
+    "curl_loss",
     "negative_cosine",
+    "output_std",
     "particle_reward",
     "simsiam_loss",
     "soft_update",

@@ -2,10 +2,17 @@
 
 from palm_lightning.models.classifier import ImageClassifier
 from palm_lightning.models.ear import EAR
+from palm_lightning.models.knn_probe import KNNProbe
 from palm_lightning.models.linear_probe import LinearProbe
 from palm_lightning.models.multitask_sac import MultiTaskSAC
+from palm_lightning.models.ood_detector import OODDetector
 from palm_lightning.models.palm import PALM
+from palm_lightning.models.palm_curl import PALMCURL
 from palm_lightning.models.sac_baselines import MHMTSAC, OHESAC
+from palm_lightning.models.simsiam_images import SimSiamImages
 from palm_lightning.models.stylegan import ConditionalStyleGAN
+from palm_lightning.models.supervised_encoder import SupervisedEncoder
 
 __all__ = ["EAR", "MHMTSAC", "OHESAC", "PALM", "ConditionalStyleGAN", "ImageClassifier", "LinearProbe", "MultiTaskSAC"]
+__all__ += ["PALMCURL", "SimSiamImages", "SupervisedEncoder"]
+__all__ += ["KNNProbe", "OODDetector"]

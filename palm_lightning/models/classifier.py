@@ -8,26 +8,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
+from palm_lightning.augment import random_flip_and_shift  # re-exported: it used to live here
 from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.nn.classifier import ConvClassifier
-
-
-def random_flip_and_shift(images: Tensor, max_shift: int = 2) -> Tensor:
-    """Horizontal flip (p = 0.5) and a random translation by up to ``max_shift`` pixels
-    (replicate-padded crop), per image, on the batch's device."""
-    n, _, h, w = images.shape
-    flip = torch.rand(n, device=images.device) < 0.5
-    images = torch.where(flip[:, None, None, None], images.flip(3), images)
-    if max_shift <= 0:
-        return images
-    padded = F.pad(images, (max_shift,) * 4, mode="replicate")
-    dx = torch.randint(0, 2 * max_shift + 1, (n,), device=images.device)
-    dy = torch.randint(0, 2 * max_shift + 1, (n,), device=images.device)
-    rows = (dy[:, None] + torch.arange(h, device=images.device)[None]).view(n, 1, h, 1)
-    cols = (dx[:, None] + torch.arange(w, device=images.device)[None]).view(n, 1, 1, w)
-    batch = torch.arange(n, device=images.device).view(n, 1, 1, 1)
-    chan = torch.arange(images.shape[1], device=images.device).view(1, -1, 1, 1)
-    return padded[batch, chan, rows, cols]
 
 
 class ImageClassifier(ExportableMixin, L.LightningModule):

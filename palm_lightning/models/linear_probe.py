@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from palm_lightning.checkpoints import CheckpointError, build_network, load_network, read_description
+from palm_lightning.evaluation.linear import linear_probe_head, linear_probe_optimizer
 from palm_lightning.nn.encoders import PixelEncoder
 
 PIXELS = "pixels"
@@ -49,6 +50,46 @@ def build_encoder(
             f"{tuple(network.image_shape)}; leave image_shape unset (it is only needed for encoder='pixels')"
         )
     return network
+
+
+def check_fits_data(module: L.LightningModule, datamodule: object, num_classes: int | None) -> None:
+    """Check, at ``setup``, that a probe's frozen encoder fits its data module.
+
+    Shared by the probes (``module`` has ``image_shape`` and the ``encoder`` hyperparameter): the
+    encoder's image shape against the data module's, ``num_classes`` (skipped when ``None``)
+    against its classes, and — for encoder files — the ``symmetric`` normalisation they were
+    trained with. Each error names the fix as a command-line override.
+    """
+    who = type(module).__name__
+    image_shape = tuple(module.image_shape)
+    encoder = module.hparams.encoder
+    data_shape = getattr(datamodule, "image_shape", None)
+    if data_shape is not None and tuple(data_shape) != image_shape:
+        c, h, w = image_shape
+        fixes = []
+        if c != data_shape[0]:
+            fixes.append(f"use a dataset with {c} channel{'s' * (c != 1)}")
+        if (h, w) != tuple(data_shape[1:]):
+            fixes.append(f"set the data resolution to {h} (--data.init_args.resolution {h})")
+        fix = " and ".join(fixes)
+        if encoder == PIXELS:
+            fix += f", or set the probe's --model.init_args.image_shape {list(data_shape)}"
+        raise ValueError(
+            f"{who}: the encoder takes images of shape {image_shape}, but "
+            f"{type(datamodule).__name__} serves {tuple(data_shape)}: {fix}"
+        )
+    data_classes = getattr(datamodule, "num_classes", 0)
+    if num_classes is not None and data_classes and data_classes != num_classes:
+        raise ValueError(
+            f"{who}: num_classes={num_classes}, but {type(datamodule).__name__} has "
+            f"{data_classes} classes: set --model.init_args.num_classes {data_classes}"
+        )
+    normalization = getattr(datamodule, "normalization", "symmetric")
+    if encoder != PIXELS and normalization != "symmetric":
+        raise ValueError(
+            f"{who}: encoders take images in [-1, 1], but the data module's normalization is "
+            f"{normalization!r}: set --data.init_args.normalization symmetric"
+        )
 
 
 class LinearProbe(L.LightningModule):
@@ -126,12 +167,7 @@ class LinearProbe(L.LightningModule):
         self.encoder.eval()
         self.image_shape: tuple[int, int, int] = tuple(int(s) for s in self.encoder.image_shape)  # type: ignore[assignment]
         out_dim = int(self.encoder.out_dim)
-        self.head = nn.Sequential(
-            nn.BatchNorm1d(out_dim, affine=False, eps=1e-6),
-            nn.Linear(out_dim, num_classes),
-        )
-        nn.init.trunc_normal_(self.head[1].weight, std=0.01)
-        nn.init.zeros_(self.head[1].bias)
+        self.head = linear_probe_head(out_dim, num_classes)
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
@@ -148,34 +184,7 @@ class LinearProbe(L.LightningModule):
         return self
 
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None)
-        data_shape = getattr(datamodule, "image_shape", None)
-        if data_shape is not None and tuple(data_shape) != self.image_shape:
-            c, h, w = self.image_shape
-            fixes = []
-            if c != data_shape[0]:
-                fixes.append(f"use a dataset with {c} channel{'s' * (c != 1)}")
-            if (h, w) != tuple(data_shape[1:]):
-                fixes.append(f"set the data resolution to {h} (--data.init_args.resolution {h})")
-            fix = " and ".join(fixes)
-            if self.hparams.encoder == PIXELS:
-                fix += f", or set the probe's --model.init_args.image_shape {list(data_shape)}"
-            raise ValueError(
-                f"LinearProbe: the encoder takes images of shape {self.image_shape}, but "
-                f"{type(datamodule).__name__} serves {tuple(data_shape)}: {fix}"
-            )
-        data_classes = getattr(datamodule, "num_classes", 0)
-        if data_classes and data_classes != self.hparams.num_classes:
-            raise ValueError(
-                f"LinearProbe: num_classes={self.hparams.num_classes}, but {type(datamodule).__name__} has "
-                f"{data_classes} classes: set --model.init_args.num_classes {data_classes}"
-            )
-        normalization = getattr(datamodule, "normalization", "symmetric")
-        if self.hparams.encoder != PIXELS and normalization != "symmetric":
-            raise ValueError(
-                f"LinearProbe: encoders take images in [-1, 1], but the data module's normalization is "
-                f"{normalization!r}: set --data.init_args.normalization symmetric"
-            )
+        check_fits_data(self, getattr(self._trainer, "datamodule", None), self.hparams.num_classes)
 
     def features(self, images: Tensor) -> Tensor:
         """Frozen-encoder features ``(N, out_dim)`` of images ``(N, C, H, W)`` in ``[-1, 1]``."""
@@ -220,13 +229,12 @@ class LinearProbe(L.LightningModule):
 
     # --- optimisation ----------------------------------------------------------------------------
     def configure_optimizers(self):
-        optimizer = torch.optim.AdamW(
-            self.head.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
-        )
+        hp = self.hparams
         total = self.trainer.estimated_stepping_batches
-        if not math.isfinite(total) or total < 1:  # unbounded training: no schedule to fit
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=int(total), eta_min=self.hparams.lr * self.hparams.min_lr_ratio
+        bounded = math.isfinite(total) and total >= 1
+        optimizer, scheduler = linear_probe_optimizer(
+            self.head, hp.lr, hp.weight_decay, int(total) if bounded else 1, hp.min_lr_ratio
         )
+        if not bounded:  # unbounded training: no schedule to fit
+            return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -4,8 +4,10 @@ One training step (one gradient update, so ``trainer.max_steps`` counts updates)
 
 1. the data stream has already stepped the environments with :meth:`PALM.act` and hands over a
    batch of n-step windows ``frames (B, n+1, C, H, W)`` of generated observations;
-2. **representation**: SimSiam on consecutive observations ``(o_t, o_{t+1})`` of the same
-   trajectory, no augmentation (:meth:`PALM.representation_loss`);
+2. **representation**: SimSiam on two views (:meth:`PALM.representation_loss`): by default
+   consecutive observations ``(o_t, o_{t+1})`` of the same trajectory, no augmentation, as the
+   paper; ``pairing: augmentation`` takes two random shifts of ``o_t`` instead (DrQ-style views,
+   the ablation of the temporal pairs) (:meth:`PALM.representation_pair`);
 3. **intrinsic reward**: APT's particle entropy of every next frame of the window in the
    Siamese space (:meth:`PALM.intrinsic_reward`), summed n-step with the stream's discounts;
 4. **agent**: DrQ-v2's DDPG (twin critics, target critic, clipped target noise, scheduled
@@ -15,48 +17,37 @@ All losses are summed and back-propagated once (the actor's loss goes through a 
 the critic, so nothing leaks), clipped with ``self.clip_gradients`` and applied by one Adam with
 a parameter group per part. The class label of the episode never reaches the module.
 
-Subclassing points: :meth:`representation_loss`, :meth:`intrinsic_reward`, :meth:`act`
-(``policy: random`` is the no-exploration ablation) and :meth:`reward_features`.
+Subclassing points: :meth:`representation_pair` (which two views), :meth:`representation_loss`
+(the objective on them), :meth:`representation_parameters` (what the representation optimiser
+updates), :meth:`reward_features`, :meth:`intrinsic_reward`, :meth:`act` (``policy: random`` is the
+no-exploration ablation) and :meth:`after_update` (e.g. momentum networks).
+:class:`~palm_lightning.models.palm_curl.PALMCURL` is an example: CURL's objective in place of
+SimSiam's through ``representation_loss``, ``representation_parameters``, ``reward_features`` and
+``after_update``.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any, Literal
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
-from torch import Tensor
+from torch import Tensor, nn
 
+from palm_lightning.augment import random_shift
 from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.envs.latent_manifold import from_uint8
+from palm_lightning.evaluation.knn import knn_classify  # noqa: F401  (also re-exported: scripts import it from here)
 from palm_lightning.losses.apt import RunningMean, particle_reward
 from palm_lightning.losses.ddpg import actor_loss, critic_loss, soft_update, td_target
-from palm_lightning.losses.simsiam import simsiam_loss
 from palm_lightning.models.nan_guard import stop_on_nan
 from palm_lightning.nn.actor_critic import Actor, Critic, sample_action
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
+from palm_lightning.nn.siamese import simsiam_forward
 from palm_lightning.schedules import parse_schedule, schedule
-
-
-def knn_classify(
-    bank: Tensor, bank_labels: Tensor, queries: Tensor, num_classes: int, k: int = 20, temperature: float = 0.07
-) -> Tensor:
-    """Weighted kNN vote on cosine similarity (InstDisc / solo-learn's online kNN): returns the
-    predicted class of every query."""
-    bank = F.normalize(bank.float(), dim=1)
-    predictions = []
-    for chunk in F.normalize(queries.float(), dim=1).split(1024):
-        similarity, index = (chunk @ bank.T).topk(min(k, bank.shape[0]), dim=1)
-        weights = (similarity / temperature).exp()
-        votes = torch.zeros(chunk.shape[0], num_classes, device=chunk.device)
-        votes.scatter_add_(1, bank_labels[index], weights)
-        predictions.append(votes.argmax(1))
-    return torch.cat(predictions)
 
 
 class PALM(ExportableMixin, L.LightningModule):
@@ -71,6 +62,11 @@ class PALM(ExportableMixin, L.LightningModule):
             z-space, 128 in its w-space); checked at set-up.
         encoder_channels, encoder_layers, repr_dim: the DrQ encoder (see ``DrQEncoder``).
         projector_hidden, projector_dim, predictor_hidden: SimSiam's heads (512, 256, 64).
+        pairing: the two views of the representation objective: ``"temporal"`` (consecutive
+            observations, the paper) or ``"augmentation"`` (two random shifts of the same frame:
+            the ablation that asks whether the temporal pairs matter).
+        augmentation_pad: the shift of ``pairing: augmentation`` in pixels (our choice: 2, about
+            DrQ's 4 px on 84×84 frames scaled to 32×32).
         policy: ``"apt"`` (explore with the learned agent) or ``"random"`` (uniform actions, no
             agent updates: the no-exploration ablation).
         knn_k, knn_avg, knn_rms, knn_clip: APT's reward options, URLB defaults (12, avg, rms, 1e-4).
@@ -100,6 +96,8 @@ class PALM(ExportableMixin, L.LightningModule):
         projector_hidden: int = 512,
         projector_dim: int = 256,
         predictor_hidden: int = 64,
+        pairing: Literal["temporal", "augmentation"] = "temporal",
+        augmentation_pad: int = 2,
         policy: Literal["apt", "random"] = "apt",
         knn_k: int = 12,
         knn_avg: bool = True,
@@ -123,6 +121,10 @@ class PALM(ExportableMixin, L.LightningModule):
         super().__init__()
         if policy not in ("apt", "random"):
             raise ValueError(f"policy must be 'apt' or 'random', got {policy!r}")
+        if pairing not in ("temporal", "augmentation"):
+            raise ValueError(f"pairing must be 'temporal' or 'augmentation', got {pairing!r}")
+        if augmentation_pad < 0:
+            raise ValueError(f"augmentation_pad must be >= 0, got {augmentation_pad}")
         parse_schedule(stddev_schedule)
         self.save_hyperparameters()
         self.automatic_optimization = False
@@ -172,8 +174,7 @@ class PALM(ExportableMixin, L.LightningModule):
         self.trainer.datamodule.attach_policy(self.act)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        representation = [*self.encoder.parameters(), *self.projector.parameters(), *self.predictor.parameters()]
-        groups = [{"params": representation, "lr": self.hparams.repr_lr, "name": "representation"}]
+        groups = [{"params": self.representation_parameters(), "lr": self.hparams.repr_lr, "name": "representation"}]
         if self.hparams.policy != "random":
             agent = [*self.actor.parameters(), *self.critic.parameters()]
             groups.append({"params": agent, "lr": self.hparams.agent_lr, "name": "agent"})
@@ -184,19 +185,31 @@ class PALM(ExportableMixin, L.LightningModule):
         """Representation of ``uint8`` observations or float images in ``[-1, 1]``."""
         return self.encoder(from_uint8(images) if images.dtype == torch.uint8 else images)
 
-    def representation_loss(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """SimSiam on consecutive observations (float images ``(B, C, H, W)``), no augmentation.
+    def representation_pair(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """The two views the representation objective pulls together, from the float window
+        ``(B, n+1, C, H, W)``: ``(o_t, o_{t+1})`` for ``pairing: temporal``, two independent random
+        shifts of ``o_t`` for ``pairing: augmentation``."""
+        if self.hparams.pairing == "augmentation":
+            pad = self.hparams.augmentation_pad
+            return random_shift(images[:, 0], pad), random_shift(images[:, 0], pad)
+        return images[:, 0], images[:, 1]
 
-        Override to change the objective (e.g. augmentation pairs, a contrastive loss); return the
-        loss and any metrics to log.
+    def representation_loss(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """SimSiam on the two views of :meth:`representation_pair` (float images ``(B, C, H, W)``).
+
+        Override to change the objective (e.g. a contrastive loss); return the loss and any
+        metrics to log (``train/ssl_loss`` and the collapse monitor ``train/z_std`` here).
         """
-        z1, z2 = self.projector(self.encoder(obs)), self.projector(self.encoder(next_obs))
-        p1, p2 = self.predictor(z1), self.predictor(z2)
-        loss = simsiam_loss(p1, p2, z1, z2)
-        # Collapse monitor (SimSiam paper, Fig. 2): std of the ℓ2-normalised output per channel,
-        # ≈ 1/sqrt(dim) when healthy, → 0 when collapsed.
-        z_std = F.normalize(z1.detach().float(), dim=1).std(0).mean()
-        return loss, {"train/ssl_loss": loss.detach(), "train/z_std": z_std * math.sqrt(z1.shape[1])}
+        return simsiam_forward(self.encoder, self.projector, self.predictor, obs, next_obs)
+
+    def representation_parameters(self) -> list[nn.Parameter]:
+        """What the representation learning rate (``repr_lr``) updates: the encoder and SimSiam's
+        heads. Override when the objective has other heads (and leave momentum copies out)."""
+        return [*self.encoder.parameters(), *self.projector.parameters(), *self.predictor.parameters()]
+
+    def after_update(self) -> None:
+        """Called at the end of every update, after the optimiser step, the target-critic update
+        and ``updates += 1``: the place for a subclass's own momentum (Polyak) networks."""
 
     @torch.no_grad()
     def reward_features(self, features: Tensor) -> Tensor:
@@ -232,7 +245,7 @@ class PALM(ExportableMixin, L.LightningModule):
         size, window = frames.shape[:2]
         self.env_steps.fill_(int(batch["env_steps"]))
         images = from_uint8(frames)
-        ssl_loss, logs = self.representation_loss(images[:, 0], images[:, 1])
+        ssl_loss, logs = self.representation_loss(*self.representation_pair(images))
         losses = {"ssl_loss": ssl_loss}
 
         with torch.no_grad():
@@ -262,6 +275,7 @@ class PALM(ExportableMixin, L.LightningModule):
         if hp.policy != "random":
             soft_update(self.critic_target, self.critic, hp.critic_tau)
         self.updates += 1
+        self.after_update()
 
         logs["charts/env_steps"] = batch["env_steps"].float()
         logs["charts/env_fps"] = batch["env_fps"].float()

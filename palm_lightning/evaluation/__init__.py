@@ -1,0 +1,24 @@
+"""Downstream evaluation on frozen encoders, without Lightning: features, kNN votes, OOD scorers,
+OOD metrics and the linear-probe recipe (the LightningModules KNNProbe and OODDetector are thin wrappers around these)."""
+
+from palm_lightning.evaluation.features import encode, extract_features
+from palm_lightning.evaluation.knn import knn_classify, knn_votes
+from palm_lightning.evaluation.linear import fit_linear_probe, linear_probe_head, linear_probe_optimizer, topk_accuracy
+from palm_lightning.evaluation.ood_metrics import ood_metrics
+from palm_lightning.evaluation.ood_scorers import SCORERS, KNNDistanceScorer, MahalanobisScorer, OODScorer
+
+__all__ = [
+    "SCORERS",
+    "KNNDistanceScorer",
+    "MahalanobisScorer",
+    "OODScorer",
+    "encode",
+    "extract_features",
+    "fit_linear_probe",
+    "knn_classify",
+    "knn_votes",
+    "linear_probe_head",
+    "linear_probe_optimizer",
+    "ood_metrics",
+    "topk_accuracy",
+]

@@ -1,0 +1,181 @@
+"""SimSiam on real images: the self-supervised baseline PALM claims to match.
+
+The same encoder as PALM (``DrQEncoder``), the same heads and loss (:func:`simsiam_forward`),
+the same optimiser and learning rate by default; only the data differ: two augmented views of
+real images from any :class:`~palm_lightning.datamodules.images.ImageDataModule` instead of a pair
+of generated frames. The checkpoints export the encoder (kind ``"encoder"``), so the linear probe
+reads them exactly as PALM's.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from palm_lightning.augment import simsiam_augment
+from palm_lightning.checkpoints import ExportableMixin
+from palm_lightning.models.palm import knn_classify
+from palm_lightning.nn.encoders import DrQEncoder
+from palm_lightning.nn.heads import Predictor, Projector
+from palm_lightning.nn.siamese import simsiam_forward
+
+
+class SimSiamImages(ExportableMixin, L.LightningModule):
+    """SimSiam (Chen & He, 2021) on two augmented views of every real image of a batch.
+
+    Augmentation runs on the device in :meth:`training_step` (:meth:`augment`, SimSiam's
+    small-image recipe by default), not in the DataLoader. One optimiser step per batch, so
+    ``trainer.max_steps`` counts updates as PALM's does (``charts/updates`` is logged too).
+
+    Optimiser: by default Adam at 1e-3 with a constant rate, PALM's ``repr_lr``: matched to PALM
+    for a like-for-like comparison, not SimSiam's own recipe (SGD, momentum 0.9, lr 0.03·B/256,
+    weight decay 5e-4, cosine), which ``optimizer: sgd``, ``lr``, ``weight_decay`` and
+    ``lr_schedule: cosine`` reproduce (except SimSiam's fixed predictor rate).
+
+    Validation is an online weighted kNN probe (``val/knn_acc``): the validation images of the
+    DataModule (its test split when ``val_size`` is 0) classified against a bank of the first
+    ``knn_bank_size`` training images (a random subset: the training split is shuffled once).
+
+    Args:
+        image_shape, encoder_channels, encoder_layers, repr_dim: the DrQ encoder, as PALM's.
+        projector_hidden, projector_dim, predictor_hidden: SimSiam's heads, as PALM's.
+        optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
+        lr, momentum, weight_decay: optimiser settings (1e-3, 0.9, 0).
+        lr_schedule: ``"constant"`` (as PALM) or ``"cosine"`` to 0 over the run's steps.
+        crop_scale, flip_p, brightness, contrast, jitter_p, grayscale_p: the recipe of
+            :func:`~palm_lightning.augment.simsiam_augment` (SimSiam: 0.2–1, 0.5, 0.4, 0.4, 0.8, 0.2).
+        knn_bank_size, knn_k, knn_temperature: the online probe (10 000 images, 20, 0.07: PALM's).
+    """
+
+    network_kind = "encoder"
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int] = (1, 32, 32),
+        encoder_channels: int = 32,
+        encoder_layers: int = 4,
+        repr_dim: int = 256,
+        projector_hidden: int = 512,
+        projector_dim: int = 256,
+        predictor_hidden: int = 64,
+        optimizer: Literal["adam", "sgd"] = "adam",
+        lr: float = 1e-3,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        lr_schedule: Literal["constant", "cosine"] = "constant",
+        crop_scale: tuple[float, float] = (0.2, 1.0),
+        flip_p: float = 0.5,
+        brightness: float = 0.4,
+        contrast: float = 0.4,
+        jitter_p: float = 0.8,
+        grayscale_p: float = 0.2,
+        knn_bank_size: int = 10_000,
+        knn_k: int = 20,
+        knn_temperature: float = 0.07,
+    ) -> None:
+        super().__init__()
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+        self.save_hyperparameters()
+        self.encoder = DrQEncoder(tuple(image_shape), encoder_channels, encoder_layers, repr_dim)
+        self.projector = Projector(self.encoder.out_dim, projector_hidden, projector_dim)
+        self.predictor = Predictor(projector_dim, predictor_hidden)
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+        self._val_features: list[Tensor] = []
+        self._val_labels: list[Tensor] = []
+
+    def exported_network(self) -> DrQEncoder:
+        return self.encoder
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.encoder(images)
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is None:
+            return
+        if not hasattr(dm, "normalize") or not hasattr(dm, "image_shape"):
+            raise TypeError(
+                f"SimSiamImages trains on labelled real images: use an ImageDataModule (e.g. "
+                f"palm_lightning.datamodules.FashionMNISTDataModule) as data, not {type(dm).__name__}"
+            )
+        if tuple(dm.image_shape) != tuple(self.hparams.image_shape):
+            raise ValueError(
+                f"model.image_shape is {tuple(self.hparams.image_shape)} but the data's images are "
+                f"{tuple(dm.image_shape)}: set --model.init_args.image_shape {list(dm.image_shape)}"
+            )
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        if hp.optimizer == "sgd":
+            optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+        else:
+            optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.lr_schedule == "constant":
+            return optimizer
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- subclassing point --------------------------------------------------------------------
+    def augment(self, images: Tensor) -> Tensor:
+        """One random view of every image (float ``(N, C, H, W)`` in ``[-1, 1]``)."""
+        hp = self.hparams
+        return simsiam_augment(
+            images, tuple(hp.crop_scale), hp.flip_p, hp.brightness, hp.contrast, hp.jitter_p, hp.grayscale_p
+        )
+
+    # --- training -----------------------------------------------------------------------------
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, _ = batch  # the labels never reach the objective
+        view1, view2 = self.augment(images), self.augment(images)
+        loss, logs = simsiam_forward(self.encoder, self.projector, self.predictor, view1, view2)
+        self.updates += 1
+        logs["charts/updates"] = self.updates.float()
+        self.log_dict(logs, on_step=True, on_epoch=False)
+        self.log("train/loss", loss.detach(), prog_bar=True)
+        return loss
+
+    # --- the online kNN probe -----------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._val_features, self._val_labels = [], []
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        images, labels = batch
+        self._val_features.append(self.encoder(images).float())
+        self._val_labels.append(labels)
+
+    def knn_bank(self) -> tuple[Tensor, Tensor]:
+        """Features and labels of the first ``knn_bank_size`` training images."""
+        dm = self.trainer.datamodule
+        train = dm.train_set
+        if train is None:
+            raise RuntimeError("the DataModule has no training split set up for the kNN bank")
+        images, labels = train.images[: self.hparams.knn_bank_size], train.labels[: self.hparams.knn_bank_size]
+        features = [self.encoder(dm.normalize(chunk.to(self.device))).float() for chunk in images.split(1024)]
+        return torch.cat(features), labels.to(self.device)
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_features:
+            return
+        queries, query_labels = torch.cat(self._val_features), torch.cat(self._val_labels)
+        if self.trainer.world_size > 1:
+            queries = self.all_gather(queries).flatten(0, -2)
+            query_labels = self.all_gather(query_labels).flatten()
+        bank, bank_labels = self.knn_bank()
+        num_classes = int(max(bank_labels.max(), query_labels.max())) + 1
+        hp = self.hparams
+        predictions = knn_classify(bank, bank_labels, queries, num_classes, hp.knn_k, hp.knn_temperature)
+        accuracy = (predictions == query_labels).float().mean()
+        self._val_features, self._val_labels = [], []
+        if self.trainer.sanity_checking:
+            # Lightning drops logs during the sanity check; the probe before training is worth keeping.
+            if self.logger is not None and self.trainer.is_global_zero:
+                self.logger.log_metrics({"val/knn_acc": float(accuracy)}, step=int(self.updates))
+        else:
+            self.log("val/knn_acc", accuracy, prog_bar=True, rank_zero_only=True)
