@@ -186,3 +186,15 @@ def test_cli_config_fits_then_tests(
     capsys.readouterr()
     main(["test", *common, "--ckpt_path", str(ckpt)])
     assert "test/acc" in capsys.readouterr().out
+
+
+def test_probe_checkpoint_of_another_feature_size_is_a_clear_error(fmnist_root: Path, tmp_path: Path) -> None:
+    """A probe checkpoint trained on pixels (1024 features) cannot be tested with a 32-feature encoder."""
+    L.seed_everything(0)
+    t = trainer(tmp_path, max_steps=2, enable_checkpointing=True, default_root_dir=str(tmp_path / "pixels"))
+    t.fit(LinearProbe(encoder="pixels"), datamodule=tiny_data(fmnist_root))
+    ckpt = tmp_path / "pixels_probe.ckpt"
+    t.save_checkpoint(ckpt)
+    path, _ = encoder_file(tmp_path)
+    with pytest.raises(ValueError, match="maps 1024 features to 10 classes, but this probe's encoder .* gives 32 features"):
+        trainer(tmp_path).test(LinearProbe(encoder=str(path)), datamodule=tiny_data(fmnist_root), ckpt_path=str(ckpt))

@@ -183,6 +183,17 @@ class LinearProbe(L.LightningModule):
         self.encoder.eval()
         return self
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse a probe checkpoint whose head was trained on features of another size, naming both
+        sizes, instead of a bare state-dict shape error."""
+        weight = checkpoint.get("state_dict", {}).get("head.1.weight")
+        if weight is not None and tuple(weight.shape) != tuple(self.head[1].weight.shape):
+            raise ValueError(
+                f"LinearProbe: the checkpoint's head maps {weight.shape[1]} features to {weight.shape[0]} classes, but "
+                f"this probe's encoder ({self.hparams.encoder}) gives {self.head[1].in_features} features for "
+                f"{self.hparams.num_classes} classes: pass the encoder and num_classes the probe was trained with"
+            )
+
     def setup(self, stage: str) -> None:
         check_fits_data(self, getattr(self._trainer, "datamodule", None), self.hparams.num_classes)
 
