@@ -33,7 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -50,7 +50,6 @@ class Row:
     title: str
     configs: tuple[str, ...] = ()  # training configs (empty: nothing to train)
     encoder: str = "checkpoint"  # "checkpoint", "pixels", or "random:<row key>" (that row's architecture, untrained)
-    extra: tuple[str, ...] = field(default_factory=tuple)
 
 
 ROWS = (
@@ -81,7 +80,7 @@ def train(row: Row, seed: int, out: Path, data_dir: str) -> Path:
     command += [
         "--seed_everything", str(seed), "--data.init_args.seed", str(seed),
         "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.name", f"{row.key}_s{seed}",
-        "--trainer.logger.init_args.version", "0", "--trainer.enable_progress_bar", "false", *row.extra,
+        "--trainer.logger.init_args.version", "0", "--trainer.enable_progress_bar", "false",
     ]
     if not row.key.startswith("palm"):
         command += ["--data.init_args.data_dir", data_dir]
@@ -218,7 +217,7 @@ def main() -> None:
     (args.out / "table.json").write_text(json.dumps(results, indent=2))
     print(f"\nkNN-distance OOD scorer (k = 50); mean ± std over seeds {args.seeds}, in %:\n")
     print(table(results, "knn"))
-    print(f"\nMahalanobis OOD scorer (class means, tied covariance):\n")
+    print("\nMahalanobis OOD scorer (class means, tied covariance):\n")
     print(table(results, "mahalanobis"))
     print(f"\n(written to {args.out / 'table.json'}; {time.time() - started:.0f} s)")
 

@@ -8,10 +8,10 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from palm_lightning.evaluation.features import encode, extract_features
 from palm_lightning.evaluation.knn import knn_votes
-from palm_lightning.models.linear_probe import PIXELS, build_encoder, check_fits_data
+from palm_lightning.models.linear_probe import PIXELS, FrozenEncoderMixin, check_fits_data
 
 
-class KNNProbe(L.LightningModule):
+class KNNProbe(FrozenEncoderMixin, L.LightningModule):
     """kNN-probe evaluation of a frozen image encoder: nothing is trained.
 
     Run it with ``test`` (or ``validate``), not ``fit``::
@@ -54,10 +54,7 @@ class KNNProbe(L.LightningModule):
         if k < 1 or temperature <= 0:
             raise ValueError(f"KNNProbe: k must be positive and temperature > 0, got k={k}, temperature={temperature}")
         self.save_hyperparameters()
-        self.encoder = build_encoder(str(encoder), random_init, image_shape)
-        self.encoder.requires_grad_(False)
-        self.encoder.eval()
-        self.image_shape: tuple[int, int, int] = tuple(int(s) for s in self.encoder.image_shape)  # type: ignore[assignment]
+        self.init_frozen_encoder(encoder, random_init, image_shape)
         self._top5 = num_classes >= 5
         for stage in ("val", "test"):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes=num_classes, average="micro"))
@@ -65,12 +62,6 @@ class KNNProbe(L.LightningModule):
                 setattr(self, f"{stage}_acc_top5", MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro"))
         self.bank: Tensor | None = None
         self.bank_labels: Tensor | None = None
-
-    def train(self, mode: bool = True) -> KNNProbe:
-        """The encoder stays in eval mode whatever Lightning asks."""
-        super().train(mode)
-        self.encoder.eval()
-        return self
 
     def setup(self, stage: str) -> None:
         check_fits_data(self, getattr(self._trainer, "datamodule", None), self.hparams.num_classes)

@@ -92,7 +92,31 @@ def check_fits_data(module: L.LightningModule, datamodule: object, num_classes: 
         )
 
 
-class LinearProbe(L.LightningModule):
+class FrozenEncoderMixin:
+    """The frozen encoder every probe evaluates (LinearProbe, KNNProbe, OODDetector).
+
+    :meth:`init_frozen_encoder` builds it with :func:`build_encoder`, freezes it and records its
+    ``image_shape``; :meth:`train` keeps it in eval mode whatever Lightning asks, so only the
+    probe's own parts (a linear head, nothing at all for kNN/OOD) ever switch to training mode.
+    """
+
+    encoder: nn.Module
+    image_shape: tuple[int, int, int]
+
+    def init_frozen_encoder(self, encoder: str, random_init: bool, image_shape: tuple[int, int, int] | None) -> None:
+        self.encoder = build_encoder(str(encoder), random_init, image_shape)
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+        self.image_shape = tuple(int(s) for s in self.encoder.image_shape)  # type: ignore[assignment]
+
+    def train(self, mode: bool = True):
+        """Switch the probe's own modules; the encoder stays in eval mode."""
+        super().train(mode)  # type: ignore[misc]
+        self.encoder.eval()
+        return self
+
+
+class LinearProbe(FrozenEncoderMixin, L.LightningModule):
     """Linear-probe evaluation of a frozen image encoder.
 
     The encoder's features go through ``BatchNorm1d(out_dim, affine=False)`` — a feature
@@ -162,10 +186,7 @@ class LinearProbe(L.LightningModule):
         if not 0.0 <= min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
         self.save_hyperparameters()
-        self.encoder = build_encoder(str(encoder), random_init, image_shape)
-        self.encoder.requires_grad_(False)
-        self.encoder.eval()
-        self.image_shape: tuple[int, int, int] = tuple(int(s) for s in self.encoder.image_shape)  # type: ignore[assignment]
+        self.init_frozen_encoder(encoder, random_init, image_shape)
         out_dim = int(self.encoder.out_dim)
         self.head = linear_probe_head(out_dim, num_classes)
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
@@ -177,12 +198,6 @@ class LinearProbe(L.LightningModule):
             self.test_acc_top5 = MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
 
     # --- the frozen encoder ----------------------------------------------------------------------
-    def train(self, mode: bool = True) -> LinearProbe:
-        """Switch the head's mode; the encoder stays in eval mode whatever Lightning asks."""
-        super().train(mode)
-        self.encoder.eval()
-        return self
-
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse a probe checkpoint whose head was trained on features of another size, naming both
         sizes, instead of a bare state-dict shape error."""

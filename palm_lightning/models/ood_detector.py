@@ -11,7 +11,7 @@ from torch import Tensor
 from palm_lightning.evaluation.features import encode, extract_features
 from palm_lightning.evaluation.ood_metrics import ood_metrics
 from palm_lightning.evaluation.ood_scorers import SCORERS, KNNDistanceScorer, OODScorer
-from palm_lightning.models.linear_probe import PIXELS, build_encoder, check_fits_data
+from palm_lightning.models.linear_probe import PIXELS, FrozenEncoderMixin, check_fits_data
 
 
 def make_scorer(name: str, knn_k: int) -> OODScorer:
@@ -21,7 +21,7 @@ def make_scorer(name: str, knn_k: int) -> OODScorer:
     return KNNDistanceScorer(k=knn_k) if SCORERS[name] is KNNDistanceScorer else SCORERS[name]()
 
 
-class OODDetector(L.LightningModule):
+class OODDetector(FrozenEncoderMixin, L.LightningModule):
     """Out-of-distribution detection on the features of a frozen encoder: nothing is trained.
 
     Needs an :class:`~palm_lightning.datamodules.OODDataModule` and runs with ``test``::
@@ -63,17 +63,8 @@ class OODDetector(L.LightningModule):
             raise ValueError(f"OODDetector: scorers {scorers} has duplicates")
         self.scorers: dict[str, OODScorer] = {name: make_scorer(name, knn_k) for name in scorers}
         self.save_hyperparameters()
-        self.encoder = build_encoder(str(encoder), random_init, image_shape)
-        self.encoder.requires_grad_(False)
-        self.encoder.eval()
-        self.image_shape: tuple[int, int, int] = tuple(int(s) for s in self.encoder.image_shape)  # type: ignore[assignment]
+        self.init_frozen_encoder(encoder, random_init, image_shape)
         self._scores: dict[str, dict[int, list[Tensor]]] = {}
-
-    def train(self, mode: bool = True) -> OODDetector:
-        """The encoder stays in eval mode whatever Lightning asks."""
-        super().train(mode)
-        self.encoder.eval()
-        return self
 
     def _ood_datamodule(self):
         datamodule = getattr(self._trainer, "datamodule", None)
