@@ -6,7 +6,8 @@ Rows (each trained with the package's own configs, same DrQ encoder architecture
   (random init), raw pixels;
 - SimSiam on the real images with standard augmentations (the static-dataset SSL anchor);
 - PALM on the latent environment, swapping one thing at a time: temporal pairs + APT (the
-  default), temporal pairs + random policy (no exploration), augmentation pairs of the same frame
+  default), the same with a 10× smaller representation learning rate, temporal pairs + random
+  policy (no exploration), augmentation pairs of the same frame
   (DrQ random shift) + APT, the CURL objective (InfoNCE, momentum key encoder) + APT.
 
 Columns, on real Fashion-MNIST (55 000 train images after the 5 000-image validation split, the
@@ -58,6 +59,8 @@ ROWS = (
     Row("pixels", "raw pixels", encoder="pixels"),
     Row("simsiam_real", "SimSiam on real images (augmentations)", ("baselines/simsiam_fmnist.yaml",)),
     Row("palm_temporal_apt", "PALM: temporal pairs, APT (default)", ("palm.yaml",)),
+    Row("palm_temporal_apt_lr1e-4", "PALM: temporal pairs, APT, representation lr 1e-4",
+        ("palm.yaml", "palm_variants/repr_lr_1e-4.yaml")),
     Row("palm_temporal_random", "PALM: temporal pairs, random policy", ("palm.yaml", "palm_variants/random_policy.yaml")),
     Row("palm_augpairs_apt", "PALM: augmentation pairs, APT", ("palm.yaml", "palm_variants/augmentation_pairs.yaml")),
     Row("palm_curl_apt", "PALM: CURL objective, APT", ("palm.yaml", "palm_variants/curl.yaml")),

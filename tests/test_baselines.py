@@ -231,14 +231,15 @@ def test_curl_trains_keeps_key_networks_out_of_the_optimizer_and_checkpoints_the
 
 # --- config overlays ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("overlay", "cls", "pairing", "policy", "name"),
+    ("overlay", "cls", "pairing", "policy", "repr_lr", "name"),
     [
-        ("curl", PALMCURL, "temporal", "apt", "palm_curl"),
-        ("augmentation_pairs", PALM, "augmentation", "apt", "palm_augmentation_pairs"),
-        ("random_policy", PALM, "temporal", "random", "palm_random_policy"),
+        ("curl", PALMCURL, "temporal", "apt", 1e-3, "palm_curl"),
+        ("augmentation_pairs", PALM, "augmentation", "apt", 1e-3, "palm_augmentation_pairs"),
+        ("random_policy", PALM, "temporal", "random", 1e-3, "palm_random_policy"),
+        ("repr_lr_1e-4", PALM, "temporal", "apt", 1e-4, "palm_repr_lr_1e-4"),
     ],
 )
-def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pairing, policy, name):
+def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pairing, policy, repr_lr, name):
     from palm_lightning.cli import PalmCLI
 
     monkeypatch.setattr(sys, "argv", ["palm_lightning"])  # the CLI reads args=, not pytest's argv
@@ -251,7 +252,7 @@ def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pa
     )
     assert type(cli.model) is cls
     hp = cli.model.hparams
-    assert (hp.pairing, hp.policy) == (pairing, policy)
+    assert (hp.pairing, hp.policy, hp.repr_lr) == (pairing, policy, repr_lr)
     assert tuple(hp.image_shape) == (1, 32, 32) and hp.hidden_dim == 256 and hp.stddev_schedule == "linear(1.0,0.2,50000)"
     assert cli.trainer.logger.name == name and cli.trainer.max_steps == 1000
 
