@@ -91,6 +91,38 @@ def test_render_without_backend_gives_the_fix(monkeypatch):
         check_render_backend()
 
 
+@pytest.mark.parametrize("family", ["halfcheetah_vel", "hopper_vel", "walker_vel", "ant_dir", "halfcheetah_run_jump"])
+def test_filmstrips_follow_the_body_with_the_track_camera(monkeypatch, family):
+    """gymnasium's free camera stays put (the cheetah left the frame after 20 steps); the strips
+    use each model's body-tracking "track" camera unless the caller picks a camera."""
+    import mujoco
+    import numpy as np
+
+    from palm_lightning.envs.locomotion import make_task_env
+    from palm_lightning.tools import ear_rollouts
+
+    env = make_task_env(family, 0)
+    assert mujoco.mj_name2id(env.unwrapped.model, mujoco.mjtObj.mjOBJ_CAMERA, "track") >= 0
+    env.close()
+    seen: list[dict] = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_make(family, task, **kwargs):
+        seen.append(kwargs)
+        raise Stop
+
+    monkeypatch.setenv("MUJOCO_GL", "egl")
+    monkeypatch.setattr(ear_rollouts, "make_task_env", fake_make)
+    lte = torch.zeros(3)
+    for env_kwargs, camera in (({}, {"camera_name": "track"}), ({"camera_id": -1}, {"camera_id": -1})):
+        with pytest.raises(Stop):
+            ear_rollouts.render_strip(None, family, 0, lte, env_kwargs=env_kwargs)  # type: ignore[arg-type]
+        assert {k: v for k, v in seen[-1].items() if k.startswith("camera_")} == camera
+    assert np.all([kw["render_mode"] == "rgb_array" for kw in seen])
+
+
 def test_cem_adapts_and_saves_the_embedding(checkpoints, tmp_path, capsys):
     rc = cem_adapt.main(["--ckpt", str(checkpoints["hopper"]), "--task", "1", "--elites", "2", "--perturbations", "2",
                          "--epochs", "2", "--final-episodes", "1", "--out", str(tmp_path)])

@@ -76,7 +76,10 @@ def render_strip(
     """A horizontal strip of ``frames`` rendered frames (one every ``every`` steps) of one
     episode driven by ``lte`` ``(lte_dim,)``: ``(size, frames·size, 3)`` uint8."""
     check_render_backend()
-    env = make_task_env(family, task, render_mode="rgb_array", width=size, height=size, **(env_kwargs or {}))
+    # gymnasium's default free camera stays put and the runner leaves the frame within a second;
+    # every family's model has a "track" camera that follows the body (pass camera_* to override).
+    camera = {} if any(k.startswith("camera_") for k in (env_kwargs or {})) else {"camera_name": "track"}
+    env = make_task_env(family, task, render_mode="rgb_array", width=size, height=size, **camera, **(env_kwargs or {}))
     try:
         obs, _ = env.reset(seed=seed)
         images = []
