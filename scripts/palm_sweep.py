@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,24 +30,10 @@ def run_variant(name: str, overrides: list[str], seed: int, out: Path, data_dir:
     """Train (unless finished) and evaluate (unless cached) one variant."""
     from palm_lightning.models.linear_probe import build_encoder
 
-    run = out / name / "version_0"
-    if not (run / "trained.json").is_file():
-        command = [
-            sys.executable, "-m", "palm_lightning", "fit", "--config", str(table.CONFIGS / "palm.yaml"), *overrides,
-            "--seed_everything", str(seed), "--data.init_args.seed", str(seed),
-            "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.name", name,
-            "--trainer.logger.init_args.version", "0", "--trainer.enable_progress_bar", "false",
-        ]
-        print("+", shlex.join(command), flush=True)
-        start = time.time()
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / f"{name}.log", "w") as log:
-            subprocess.run(command, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        (run / "trained.json").write_text(json.dumps({"seconds": round(time.time() - start), "command": command}))
-    cache = run / "results.json"
+    ckpt = table.train(table.ROW_BY_KEY["palm_temporal_apt"], seed, out, data_dir, name=name, overrides=tuple(overrides))
+    cache = ckpt.parent.parent / "results.json"
     if not cache.is_file():
-        encoder = build_encoder(str(run / "checkpoints" / "last.ckpt"))
-        cache.write_text(json.dumps(table.evaluate(encoder, seed, data_dir), indent=2))
+        cache.write_text(json.dumps(table.evaluate(build_encoder(str(ckpt)), seed, data_dir), indent=2))
     return json.loads(cache.read_text())
 
 

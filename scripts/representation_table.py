@@ -72,27 +72,34 @@ def run_dir(out: Path, key: str, seed: int) -> Path:
     return out / f"{key}_s{seed}" / "version_0"
 
 
-def train(row: Row, seed: int, out: Path, data_dir: str) -> Path:
-    """Train ``row`` for ``seed`` through the CLI (skipped when it finished before: ``trained.json``)."""
-    ckpt = run_dir(out, row.key, seed) / "checkpoints" / "last.ckpt"
-    if finished(out, row.key, seed):
+def train(row: Row, seed: int, out: Path, data_dir: str, name: str | None = None, overrides: tuple[str, ...] = ()) -> Path:
+    """Train ``row`` for ``seed`` through the CLI (skipped when it finished before: ``trained.json``).
+
+    The run is ``out/<name>/version_0`` (``name`` defaults to ``<row key>_s<seed>``); ``overrides``
+    are extra command-line arguments after the configs (``scripts/palm_sweep.py`` uses them).
+    """
+    name = name or f"{row.key}_s{seed}"
+    run = out / name / "version_0"
+    ckpt = run / "checkpoints" / "last.ckpt"
+    if (run / "trained.json").is_file():
         return ckpt
     command = [sys.executable, "-m", "palm_lightning", "fit"]
     for config in row.configs:
         command += ["--config", str(CONFIGS / config)]
     command += [
-        "--seed_everything", str(seed), "--data.init_args.seed", str(seed),
-        "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.name", f"{row.key}_s{seed}",
+        *overrides, "--seed_everything", str(seed), "--data.init_args.seed", str(seed),
+        "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.name", name,
         "--trainer.logger.init_args.version", "0", "--trainer.enable_progress_bar", "false",
     ]
-    if not row.key.startswith("palm"):
+    if not row.configs[0].startswith("palm"):  # the real-image baselines read Fashion-MNIST from data_dir
         command += ["--data.init_args.data_dir", data_dir]
     print("+", " ".join(command), flush=True)
     start = time.time()
-    with open(out / f"{row.key}_s{seed}.log", "w") as log:
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / f"{name}.log", "w") as log:
         subprocess.run(command, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     seconds = time.time() - start
-    (run_dir(out, row.key, seed) / "trained.json").write_text(json.dumps({"seconds": round(seconds), "command": command}))
+    (run / "trained.json").write_text(json.dumps({"seconds": round(seconds), "command": command}))
     print(f"  trained in {seconds:.0f} s", flush=True)
     return ckpt
 
