@@ -233,10 +233,10 @@ def test_curl_trains_keeps_key_networks_out_of_the_optimizer_and_checkpoints_the
 @pytest.mark.parametrize(
     ("overlay", "cls", "pairing", "policy", "repr_lr", "name"),
     [
-        ("curl", PALMCURL, "temporal", "apt", 1e-3, "palm_curl"),
-        ("augmentation_pairs", PALM, "augmentation", "apt", 1e-3, "palm_augmentation_pairs"),
-        ("random_policy", PALM, "temporal", "random", 1e-3, "palm_random_policy"),
-        ("repr_lr_1e-4", PALM, "temporal", "apt", 1e-4, "palm_repr_lr_1e-4"),
+        ("curl", PALMCURL, "temporal", "apt", 1e-4, "palm_curl"),
+        ("augmentation_pairs", PALM, "augmentation", "apt", 1e-4, "palm_augmentation_pairs"),
+        ("random_policy", PALM, "temporal", "random", 1e-4, "palm_random_policy"),
+        ("repr_lr_1e-3", PALM, "temporal", "apt", 1e-3, "palm_repr_lr_1e-3"),
     ],
 )
 def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pairing, policy, repr_lr, name):

@@ -30,7 +30,7 @@ class SimSiamImages(ExportableMixin, L.LightningModule):
     small-image recipe by default), not in the DataLoader. One optimiser step per batch, so
     ``trainer.max_steps`` counts updates as PALM's does (``charts/updates`` is logged too).
 
-    Optimiser: by default Adam at 1e-3 with a constant rate, PALM's ``repr_lr``: matched to PALM
+    Optimiser: by default Adam at 1e-4 with a constant rate, PALM's ``repr_lr``: matched to PALM
     for a like-for-like comparison, not SimSiam's own recipe (SGD, momentum 0.9, lr 0.03·B/256,
     weight decay 5e-4, cosine), which ``optimizer: sgd``, ``lr``, ``weight_decay`` and
     ``lr_schedule: cosine`` reproduce (except SimSiam's fixed predictor rate).
@@ -43,7 +43,7 @@ class SimSiamImages(ExportableMixin, L.LightningModule):
         image_shape, encoder_channels, encoder_layers, repr_dim: the DrQ encoder, as PALM's.
         projector_hidden, projector_dim, predictor_hidden: SimSiam's heads, as PALM's.
         optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
-        lr, momentum, weight_decay: optimiser settings (1e-3, 0.9, 0).
+        lr, momentum, weight_decay: optimiser settings (1e-4, 0.9, 0).
         lr_schedule: ``"constant"`` (as PALM) or ``"cosine"`` to 0 over the run's steps.
         crop_scale, flip_p, brightness, contrast, jitter_p, grayscale_p: the recipe of
             :func:`~palm_lightning.augment.simsiam_augment` (SimSiam: 0.2–1, 0.5, 0.4, 0.4, 0.8, 0.2).
@@ -62,7 +62,7 @@ class SimSiamImages(ExportableMixin, L.LightningModule):
         projector_dim: int = 256,
         predictor_hidden: int = 64,
         optimizer: Literal["adam", "sgd"] = "adam",
-        lr: float = 1e-3,
+        lr: float = 1e-4,
         momentum: float = 0.9,
         weight_decay: float = 0.0,
         lr_schedule: Literal["constant", "cosine"] = "constant",
