@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import lightning as L
 from torch import Tensor
-from torchmetrics.classification import MulticlassAccuracy
 
 from palm_lightning.evaluation.features import encode, extract_features
 from palm_lightning.evaluation.knn import knn_votes
@@ -55,11 +54,7 @@ class KNNProbe(FrozenEncoderMixin, L.LightningModule):
             raise ValueError(f"KNNProbe: k must be positive and temperature > 0, got k={k}, temperature={temperature}")
         self.save_hyperparameters()
         self.init_frozen_encoder(encoder, random_init, image_shape)
-        self._top5 = num_classes >= 5
-        for stage in ("val", "test"):
-            setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes=num_classes, average="micro"))
-            if self._top5:
-                setattr(self, f"{stage}_acc_top5", MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro"))
+        self.init_accuracies(num_classes)
         self.bank: Tensor | None = None
         self.bank_labels: Tensor | None = None
 
@@ -98,13 +93,7 @@ class KNNProbe(FrozenEncoderMixin, L.LightningModule):
             self.bank, self.bank_labels, encode(self.encoder, images), self.hparams.num_classes,
             self.hparams.k, self.hparams.temperature,
         )  # fmt: skip
-        acc = getattr(self, f"{stage}_acc")
-        acc(votes, labels)
-        self.log(f"{stage}/knn_acc", acc, prog_bar=True)
-        if self._top5:
-            acc5 = getattr(self, f"{stage}_acc_top5")
-            acc5(votes, labels)
-            self.log(f"{stage}/knn_acc_top5", acc5)
+        self.log_accuracies(votes, labels, stage, "knn_acc", prog_bar=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")

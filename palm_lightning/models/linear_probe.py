@@ -115,6 +115,25 @@ class FrozenEncoderMixin:
         self.encoder.eval()
         return self
 
+    def init_accuracies(self, num_classes: int, stages: tuple[str, ...] = ("val", "test")) -> None:
+        """Micro-averaged ``<stage>_acc`` metrics, and ``<stage>_acc_top5`` when there are at least
+        five classes (top-5 of fewer classes is always 1)."""
+        self._top5 = num_classes >= 5
+        for stage in stages:
+            setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes=num_classes, average="micro"))
+            if self._top5:
+                setattr(self, f"{stage}_acc_top5", MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro"))
+
+    def log_accuracies(self, scores: Tensor, labels: Tensor, stage: str, name: str, prog_bar: bool) -> None:
+        """Update and log ``<stage>/<name>`` (and ``<stage>/<name>_top5``) from class scores."""
+        acc = getattr(self, f"{stage}_acc")
+        acc(scores, labels)
+        self.log(f"{stage}/{name}", acc, prog_bar=prog_bar)  # type: ignore[attr-defined]
+        if self._top5:
+            acc5 = getattr(self, f"{stage}_acc_top5")
+            acc5(scores, labels)
+            self.log(f"{stage}/{name}_top5", acc5)  # type: ignore[attr-defined]
+
 
 class LinearProbe(FrozenEncoderMixin, L.LightningModule):
     """Linear-probe evaluation of a frozen image encoder.
@@ -190,12 +209,7 @@ class LinearProbe(FrozenEncoderMixin, L.LightningModule):
         out_dim = int(self.encoder.out_dim)
         self.head = linear_probe_head(out_dim, num_classes)
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self._top5 = num_classes >= 5
-        if self._top5:
-            self.val_acc_top5 = MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
-            self.test_acc_top5 = MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
+        self.init_accuracies(num_classes)
 
     # --- the frozen encoder ----------------------------------------------------------------------
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -238,14 +252,7 @@ class LinearProbe(FrozenEncoderMixin, L.LightningModule):
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
         images, labels = batch
-        logits = self(images)
-        acc = getattr(self, f"{stage}_acc")
-        acc(logits, labels)
-        self.log(f"{stage}/acc", acc, prog_bar=stage == "val")
-        if self._top5:
-            acc5 = getattr(self, f"{stage}_acc_top5")
-            acc5(logits, labels)
-            self.log(f"{stage}/acc_top5", acc5)
+        self.log_accuracies(self(images), labels, stage, "acc", prog_bar=stage == "val")
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")
