@@ -24,7 +24,8 @@ def load_scalars(run_dir: str, tags: list[str]) -> dict[str, tuple[list[int], li
     acc = EventAccumulator(run_dir, size_guidance={"scalars": 0})
     acc.Reload()
     have = set(acc.Tags().get("scalars", []))
-    return {tag: ([e.step for e in acc.Scalars(tag)], [e.value for e in acc.Scalars(tag)]) for tag in tags if tag in have}
+    events = {tag: acc.Scalars(tag) for tag in tags if tag in have}
+    return {tag: ([e.step for e in series], [e.value for e in series]) for tag, series in events.items()}
 
 
 def plot(runs: dict[str, str], tags: list[str], out: str) -> Path:
