@@ -11,7 +11,7 @@ import torch
 
 from palm_lightning.checkpoints import CKPT_KEY, CheckpointError, describe, save_network
 from palm_lightning.datamodules import FashionMNISTDataModule
-from palm_lightning.models import LinearProbe
+from palm_lightning.models import FrozenEncoder, LinearProbe
 from palm_lightning.nn.encoders import DrQEncoder, PixelEncoder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +62,8 @@ def test_pixels_probe_learns_tiny_fmnist(fmnist_root: Path, tmp_path: Path) -> N
 def test_encoder_file_is_loaded_and_stays_frozen(fmnist_root: Path, tmp_path: Path) -> None:
     path, network = encoder_file(tmp_path)
     probe = LinearProbe(encoder=str(path), lr=1e-2)
-    assert isinstance(probe.encoder, DrQEncoder) and probe.encoder.config == network.config
+    assert isinstance(probe.encoder, FrozenEncoder) and isinstance(probe.encoder.network, DrQEncoder)
+    assert probe.encoder.network.config == network.config
     before = {k: v.clone() for k, v in probe.encoder.state_dict().items()}
     for k, v in network.state_dict().items():
         torch.testing.assert_close(before[k], v)
@@ -106,7 +107,7 @@ def test_random_init_keeps_architecture_not_weights(fmnist_root: Path, tmp_path:
     L.seed_everything(7)
     again = LinearProbe(encoder=str(path), random_init=True)
     stored, fresh = network.state_dict(), probe.encoder.state_dict()
-    assert type(probe.encoder) is DrQEncoder and probe.encoder.config == network.config
+    assert type(probe.encoder.network) is DrQEncoder and probe.encoder.network.config == network.config
     assert {k: v.shape for k, v in fresh.items()} == {k: v.shape for k, v in stored.items()}
     assert not torch.equal(fresh["convnet.0.weight"], stored["convnet.0.weight"])
     for k, v in again.encoder.state_dict().items():  # the draw follows seed_everything
@@ -119,7 +120,7 @@ def test_random_init_keeps_architecture_not_weights(fmnist_root: Path, tmp_path:
     t.save_checkpoint(tmp_path / "probe.ckpt")
     L.seed_everything(8)
     assert not torch.equal(
-        LinearProbe(encoder=str(path), random_init=True).encoder.convnet[0].weight, fresh["convnet.0.weight"]
+        LinearProbe(encoder=str(path), random_init=True).encoder.network.convnet[0].weight, fresh["convnet.0.weight"]
     )
     restored = LinearProbe.load_from_checkpoint(tmp_path / "probe.ckpt")
     assert restored.hparams.random_init and not restored.encoder.training
@@ -198,3 +199,54 @@ def test_probe_checkpoint_of_another_feature_size_is_a_clear_error(fmnist_root: 
     path, _ = encoder_file(tmp_path)
     with pytest.raises(ValueError, match="maps 1024 features to 10 classes, but this probe's encoder .* gives 32 features"):
         trainer(tmp_path).test(LinearProbe(encoder=str(path)), datamodule=tiny_data(fmnist_root), ckpt_path=str(ckpt))
+
+
+# --- the FrozenEncoder module itself ------------------------------------------------------------
+def test_frozen_encoder_stays_frozen_and_its_state_dict_is_the_networks(tmp_path: Path) -> None:
+    path, network = encoder_file(tmp_path)
+    frozen = FrozenEncoder(str(path))
+    assert (frozen.image_shape, frozen.out_dim, frozen.source, frozen.is_pixels) == ((1, 32, 32), 32, str(path), False)
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    frozen.train()
+    assert not frozen.training and not frozen.network.training  # whatever train() is called with
+    images = torch.rand(3, 1, 32, 32) * 2 - 1
+    with torch.enable_grad():
+        features = frozen(images)
+    assert features.shape == (3, 32) and features.dtype == torch.float32 and not features.requires_grad
+    torch.testing.assert_close(features, network.eval()(images))
+    with pytest.raises(ValueError, match=r"FrozenEncoder: batch images have shape \(3, 1, 16, 16\).*\(N, 1, 32, 32\)"):
+        frozen(torch.zeros(3, 1, 16, 16))
+
+    # The state dict is the network's (keys without "network."), in both directions.
+    assert list(frozen.state_dict()) == list(network.state_dict())
+    other = FrozenEncoder(str(path), random_init=True)
+    assert not torch.equal(other.network.convnet[0].weight, network.convnet[0].weight)
+    other.load_state_dict(network.state_dict())
+    torch.testing.assert_close(other(images), features)
+    holder = torch.nn.Module()
+    holder.encoder = FrozenEncoder(str(path), random_init=True)
+    assert "encoder.convnet.0.weight" in holder.state_dict()
+    holder.load_state_dict({f"encoder.{k}": v for k, v in network.state_dict().items()})
+    torch.testing.assert_close(holder.encoder(images), features)
+
+    pixels = FrozenEncoder("pixels", image_shape=(3, 8, 8))
+    assert pixels.is_pixels and pixels.out_dim == 192 and list(pixels.state_dict()) == []
+
+
+def test_frozen_encoder_wraps_a_module_and_can_be_finetuned() -> None:
+    network = small_drq()
+    tuned = FrozenEncoder(network, finetune=True)
+    assert tuned.network is network and tuned.source is None and tuned.training
+    assert all(p.requires_grad for p in tuned.parameters())
+    tuned.eval()
+    assert not tuned.network.training
+    tuned.train()
+    assert tuned.network.training
+    tuned(torch.rand(2, 1, 32, 32)).sum().backward()
+    assert network.convnet[0].weight.grad is not None
+    frozen = FrozenEncoder(small_drq())
+    assert not frozen.training and not any(p.requires_grad for p in frozen.parameters())
+    with pytest.raises(TypeError, match="Linear has no `image_shape` or `out_dim` attribute"):
+        FrozenEncoder(torch.nn.Linear(3, 4))
+    with pytest.raises(ValueError, match=r"image_shape=\(3, 32, 32\) was given.*\(1, 32, 32\)"):
+        FrozenEncoder(small_drq(), image_shape=(3, 32, 32))

@@ -2,10 +2,12 @@
 
 from palm_lightning.models.classifier import ImageClassifier
 from palm_lightning.models.ear import EAR
+from palm_lightning.models.frozen_encoder import FrozenEncoder
 from palm_lightning.models.knn_probe import KNNProbe
 from palm_lightning.models.linear_probe import LinearProbe
 from palm_lightning.models.multitask_sac import MultiTaskSAC
 from palm_lightning.models.ood_detector import OODDetector
+from palm_lightning.models.online_probe import OnlineKNNProbe
 from palm_lightning.models.palm import PALM
 from palm_lightning.models.palm_curl import PALMCURL
 from palm_lightning.models.sac_baselines import MHMTSAC, OHESAC
@@ -15,4 +17,4 @@ from palm_lightning.models.supervised_encoder import SupervisedEncoder
 
 __all__ = ["EAR", "MHMTSAC", "OHESAC", "PALM", "ConditionalStyleGAN", "ImageClassifier", "LinearProbe", "MultiTaskSAC"]
 __all__ += ["PALMCURL", "SimSiamImages", "SupervisedEncoder"]
-__all__ += ["KNNProbe", "OODDetector"]
+__all__ += ["FrozenEncoder", "KNNProbe", "OODDetector", "OnlineKNNProbe"]

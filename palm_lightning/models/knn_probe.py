@@ -7,10 +7,10 @@ from torch import Tensor
 
 from palm_lightning.evaluation.features import encode, extract_features
 from palm_lightning.evaluation.knn import knn_votes
-from palm_lightning.models.linear_probe import PIXELS, FrozenEncoderMixin, check_fits_data
+from palm_lightning.models.frozen_encoder import PIXELS, FrozenEncoder, ProbeAccuracyMixin
 
 
-class KNNProbe(FrozenEncoderMixin, L.LightningModule):
+class KNNProbe(ProbeAccuracyMixin, L.LightningModule):
     """kNN-probe evaluation of a frozen image encoder: nothing is trained.
 
     Run it with ``test`` (or ``validate``), not ``fit``::
@@ -53,13 +53,15 @@ class KNNProbe(FrozenEncoderMixin, L.LightningModule):
         if k < 1 or temperature <= 0:
             raise ValueError(f"KNNProbe: k must be positive and temperature > 0, got k={k}, temperature={temperature}")
         self.save_hyperparameters()
-        self.init_frozen_encoder(encoder, random_init, image_shape)
+        self.encoder = FrozenEncoder(encoder, random_init, image_shape)
+        self.image_shape = self.encoder.image_shape
         self.init_accuracies(num_classes)
         self.bank: Tensor | None = None
         self.bank_labels: Tensor | None = None
 
     def setup(self, stage: str) -> None:
-        check_fits_data(self, getattr(self._trainer, "datamodule", None), self.hparams.num_classes)
+        datamodule = getattr(self._trainer, "datamodule", None)
+        self.encoder.check_fits_data(datamodule, self.hparams.num_classes, type(self).__name__)
 
     def build_bank(self) -> None:
         """Features and labels of the data module's whole training split, on this module's device."""

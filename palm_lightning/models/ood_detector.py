@@ -11,7 +11,7 @@ from torch import Tensor
 from palm_lightning.evaluation.features import encode, extract_features
 from palm_lightning.evaluation.ood_metrics import ood_metrics
 from palm_lightning.evaluation.ood_scorers import SCORERS, KNNDistanceScorer, OODScorer
-from palm_lightning.models.linear_probe import PIXELS, FrozenEncoderMixin, check_fits_data
+from palm_lightning.models.frozen_encoder import PIXELS, FrozenEncoder
 
 
 def make_scorer(name: str, knn_k: int) -> OODScorer:
@@ -21,7 +21,7 @@ def make_scorer(name: str, knn_k: int) -> OODScorer:
     return KNNDistanceScorer(k=knn_k) if SCORERS[name] is KNNDistanceScorer else SCORERS[name]()
 
 
-class OODDetector(FrozenEncoderMixin, L.LightningModule):
+class OODDetector(L.LightningModule):
     """Out-of-distribution detection on the features of a frozen encoder: nothing is trained.
 
     Needs an :class:`~palm_lightning.datamodules.OODDataModule` and runs with ``test``::
@@ -63,7 +63,8 @@ class OODDetector(FrozenEncoderMixin, L.LightningModule):
             raise ValueError(f"OODDetector: scorers {scorers} has duplicates")
         self.scorers: dict[str, OODScorer] = {name: make_scorer(name, knn_k) for name in scorers}
         self.save_hyperparameters()
-        self.init_frozen_encoder(encoder, random_init, image_shape)
+        self.encoder = FrozenEncoder(encoder, random_init, image_shape)
+        self.image_shape = self.encoder.image_shape
         self._scores: dict[str, dict[int, list[Tensor]]] = {}
 
     def _ood_datamodule(self):
@@ -77,7 +78,7 @@ class OODDetector(FrozenEncoderMixin, L.LightningModule):
         return datamodule
 
     def setup(self, stage: str) -> None:
-        check_fits_data(self, self._ood_datamodule(), None)
+        self.encoder.check_fits_data(self._ood_datamodule(), None, type(self).__name__)
 
     def on_test_epoch_start(self) -> None:
         datamodule = self._ood_datamodule()

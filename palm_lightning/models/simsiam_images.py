@@ -17,13 +17,13 @@ from torch import Tensor
 
 from palm_lightning.augment import simsiam_augment
 from palm_lightning.checkpoints import ExportableMixin
-from palm_lightning.models.palm import knn_classify
+from palm_lightning.models.online_probe import OnlineKNNProbe
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
 from palm_lightning.nn.siamese import simsiam_forward
 
 
-class SimSiamImages(ExportableMixin, L.LightningModule):
+class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
     """SimSiam (Chen & He, 2021) on two augmented views of every real image of a batch.
 
     Augmentation runs on the device in :meth:`training_step` (:meth:`augment`, SimSiam's
@@ -35,9 +35,11 @@ class SimSiamImages(ExportableMixin, L.LightningModule):
     weight decay 5e-4, cosine), which ``optimizer: sgd``, ``lr``, ``weight_decay`` and
     ``lr_schedule: cosine`` reproduce (except SimSiam's fixed predictor rate).
 
-    Validation is an online weighted kNN probe (``val/knn_acc``): the validation images of the
-    DataModule (its test split when ``val_size`` is 0) classified against a bank of the first
-    ``knn_bank_size`` training images (a random subset: the training split is shuffled once).
+    Validation is the online weighted kNN probe of every pretraining module
+    (:class:`~palm_lightning.models.online_probe.OnlineKNNProbe`, logged as ``probe/knn_acc`` as
+    PALM's): the validation images of the DataModule (its test split when ``val_size`` is 0)
+    classified against a bank (:meth:`probe_bank`) of the first ``knn_bank_size`` training images
+    (a random subset: the training split is shuffled once).
 
     Args:
         image_shape, encoder_channels, encoder_layers, repr_dim: the DrQ encoder, as PALM's.
@@ -86,8 +88,7 @@ class SimSiamImages(ExportableMixin, L.LightningModule):
         self.projector = Projector(self.encoder.out_dim, projector_hidden, projector_dim)
         self.predictor = Predictor(projector_dim, predictor_hidden)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
-        self._val_features: list[Tensor] = []
-        self._val_labels: list[Tensor] = []
+        self.init_online_probe(knn_k, knn_temperature)
 
     def exported_network(self) -> DrQEncoder:
         return self.encoder
@@ -141,41 +142,18 @@ class SimSiamImages(ExportableMixin, L.LightningModule):
         self.log("train/loss", loss.detach(), prog_bar=True)
         return loss
 
-    # --- the online kNN probe -----------------------------------------------------------------
-    def on_validation_epoch_start(self) -> None:
-        self._val_features, self._val_labels = [], []
+    # --- the online kNN probe (OnlineKNNProbe) -----------------------------------------------
+    def probe_features(self, images: Tensor) -> Tensor:
+        """The encoder's features ``(B, repr_dim)`` of validation images in ``[-1, 1]``."""
+        return self.encoder(images)
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        images, labels = batch
-        self._val_features.append(self.encoder(images).float())
-        self._val_labels.append(labels)
-
-    def knn_bank(self) -> tuple[Tensor, Tensor]:
-        """Features and labels of the first ``knn_bank_size`` training images."""
+    def probe_bank(self) -> tuple[Tensor, Tensor]:
+        """Features and labels of the first ``knn_bank_size`` training images (every validation batch
+        is then a query)."""
         dm = self.trainer.datamodule
         train = dm.train_set
         if train is None:
             raise RuntimeError("the DataModule has no training split set up for the kNN bank")
         images, labels = train.images[: self.hparams.knn_bank_size], train.labels[: self.hparams.knn_bank_size]
-        features = [self.encoder(dm.normalize(chunk.to(self.device))).float() for chunk in images.split(1024)]
+        features = [self.probe_features(dm.normalize(chunk.to(self.device))).float() for chunk in images.split(1024)]
         return torch.cat(features), labels.to(self.device)
-
-    def on_validation_epoch_end(self) -> None:
-        if not self._val_features:
-            return
-        queries, query_labels = torch.cat(self._val_features), torch.cat(self._val_labels)
-        if self.trainer.world_size > 1:
-            queries = self.all_gather(queries).flatten(0, -2)
-            query_labels = self.all_gather(query_labels).flatten()
-        bank, bank_labels = self.knn_bank()
-        num_classes = int(max(bank_labels.max(), query_labels.max())) + 1
-        hp = self.hparams
-        predictions = knn_classify(bank, bank_labels, queries, num_classes, hp.knn_k, hp.knn_temperature)
-        accuracy = (predictions == query_labels).float().mean()
-        self._val_features, self._val_labels = [], []
-        if self.trainer.sanity_checking:
-            # Lightning drops logs during the sanity check; the probe before training is worth keeping.
-            if self.logger is not None and self.trainer.is_global_zero:
-                self.logger.log_metrics({"val/knn_acc": float(accuracy)}, step=int(self.updates))
-        else:
-            self.log("val/knn_acc", accuracy, prog_bar=True, rank_zero_only=True)
