@@ -89,10 +89,47 @@ def write_fmnist(directory: Path, data: dict, gz: bool) -> None:
                 (directory / name).write_bytes(raw)
 
 
-def test_idx_writer_matches_the_spec() -> None:
-    header = idx_bytes(np.zeros((3, 28, 28), np.uint8))[:16]
-    assert struct.unpack(">IIII", header) == (2051, 3, 28, 28)
-    assert struct.unpack(">II", idx_bytes(np.zeros(5, np.uint8))[:8]) == (2049, 5)
+# IDX files spelled out byte by byte from the format's definition (LeCun's MNIST page): a 4-byte
+# big-endian magic 0x00 0x00 <type> <ndim> with type 0x08 = unsigned byte, then one 4-byte
+# big-endian size per dimension, then the data in C order.
+IMAGES_2x3x4 = np.array([[[100 * i + 10 * j + k for k in range(4)] for j in range(3)] for i in range(2)], np.uint8)
+IMAGES_2x3x4_IDX = (
+    b"\x00\x00\x08\x03"  # magic 0x00000803 = 2051: ubyte, 3 dimensions
+    b"\x00\x00\x00\x02" b"\x00\x00\x00\x03" b"\x00\x00\x00\x04"  # 2 × 3 × 4
+    + bytes([0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23, 100, 101, 102, 103, 110, 111, 112, 113, 120, 121, 122, 123])
+)
+LABELS_4 = np.array([7, 0, 9, 255], np.uint8)
+LABELS_4_IDX = b"\x00\x00\x08\x01" b"\x00\x00\x00\x04" + bytes([7, 0, 9, 255])  # magic 2049, 1 dimension of 4
+
+
+def test_idx_writer_matches_the_spec(tmp_path: Path) -> None:
+    assert idx_bytes(IMAGES_2x3x4) == IMAGES_2x3x4_IDX
+    assert idx_bytes(LABELS_4) == LABELS_4_IDX
+    # a size above 255 needs all 4 big-endian bytes: 300 = 0x0000012C
+    assert idx_bytes(np.zeros(300, np.uint8))[:8] == b"\x00\x00\x08\x01\x00\x00\x01\x2c"
+    # the shared conftest writers (behind the fmnist_root fixture) write the same bytes
+    from conftest import write_idx_images, write_idx_labels
+
+    write_idx_images(tmp_path / "images", IMAGES_2x3x4)
+    write_idx_labels(tmp_path / "labels", LABELS_4)
+    assert (tmp_path / "images").read_bytes() == IMAGES_2x3x4_IDX
+    assert (tmp_path / "labels").read_bytes() == LABELS_4_IDX
+
+
+def test_the_package_loader_reads_hand_written_idx_files(tmp_path: Path) -> None:
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix in ("train", "t10k"):
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(IMAGES_2x3x4_IDX)  # the hand-spelled bytes
+    (raw / "train-labels-idx1-ubyte").write_bytes(LABELS_4_IDX[:4] + b"\x00\x00\x00\x02" + bytes([7, 0]))
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(LABELS_4_IDX[:4] + b"\x00\x00\x00\x02" + bytes([9, 255]))
+    dm = FashionMNISTDataModule(data_dir=str(tmp_path), system_dir=str(tmp_path / "nowhere"))
+    images, labels = dm.load_split("train")
+    assert images.dtype == torch.uint8 and images.shape == (2, 1, 3, 4)
+    assert images[1, 0, 2, 3].item() == 123 and images[0, 0, 1, 0].item() == 10  # C order: (image, row, column)
+    assert torch.equal(images[:, 0], torch.from_numpy(IMAGES_2x3x4))
+    assert labels.tolist() == [7, 0]
+    assert dm.load_split("test")[1].tolist() == [9, 255]
 
 
 def check_fmnist_loaded(dm: FashionMNISTDataModule, data: dict) -> None:

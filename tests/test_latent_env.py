@@ -81,11 +81,50 @@ def test_class_weights_select_classes():
 
 
 def test_w_space_uses_the_mapping_and_w_sized_actions():
-    env = LatentManifold(tiny_generator(), num_envs=2, latent_space="w")
-    assert env.action_dim == 16
-    env.reset()
-    obs, *_ = env.step(torch.zeros(2, 16))
-    assert obs.shape == (2, 1, 16, 16)
+    generator = tiny_generator()  # z: 8-d, w: 16-d, 3 classes
+    with torch.no_grad():  # class means of w that are far from 0 and from each other
+        generator.mapping.w_avg.copy_(torch.arange(3.0)[:, None] * 5.0 + torch.linspace(-1, 1, 16)[None])
+    calls = []
+
+    def record(module, args, kwargs, output):
+        calls.append((args[0].clone(), args[1].clone(), kwargs.get("truncation_psi", 1.0), output.clone()))
+
+    env = LatentManifold(generator, num_envs=3, latent_space="w", ema=0.6, action_scale=0.5, seed=0)
+    handle = generator.mapping.register_forward_hook(record, with_kwargs=True)
+    assert env.action_dim == 16 and env.latent_dim == 16
+    _, info = env.reset()
+    # reset: one pass of z-sized noise with the episode's classes through the mapping; its output is the state
+    assert len(calls) == 1
+    noise, labels, psi, w = calls[0]
+    assert noise.shape == (3, 8) and torch.equal(labels, info["class"]) and psi == 1.0
+    torch.testing.assert_close(env.latent, w)
+    # and the observation is the generator's image of that noise and class
+    obs, _ = env.reset(seed=5)
+    noise, labels, _, _ = calls[-1]
+    with torch.no_grad():
+        assert torch.equal(obs, to_uint8(generator(noise, labels)))
+
+    # a step maps fresh noise again; the action displaces the w-latent
+    twin = LatentManifold(generator, num_envs=3, latent_space="w", ema=0.6, action_scale=0.5, seed=0, check=False)
+    twin.load_state_dict(env.state_dict())
+    before = env.latent.clone()
+    action = torch.linspace(-1, 1, 48).reshape(3, 16)
+    calls.clear()
+    obs_moved, *_ = env.step(action)
+    assert len(calls) == 1 and calls[0][0].shape == (3, 8) and torch.equal(calls[0][1], env.labels)
+    obs_still, *_ = twin.step(torch.zeros(3, 16))
+    handle.remove()
+    assert len(calls) == 2 and torch.equal(calls[0][0], calls[1][0])
+    # same noise in both (same random state): the difference is the action alone, times
+    # κ = sqrt(1 − 0.6²) = 0.8 and action_scale = 0.5
+    torch.testing.assert_close(env.latent - twin.latent, 0.4 * action)
+    assert not torch.equal(obs_moved, obs_still)
+    # with λ = 0.6 the state keeps 0.6 of its offset from the class mean w, and takes 0.8 of the new
+    # mapped w's (μ = the class's mean w: 0, 5, 10 + linspace(-1, 1))
+    mu = generator.mapping.w_avg[twin.labels]
+    torch.testing.assert_close(twin.latent - mu, 0.6 * (before - mu) + 0.8 * (calls[1][3] - mu))
+    with pytest.raises(ValueError, match=r"shape \(3, 16\).*w-latent size.*got \(3, 8\)"):
+        env.step(torch.zeros(3, 8))  # a z-sized action is refused in w-space
 
 
 def test_bad_actions_are_refused_with_the_expected_shape():

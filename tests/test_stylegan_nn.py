@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from palm_lightning.nn.protocols import ConditionalGenerator, check_generator
 from palm_lightning.nn.stylegan import (
     MappingNetwork,
+    MinibatchStd,
     ModulatedConv2d,
     ProjectionDiscriminator,
     StyleGANGenerator,
@@ -92,6 +93,66 @@ def test_projection_discriminator_depends_on_the_label() -> None:
     assert not torch.allclose(out0, out1)
     with pytest.raises(ValueError, match="class labels"):
         d(x)
+
+
+def test_minibatch_std_whole_batch_by_hand() -> None:
+    # 2 samples, 2 channels, 1×2 pixels; one group holding the whole batch.
+    x = torch.tensor(
+        [
+            [[[1.0, 0.0]], [[2.0, 5.0]]],
+            [[[3.0, 4.0]], [[6.0, 5.0]]],
+        ]
+    )
+    out = MinibatchStd(group_size=2)(x)
+    assert out.shape == (2, 3, 1, 2)
+    torch.testing.assert_close(out[:, :2], x)  # the input channels pass through untouched
+    # population std of each (channel, pixel) over the 2 samples = |a − b| / 2: 1, 2, 2, 0;
+    # their mean is 5/4 (the zero one is sqrt(1e-8) = 1e-4 in the layer: (1 + 2 + 2 + 1e-4)/4)
+    torch.testing.assert_close(out[:, 2], torch.full((2, 1, 2), 1.25), atol=1e-4, rtol=0)
+
+
+def test_minibatch_std_is_constant_within_each_group_and_uses_only_that_group() -> None:
+    # 4 samples of 1 channel at 2×2 pixels, groups of 2. Each sample is a constant image, with
+    # values chosen so that the three ways to split 4 samples into pairs give different stds:
+    # v = 0, 1, 10, 30 → |Δ|/2 per pair: {0,1}: 0.5, {0,10}: 5, {0,30}: 15, {1,10}: 4.5, {1,30}: 14.5, {10,30}: 10
+    values = [0.0, 1.0, 10.0, 30.0]
+    x = torch.tensor(values)[:, None, None, None].expand(4, 1, 2, 2).contiguous()
+    extra = MinibatchStd(group_size=2)(x)[:, 1]
+    assert extra.shape == (4, 2, 2)
+    # one value per sample, constant over the image
+    assert torch.equal(extra, extra[:, :1, :1].expand(4, 2, 2))
+    per_sample = extra[:, 0, 0].tolist()
+    pair_std = {frozenset((a, b)): abs(values[a] - values[b]) / 2 for a in range(4) for b in range(4) if a != b}
+    partners = {}
+    for i in range(4):
+        same = [j for j in range(4) if j != i and per_sample[j] == per_sample[i]]
+        assert len(same) == 1, f"sample {i} shares its value with {same}: groups of 2 expected"
+        partners[i] = same[0]
+        # the value is the std of this sample's group, computed by hand
+        assert per_sample[i] == pytest.approx(pair_std[frozenset((i, same[0]))], abs=1e-4)
+    assert all(partners[partners[i]] == i for i in range(4)), "the groups must partition the batch"
+    # changing a sample outside a group leaves that group's value alone
+    i, j = 0, partners[0]
+    other = next(k for k in range(4) if k not in (i, j))
+    y = x.clone()
+    y[other] += 7.0
+    changed = MinibatchStd(group_size=2)(y)[:, 1, 0, 0]
+    assert changed[i] == per_sample[i] and changed[j] == per_sample[j]
+    assert changed[other] != per_sample[other]
+
+
+def test_minibatch_std_group_shrinks_to_divide_the_batch_and_features_split_channels() -> None:
+    # batch 3 with group size 4 → one group of 3: population std of (0, 3, 6) = sqrt(6)
+    x = torch.tensor([0.0, 3.0, 6.0])[:, None, None, None].expand(3, 1, 1, 1).contiguous()
+    out = MinibatchStd(group_size=4)(x)
+    torch.testing.assert_close(out[:, 1].flatten(), torch.full((3,), 6.0**0.5))
+    # num_features=2 splits the channels into two halves, one std map each
+    x2 = torch.zeros(2, 2, 1, 1)
+    x2[:, 0, 0, 0] = torch.tensor([0.0, 2.0])  # std 1
+    x2[:, 1, 0, 0] = torch.tensor([0.0, 8.0])  # std 4
+    out2 = MinibatchStd(group_size=2, num_features=2)(x2)
+    assert out2.shape == (2, 4, 1, 1)
+    torch.testing.assert_close(out2[:, 2:, 0, 0], torch.tensor([[1.0, 4.0], [1.0, 4.0]]))
 
 
 def test_bad_resolution_is_refused() -> None:
