@@ -92,9 +92,12 @@ def make_run(device: torch.device, capacity: int, steps: int, callbacks: list) -
     from palm_lightning.datamodules import LatentManifoldDataModule
     from palm_lightning.models import PALM
 
-    # The default config's sizes (configs/palm.yaml), without the probe and the image logging.
-    model = PALM(hidden_dim=256, stddev_schedule="linear(1.0,0.2,50000)", trajectory_every_n_updates=0)
-    data = LatentManifoldDataModule(num_envs=16, batch_size=256, buffer_capacity=capacity, nstep=3, seed_frames=4000)
+    # The default config's sizes (configs/palm.yaml), without the probe and the image logging; the
+    # environments are stepped before every update (updates_per_step=1, not palm.yaml's 8) so that
+    # each gap between updates times one collection.
+    model = PALM(hidden_dim=256, trajectory_every_n_updates=0)
+    data = LatentManifoldDataModule(num_envs=16, batch_size=256, buffer_capacity=capacity, nstep=3, seed_frames=4000,
+                                    updates_per_step=1)
     trainer = L.Trainer(
         max_steps=steps, accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks, limit_val_batches=0,

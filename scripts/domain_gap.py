@@ -19,7 +19,8 @@ import torch
 
 from palm_lightning.datamodules import FashionMNISTDataModule
 from palm_lightning.envs import LatentManifold
-from palm_lightning.models.palm import PALM, knn_classify
+from palm_lightning.evaluation.knn import knn_classify
+from palm_lightning.models.palm import PALM
 
 
 def main() -> None:

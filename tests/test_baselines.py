@@ -119,7 +119,7 @@ def test_simsiam_images_trains_probes_and_exports_its_encoder(tmp_path, fmnist_r
     fit.fit(model, data)
     assert int(model.updates) == 4 == fit.global_step
     assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))
-    assert 0.0 <= float(fit.callback_metrics["val/knn_acc"]) <= 1.0
+    assert 0.0 <= float(fit.callback_metrics["probe/knn_acc"]) <= 1.0 and "val/knn_acc" not in fit.callback_metrics
     assert torch.isfinite(fit.callback_metrics["train/ssl_loss"]) and "train/z_std" in fit.callback_metrics
     encoder = load_network(tmp_path / "checkpoints" / "last.ckpt", kind="encoder")
     assert isinstance(encoder, DrQEncoder) and encoder.out_dim == 16
@@ -253,7 +253,8 @@ def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pa
     assert type(cli.model) is cls
     hp = cli.model.hparams
     assert (hp.pairing, hp.policy, hp.repr_lr) == (pairing, policy, repr_lr)
-    assert tuple(hp.image_shape) == (1, 32, 32) and hp.hidden_dim == 256 and hp.stddev_schedule == "linear(1.0,0.2,50000)"
+    assert tuple(hp.image_shape) == (1, 32, 32) and hp.hidden_dim == 256 and hp.stddev_schedule == "0.2"
+    assert type(cli.model.reward).__name__ == "APT" and cli.model.reward.source == "obs" and not cli.model.reward.knn_rms
     assert cli.trainer.logger.name == name and cli.trainer.max_steps == 1000
 
 
@@ -266,5 +267,6 @@ def test_baseline_configs_parse(tmp_path, monkeypatch, config):
         args=["--config", str(REPO / f"configs/baselines/{config}.yaml"), "--trainer.logger.init_args.save_dir", str(tmp_path)],
         run=False,
     )
-    assert cli.model.encoder.config == {"image_shape": (1, 32, 32), "channels": 32, "num_layers": 4, "repr_dim": 256}
+    assert cli.model.encoder.config == {"image_shape": (1, 32, 32), "channels": 32, "num_layers": 4, "repr_dim": 256,
+                                         "weight_init": "default"}
     assert cli.datamodule.batch_size == 256 and cli.trainer.max_steps == 1000

@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from palm_lightning.datamodules import MultiTaskDataModule
 from palm_lightning.datamodules.replay import ReplayBuffer
 from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
-from palm_lightning.losses.sac import polyak_update, sac_critic_loss, soft_td_target
+from palm_lightning.losses.sac import sac_critic_loss, soft_td_target
 from palm_lightning.models import EAR, MHMTSAC, OHESAC, MultiTaskSAC
 from palm_lightning.models.multitask_sac import TASK_INFO_KEY
 from palm_lightning.nn.multitask_policies import EARPolicy, MultiHeadPolicy
+from palm_lightning.nn.blocks import polyak_update
 from palm_lightning.nn.sac import TwinQ, tanh_gaussian_sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -194,6 +195,76 @@ def test_sac_update_fits_a_fixed_batch():
     assert int(model.updates) == 151
 
 
+def test_temperature_moves_towards_the_target_entropy():
+    """α falls while the policy's entropy is above the target and rises while it is below."""
+    from palm_lightning.agents import SACAgent, Transition
+    from palm_lightning.nn.multitask_policies import OneHotPolicy
+
+    batch = Transition(torch.randn(64, 5), torch.rand(64, 2) * 2 - 1, torch.zeros(64), torch.full((64,), 0.9),
+                       torch.randn(64, 5), task=torch.zeros(64, dtype=torch.long))
+    for target, direction in ((-10.0, -1), (10.0, 1)):  # far below / above any 2-d tanh-Gaussian entropy
+        torch.manual_seed(0)
+        agent = SACAgent(OneHotPolicy(5, 2, 1, hidden_dim=16, num_hidden=1), 5, 2, 1, hidden_dim=16, q_layers=1,
+                         target_entropy=target)
+        optimizers = {k: torch.optim.Adam(g) for k, g in agent.optimizer_groups().items()}
+        for _ in range(20):
+            logs = agent.update(batch, 0, optimizers)
+        assert direction * float(agent.log_alpha.detach()) > 0.004, target
+        assert float(logs["train/alpha"]) == pytest.approx(float(agent.log_alpha.exp()))
+
+
+def test_alpha_first_uses_the_updated_temperature():
+    import palm_lightning.agents.sac as sac_module
+    from palm_lightning.agents import SACAgent, Transition
+    from palm_lightning.nn.multitask_policies import OneHotPolicy
+
+    batch = Transition(torch.randn(8, 5), torch.rand(8, 2) * 2 - 1, torch.zeros(8), torch.zeros(8), torch.randn(8, 5))
+    seen = {}
+    for alpha_first in (True, False):
+        torch.manual_seed(0)
+        agent = SACAgent(OneHotPolicy(5, 2, 1, hidden_dim=8, num_hidden=1), 5, 2, 1, hidden_dim=8, q_layers=1,
+                         alpha_first=alpha_first, alpha_lr=0.5)
+        optimizers = {k: torch.optim.SGD(g) for k, g in agent.optimizer_groups().items()}
+        used: list[float] = []
+
+        real_loss = sac_module.sac_policy_loss
+        sac_module.sac_policy_loss = lambda q, lp, alpha: (used.append(float(alpha)), real_loss(q, lp, alpha))[1]
+        try:
+            agent.update(batch, 0, optimizers)
+        finally:
+            sac_module.sac_policy_loss = real_loss
+        seen[alpha_first] = (used[0], float(agent.log_alpha.detach().exp()))
+    assert seen[True][0] == pytest.approx(seen[True][1])  # the policy loss saw the new α
+    assert seen[False][0] == pytest.approx(1.0) and seen[False][1] != pytest.approx(1.0)  # ... the old one
+
+
+def test_per_member_clipping_equals_clipping_separate_networks():
+    torch.manual_seed(0)
+    critic = TwinQ(5, 2, hidden_dim=8, num_hidden=2)
+    q = critic(torch.randn(16, 5), torch.randn(16, 2))
+    (100 * q[0].pow(2).mean() + 0.001 * q[1].mean()).backward()  # member 0 large, member 1 tiny gradients
+    h = critic.hidden_dim
+    member_grads = [[critic.first.weight.grad[m * h:(m + 1) * h].clone(), critic.first.bias.grad[m * h:(m + 1) * h].clone(),
+                     *[p.grad.clone() for p in critic.rest[m].parameters()]] for m in range(2)]
+    norms = critic.clip_grad_norm_per_member(1.0)
+    for m in range(2):
+        expected = torch.linalg.vector_norm(torch.stack([g.norm() for g in member_grads[m]]))
+        torch.testing.assert_close(norms[m], expected)
+        clipped = [critic.first.weight.grad[m * h:(m + 1) * h], critic.first.bias.grad[m * h:(m + 1) * h],
+                   *[p.grad for p in critic.rest[m].parameters()]]
+        scale = min(1.0, 1.0 / (float(expected) + 1e-6))
+        for before, after in zip(member_grads[m], clipped):
+            torch.testing.assert_close(after, before * scale)
+    assert norms[0] > 1.0 > norms[1]  # only member 0 was scaled
+
+
+def test_ear_policy_clips_its_three_networks_separately():
+    policy = EARPolicy(5, 2, num_tasks=2, hidden_dim=8)
+    groups = policy.clip_groups()
+    assert len(groups) == 3
+    assert sum(len(g) for g in groups) == len(list(policy.parameters()))
+
+
 # --- LightningModules ----------------------------------------------------------------------------
 
 def test_base_class_cannot_be_trained_directly():
@@ -219,10 +290,23 @@ def test_fit_evaluates_checkpoints_and_resumes(tmp_path, cls):
     if cls is EAR:
         assert (Path(trainer.log_dir) / "projector_config.pbtxt").is_file()
     # resume: counters, target critics and α continue from the checkpoint
+    state = saved["state_dict"]
+    saved_alpha = float(state["agent.log_alpha"])
+    saved_target = {k.removeprefix("agent.critic_target."): v for k, v in state.items() if k.startswith("agent.critic_target.")}
     resumed = cls(**TINY_MODEL)
+    fresh_target = {k: v.clone() for k, v in resumed.critic_target.state_dict().items()}
+    resumed_dm = tiny_data()
     trainer2 = tiny_trainer(tmp_path, 25)
-    trainer2.fit(resumed, tiny_data(), ckpt_path=ckpt)
+    trainer2.fit(resumed, resumed_dm, ckpt_path=ckpt)
     assert int(resumed.updates) == 25
+    assert resumed_dm.env_steps > saved["MultiTaskDataModule"]["env_steps"] >= 80  # the stream's counter continued
+    # five more Adam steps of lr 3e-4 move log α by at most ~1.5e-3, from the saved value, not from 0
+    assert saved_alpha != 0.0 and abs(float(resumed.log_alpha) - saved_alpha) < 2e-3 < abs(saved_alpha)
+    # five Polyak steps (τ = 0.005) keep the target next to the saved one, far from a fresh critic
+    for key, value in resumed.critic_target.state_dict().items():
+        moved = (value - saved_target[key]).abs().max()
+        fresh = (fresh_target[key] - saved_target[key]).abs().max()
+        assert moved < 0.1 * fresh or fresh == 0, key
 
 
 def test_wrong_sizes_are_named_with_the_fix(tmp_path):

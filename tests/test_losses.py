@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from palm_lightning.losses import RunningMean, actor_loss, negative_cosine, particle_reward, simsiam_loss, soft_update
-from palm_lightning.losses.ddpg import critic_loss, td_target
-from palm_lightning.nn.actor_critic import Critic
+from palm_lightning.losses import RunningMean, actor_loss, critic_loss, negative_cosine, particle_reward, simsiam_loss, td_target
+from palm_lightning.nn.actor_critic import Critic, truncated_normal_sample
+from palm_lightning.nn.blocks import polyak_update
 from palm_lightning.schedules import parse_schedule, schedule
 
 
@@ -51,14 +51,33 @@ def test_particle_reward_matches_brute_force():
 
 
 def test_particle_reward_normalises_by_the_running_mean():
-    h = torch.randn(32, 4)
+    # Particles on a line at 0, 2, 6, then at 0, 1, 3; k = 2 (the particle itself and its nearest).
+    # kNN distances, by hand: first batch {0, 2}, {0, 2}, {0, 4} (mean 4/3 over 6 values),
+    # second batch {0, 1}, {0, 1}, {0, 2} (mean 2/3). Running mean after both: (6·4/3 + 6·2/3)/12 = 1.
     normalizer = RunningMean()
-    reward, distances = particle_reward(h * 10, k=3, normalizer=normalizer, knn_clip=0.0)
-    reference, _ = particle_reward(h, k=3, normalizer=None, knn_clip=0.0)
-    assert normalizer.mean.item() == pytest.approx(distances.mean().item(), rel=1e-5)
-    scale = distances.mean() / 10
-    torch.testing.assert_close(reward, torch.log1p((distances / 10 / scale).mean(1)))
-    assert reference.shape == reward.shape
+    first, _ = particle_reward(torch.tensor([[0.0], [2.0], [6.0]]), k=2, normalizer=normalizer, knn_clip=0.0)
+    # after the first batch the running mean is that batch's 4/3: r = log(1 + mean(D)/(4/3))
+    expected_first = [math.log(1 + 0.75), math.log(1 + 0.75), math.log(1 + 1.5)]
+    assert first.tolist() == pytest.approx(expected_first, rel=1e-6)
+    second, _ = particle_reward(torch.tensor([[0.0], [1.0], [3.0]]), k=2, normalizer=normalizer, knn_clip=0.0)
+    assert normalizer.mean.item() == pytest.approx(1.0, rel=1e-6)
+    # divided by the running mean 1 (not by the batch's own 2/3, which would give log 1.75, log 2.5)
+    assert second.tolist() == pytest.approx([math.log(1.5), math.log(1.5), math.log(2.0)], rel=1e-6)
+
+
+def test_normalised_particle_reward_is_invariant_to_the_scale_of_the_representation():
+    torch.manual_seed(0)
+    batches = [torch.randn(32, 4) for _ in range(3)]
+    plain, scaled = RunningMean(), RunningMean()
+    for h in batches:
+        reward, _ = particle_reward(h, k=3, normalizer=plain, knn_clip=0.0)
+        reward_scaled, _ = particle_reward(h * 25.0, k=3, normalizer=scaled, knn_clip=0.0)
+        # the running mean has absorbed the factor 25, so the normalised reward is unchanged
+        torch.testing.assert_close(reward_scaled, reward, rtol=1e-3, atol=1e-3)  # cdist round-off
+    # without the normaliser the same scaling changes the reward (the check above is not vacuous)
+    raw, _ = particle_reward(batches[-1], k=3, normalizer=None, knn_clip=0.0)
+    raw_scaled, _ = particle_reward(batches[-1] * 25.0, k=3, normalizer=None, knn_clip=0.0)
+    assert (raw_scaled - raw).min() > 1.0
 
 
 def test_running_mean_is_the_mean_of_everything_seen():
@@ -73,23 +92,43 @@ def test_actor_loss_sends_no_gradient_into_the_critic():
     critic = Critic(6, 2, feature_dim=4, hidden_dim=8)
     features = torch.randn(5, 6)
     action = torch.randn(5, 2, requires_grad=True)
-    actor_loss(critic, features, action).backward()
+    actor_loss(critic(features, action, detached=True)).backward()
     assert action.grad is not None and action.grad.abs().sum() > 0
     assert all(p.grad is None for p in critic.parameters())
 
 
 def test_td_target_and_critic_loss():
     r, d = torch.tensor([1.0, 2.0]), torch.tensor([0.9, 0.0])
-    target = td_target(r, d, torch.tensor([3.0, 5.0]), torch.tensor([4.0, 1.0]))
+    target = td_target(r, d, torch.tensor([[3.0, 5.0], [4.0, 1.0]]))  # (critics, batch): min over critics
     torch.testing.assert_close(target, torch.tensor([1.0 + 0.9 * 3.0, 2.0]))
-    assert critic_loss(target, target, target).item() == 0.0
+    assert critic_loss(torch.stack([target, target]), target).item() == 0.0
+    assert critic_loss(torch.stack([target + 1, target - 2]), target).item() == pytest.approx(1.0 + 4.0)
 
 
-def test_soft_update_moves_towards_the_online_weights():
+def test_polyak_update_moves_towards_the_online_weights():
     online, target = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     before = target.weight.detach().clone()
-    soft_update(target, online, 0.25)
+    polyak_update(target, online, 0.25)
     torch.testing.assert_close(target.weight, 0.75 * before + 0.25 * online.weight.detach())
+    with pytest.raises(ValueError, match="not the same network"):
+        polyak_update(target, torch.nn.Linear(2, 3, bias=False), 0.1)
+
+
+def test_truncated_normal_clips_noise_clamps_actions_and_passes_gradients_straight_through():
+    torch.manual_seed(0)
+    mean = torch.full((2000, 3), 0.9, requires_grad=True)
+    action = truncated_normal_sample(mean, std=1.0, clip=0.3)
+    assert action.max() <= 1.0 and action.min() >= 0.6 - 1e-6  # noise within ±0.3, then clamped to 1
+    assert (action == 1.0).float().mean() > 0.3  # a good share hits the bound...
+    action.sum().backward()
+    torch.testing.assert_close(mean.grad, torch.ones_like(mean))  # ... and still passes its gradient
+    mean.grad = None
+    plain = truncated_normal_sample(mean, std=1.0, clip=0.3, straight_through=False)
+    plain.sum().backward()
+    clipped = plain == 1.0
+    assert (mean.grad[clipped] == 0).all() and (mean.grad[~clipped] == 1).all()  # the old, gradient-blocking clamp
+    spread = truncated_normal_sample(torch.zeros(20000, 1), std=0.2, clip=None)
+    assert spread.std().item() == pytest.approx(0.2, rel=0.05)  # exploration std as scheduled
 
 
 def test_schedules():

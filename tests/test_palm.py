@@ -32,45 +32,57 @@ def test_fit_counts_updates_and_env_steps(tmp_path, generator_file):
     model = PALM(**tiny_palm_kwargs())
     data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file, steps_per_batch=2))
     encoder_before = [p.detach().clone() for p in model.encoder.parameters()]
-    critic_before = [p.detach().clone() for p in model.critic.parameters()]
-    target_before = [p.detach().clone() for p in model.critic_target.parameters()]
+    critic_before = [p.detach().clone() for p in model.agent.critic.parameters()]
+    actor_before = [p.detach().clone() for p in model.agent.actor.parameters()]
+    target_before = [p.detach().clone() for p in model.agent.critic_target.parameters()]
     trainer(tmp_path, 6).fit(model, data)
     assert int(model.updates) == 6
     # Warm-up: 32 seed frames (8 steps of 4 envs); then 2 steps of 4 envs per batch. The stream
     # collects one batch ahead of the update it feeds, so up to 7 batches were collected.
     assert data.env_steps >= 32 + 6 * 8 and int(model.env_steps) >= 32 + 5 * 8
     assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(critic_before, model.critic.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(target_before, model.critic_target.parameters()))
-    assert model.reward_normalizer.count > 0
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, model.agent.critic.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(actor_before, model.agent.actor.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(target_before, model.agent.critic_target.parameters()))
+    assert model.reward.last_distances is not None
+
+
+def test_replay_ratio_collects_once_every_updates_per_step(tmp_path, generator_file):
+    model = PALM(**tiny_palm_kwargs())
+    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file, updates_per_step=3))
+    trainer(tmp_path, 9).fit(model, data)
+    # warm-up 32 frames, then one 4-env step per 3 updates: batches 0, 3, 6 (and the one ahead, 9)
+    assert data.env_steps - 32 in (3 * 4, 4 * 4)
 
 
 def test_agent_gradients_never_reach_the_encoder(generator_file):
+    from palm_lightning.agents import Transition
+
     model = PALM(**tiny_palm_kwargs())
-    data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file))
-    data.setup("fit")
-    data.warm_up()
-    batch = data.sample_batch()
-    features = model.encoder(torch.zeros(16, 1, 16, 16))
-    losses, _ = model.agent_losses(features, features, batch, torch.ones(16))
-    sum(losses.values()).backward()
+    features = model.encoder(torch.rand(16, 1, 16, 16) * 2 - 1)
+    batch = Transition(features, torch.rand(16, 8) * 2 - 1, torch.ones(16), torch.full((16,), 0.9), features)
+    optimizers = {name: torch.optim.Adam(groups) for name, groups in model.agent.optimizer_groups().items()}
+    model.agent.update(batch, 0, optimizers)
     assert all(p.grad is None for p in model.encoder.parameters())
-    assert any(p.grad is not None for p in model.actor.parameters())
+    assert all(p.grad is not None for p in model.agent.actor.parameters())
+    assert all(p.grad is not None for p in model.agent.critic.parameters())
 
 
 def test_random_policy_trains_only_the_representation(tmp_path, generator_file):
     model = PALM(**tiny_palm_kwargs(policy="random"))
-    actor_before = [p.detach().clone() for p in model.actor.parameters()]
+    actor_before = [p.detach().clone() for p in model.agent.actor.parameters()]
     data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file))
     trainer(tmp_path, 3).fit(model, data)
-    assert all(torch.equal(a, b) for a, b in zip(actor_before, model.actor.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(actor_before, model.agent.actor.parameters()))
     actions = model.act(torch.zeros(5, 1, 16, 16, dtype=torch.uint8), 0)
     assert actions.shape == (5, 8) and actions.abs().max() <= 1
 
 
 def test_checkpoint_resume_keeps_counters_targets_and_reward_scale(tmp_path, generator_file):
+    from palm_lightning.rewards import APT
+
     data_kwargs = tiny_data_kwargs(generator_file, save_buffer=True)
-    model = PALM(**tiny_palm_kwargs())
+    model = PALM(**tiny_palm_kwargs(reward=APT(k=4, knn_rms=True)))
     data = LatentManifoldDataModule(**data_kwargs)
     first = trainer(tmp_path, 4)
     first.fit(model, data)
@@ -81,15 +93,15 @@ def test_checkpoint_resume_keeps_counters_targets_and_reward_scale(tmp_path, gen
     saved_dm = state["LatentManifoldDataModule"]
     assert saved_dm["env_steps"] == data.env_steps and "buffer" in saved_dm
 
-    resumed = PALM(**tiny_palm_kwargs())
+    resumed = PALM(**tiny_palm_kwargs(reward=APT(k=4, knn_rms=True)))
     resumed_data = LatentManifoldDataModule(**data_kwargs)
-    target_before = {k: v.clone() for k, v in model.critic_target.state_dict().items()}
+    target_before = {k: v.clone() for k, v in model.agent.critic_target.state_dict().items()}
     trainer(tmp_path, 5).fit(resumed, resumed_data, ckpt_path=ckpt)
     assert int(resumed.updates) == 5
     assert resumed_data.env_steps > data.env_steps
-    assert float(resumed.reward_normalizer.count) > float(model.reward_normalizer.count)
+    assert float(resumed.reward.normalizer.count) > float(model.reward.normalizer.count)
     # One more soft update moved the restored target a little, not from a fresh copy of the critic.
-    for k, v in resumed.critic_target.state_dict().items():
+    for k, v in resumed.agent.critic_target.state_dict().items():
         assert (v - target_before[k]).abs().max() < 0.05
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.palm_fixtures import tiny_generator_file
 
@@ -19,7 +20,7 @@ TINY = [
     "--model.init_args.encoder_channels", "8", "--model.init_args.repr_dim", "16",
     "--model.init_args.projector_hidden", "32", "--model.init_args.projector_dim", "16",
     "--model.init_args.predictor_hidden", "8", "--model.init_args.hidden_dim", "32",
-    "--model.init_args.knn_k", "4", "--model.init_args.trajectory_every_n_updates", "0",
+    "--model.init_args.reward.init_args.k", "4", "--data.init_args.updates_per_step", "1", "--model.init_args.trajectory_every_n_updates", "0",
     "--data.init_args.num_envs", "4", "--data.init_args.episode_length", "6", "--data.init_args.batch_size", "16",
     "--data.init_args.buffer_capacity", "400", "--data.init_args.nstep", "2", "--data.init_args.seed_frames", "32",
     "--data.init_args.probe_data", "null", "--trainer.enable_progress_bar", "false",
@@ -31,23 +32,36 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "palm_lightning", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+def record(out: Path) -> list[str]:
+    return ["--trainer.callbacks+=tests.palm_fixtures.RecordRankEnvironments", f"--trainer.callbacks.out_dir={out}"]
+
+
 def test_ddp_two_cpu_processes_train(tmp_path):
     generator = tiny_generator_file(tmp_path)
     result = run(
         "fit", "--config", str(REPO / "configs/palm.yaml"), *TINY, "--data.init_args.generator", str(generator),
         "--trainer.max_steps", "3", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-        "--trainer.strategy", "ddp", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        cwd=tmp_path,
+        "--trainer.strategy", "ddp_find_unused_parameters_true", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        *record(tmp_path / "ddp"), cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / "ddp" / f"rank{r}.pt") for r in (0, 1)]
+    # each rank stepped its own environments: seeded seed + rank, different latents, same frame count
+    assert [r["seed"] for r in ranks] == [0, 1]
+    assert not torch.allclose(ranks[0]["latent"], ranks[1]["latent"])
+    assert ranks[0]["env_steps"] == ranks[1]["env_steps"] > 0
+    assert all(r["updates"] == 3 and r["finite"] for r in ranks)
     ckpt = tmp_path / "runs" / "palm" / "version_0" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     resumed = run(
         "fit", "--config", str(REPO / "configs/palm.yaml"), *TINY, "--data.init_args.generator", str(generator),
         "--trainer.max_steps", "5", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--ckpt_path", str(ckpt), cwd=tmp_path,
+        "--ckpt_path", str(ckpt), *record(tmp_path / "resumed"), cwd=tmp_path,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = torch.load(tmp_path / "resumed" / "rank0.pt")
+    # the resume continued the counters (3 → 5 updates, more frames) and trained without NaN
+    assert after["updates"] == 5 and after["finite"] and after["env_steps"] > ranks[0]["env_steps"]
 
 
 def test_bad_latent_size_in_the_config_is_named(tmp_path):

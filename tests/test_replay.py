@@ -26,7 +26,7 @@ def fill(buffer: ReplayBuffer, episodes: list[int], env: int = 0, terminal_last:
 
 
 def test_nstep_windows_never_cross_episodes_and_sum_rewards():
-    buffer = ReplayBuffer(capacity=200, num_envs=1, obs_shape=(1,), action_dim=2)
+    buffer = ReplayBuffer(capacity=200, num_envs=1, obs_shape=(1,), action_shape=2)
     fill(buffer, [5, 5, 5])
     gamma = 0.5
     batch = buffer.sample(500, nstep=3, gamma=gamma, frames=True)
@@ -44,7 +44,7 @@ def test_nstep_windows_never_cross_episodes_and_sum_rewards():
 
 
 def test_termination_zeroes_the_bootstrap():
-    buffer = ReplayBuffer(capacity=100, num_envs=1, obs_shape=(1,), action_dim=2)
+    buffer = ReplayBuffer(capacity=100, num_envs=1, obs_shape=(1,), action_shape=2)
     fill(buffer, [3, 3], terminal_last=True)
     batch = buffer.sample(200, nstep=1, gamma=0.9)
     last = batch["next_obs"][:, 0].long() % 4 == 3
@@ -53,31 +53,140 @@ def test_termination_zeroes_the_bootstrap():
 
 
 def test_fifo_capacity_and_per_env_writes():
-    buffer = ReplayBuffer(capacity=20, num_envs=2, obs_shape=(1,), action_dim=2)
+    buffer = ReplayBuffer(capacity=20, num_envs=2, obs_shape=(1,), action_shape=2)
     assert buffer.size == 10
     fill(buffer, [30], env=0)
     assert buffer.count.tolist() == [10, 0] and len(buffer) == 10
     batch = buffer.sample(100, nstep=1)
     assert batch["obs"].long().min() >= 21, "only the newest 10 rows are kept"
     with pytest.raises(ValueError, match="too small"):
-        ReplayBuffer(capacity=3, num_envs=2, obs_shape=(1,), action_dim=1)
+        ReplayBuffer(capacity=3, num_envs=2, obs_shape=(1,), action_shape=1)
 
 
 def test_sampling_before_a_window_exists_is_a_clear_error():
-    buffer = ReplayBuffer(capacity=20, num_envs=1, obs_shape=(1,), action_dim=2)
+    buffer = ReplayBuffer(capacity=20, num_envs=1, obs_shape=(1,), action_shape=2)
     fill(buffer, [1])
     with pytest.raises(RuntimeError, match="no 3-step window"):
         buffer.sample(4, nstep=3)
 
 
 def test_state_dict_round_trip_and_shape_check():
-    buffer = ReplayBuffer(capacity=40, num_envs=1, obs_shape=(1,), action_dim=2)
+    buffer = ReplayBuffer(capacity=40, num_envs=1, obs_shape=(1,), action_shape=2)
     fill(buffer, [4, 4])
-    other = ReplayBuffer(capacity=40, num_envs=1, obs_shape=(1,), action_dim=2)
+    other = ReplayBuffer(capacity=40, num_envs=1, obs_shape=(1,), action_shape=2)
     other.load_state_dict(buffer.state_dict())
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
     a, b = buffer.sample(8, nstep=2, generator=g1), other.sample(8, nstep=2, generator=g2)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    small = ReplayBuffer(capacity=20, num_envs=1, obs_shape=(1,), action_dim=2)
+    small = ReplayBuffer(capacity=20, num_envs=1, obs_shape=(1,), action_shape=2)
     with pytest.raises(ValueError, match="capacity, num_envs or the observation shape changed"):
         small.load_state_dict(buffer.state_dict())
+
+
+# --- wrap-around and n-step returns, with rewards that encode the time step ----------------------
+
+def write_timeline(buffer: ReplayBuffer, env: int, episodes: list[int], offset: float = 0.0,
+                   terminal: set[int] | None = None, resets: bool = True) -> int:
+    """Write episodes into one environment, one row per time step t = 0, 1, 2, …: a reset row
+    (``first``) opens each episode, then one row per step. Row t has observation ``offset + t``
+    and reward ``t``; rows whose t is in ``terminal`` are written as terminated. Returns the
+    number of rows written."""
+    ids = torch.tensor([env])
+    t = 0
+    for length in episodes:
+        if resets or t == 0:
+            buffer.add(torch.tensor([[offset + t]]), first=True, env_ids=ids)
+            t += 1
+        for _ in range(length):
+            done = torch.tensor([t in (terminal or set())])
+            buffer.add(torch.tensor([[offset + t]]), torch.tensor([[float(t)]]), torch.tensor([float(t)]), done, env_ids=ids)
+            t += 1
+    return t
+
+
+def starts_by_env(batch: dict, offsets: dict[int, float]) -> dict[int, set[int]]:
+    out: dict[int, set[int]] = {e: set() for e in offsets}
+    for e, o in zip(batch["env"].tolist(), batch["obs"][:, 0].tolist()):
+        out[e].add(int(round(o - offsets[e])))
+    return out
+
+
+def test_wrapped_ring_gives_contiguous_windows_inside_episodes_with_exact_returns():
+    # 10 rows per environment; both rings are written past their capacity, so they have wrapped.
+    buffer = ReplayBuffer(20, 2, (1,), 1, obs_dtype=torch.float32)  # capacity, envs, obs shape, action size
+    assert buffer.size == 10
+    # env 0: resets at t = 0, 6, 16, 21; 27 rows written, so t = 17 … 26 remain (one reset, t = 21).
+    assert write_timeline(buffer, 0, [5, 9, 4, 5], offset=0.0) == 27
+    # env 1: resets at t = 0, 4, 17; 24 rows written, so t = 14 … 23 remain (one reset, t = 17).
+    assert write_timeline(buffer, 1, [3, 12, 6], offset=1000.0) == 24
+    assert len(buffer) == 20
+    offsets = {0: 0.0, 1: 1000.0}
+    gamma, n = 0.5, 3
+    batch = buffer.sample(600, nstep=n, gamma=gamma, frames=True, generator=torch.Generator().manual_seed(0))
+    # Valid starts, worked out by hand: the start and its 3 successors are still held, and none of
+    # the 3 successors is a reset. env 0: 17 (…18, 19, 20), 21, 22, 23; 18–20 would reach the reset
+    # at 21. env 1: 17 (the reset row itself may start a window), 18, 19, 20; 14–16 reach it.
+    # The windows from t = 17 cross the end of the ring (t = 19 sits in the last row, t = 20 in the first).
+    assert starts_by_env(batch, offsets) == {0: {17, 21, 22, 23}, 1: {17, 18, 19, 20}}
+    # frames are consecutive time steps of one environment, even across the ring's end
+    for e, frames in zip(batch["env"].tolist(), batch["frames"][:, :, 0]):
+        t = (frames - offsets[e]).round().long()
+        assert torch.equal(t, t[0] + torch.arange(n + 1)), f"non-contiguous window {t.tolist()} in env {e}"
+    # reward = r(t0+1) + γ r(t0+2) + γ² r(t0+3) with r(t) = t and γ = 1/2, by hand:
+    expected = {
+        (0, 17): 18 + 9.5 + 5.0, (0, 21): 22 + 11.5 + 6.0, (0, 22): 23 + 12.0 + 6.25, (0, 23): 24 + 12.5 + 6.5,
+        (1, 17): 18 + 9.5 + 5.0, (1, 18): 19 + 10.0 + 5.25, (1, 19): 20 + 10.5 + 5.5, (1, 20): 21 + 11.0 + 5.75,
+    }
+    for e, obs, reward, discount, action, next_obs in zip(
+        batch["env"].tolist(), batch["obs"][:, 0].tolist(), batch["reward"].tolist(), batch["discount"].tolist(),
+        batch["action"][:, 0].tolist(), batch["next_obs"][:, 0].tolist(),
+    ):
+        t0 = int(round(obs - offsets[e]))
+        assert reward == pytest.approx(expected[(e, t0)]), (e, t0)
+        assert discount == pytest.approx(0.125)  # γ³, nothing terminated
+        assert action == t0 + 1  # the action written with the step after the start
+        assert next_obs - offsets[e] == t0 + 3
+
+
+def test_nstep_return_bootstraps_truncation_and_cuts_at_termination():
+    buffer = ReplayBuffer(40, 1, (1,), 1, obs_dtype=torch.float32)
+    # resets at t = 0, 5, 9; the episode [0, 4] ends by truncation (row 4 not terminated),
+    # [5, 8] by termination at t = 8; [9, 13] is still running.
+    write_timeline(buffer, 0, [4, 3, 4], terminal={8})
+    gamma = 0.9
+    batch = buffer.sample(500, nstep=2, gamma=gamma, generator=torch.Generator().manual_seed(1))
+    by_start = {}
+    for obs, reward, discount, steps in zip(batch["obs"][:, 0].tolist(), batch["reward"].tolist(),
+                                            batch["discount"].tolist(), batch["step_discounts"].tolist()):
+        by_start[int(obs)] = (reward, discount, steps)
+    assert set(by_start) == {0, 1, 2, 5, 6, 9, 10, 11}
+    # (t0 → r(t0+1) + 0.9·r(t0+2), discount) by hand
+    expected = {
+        0: (1 + 1.8, 0.81), 1: (2 + 2.7, 0.81),
+        2: (3 + 3.6, 0.81),  # ends on the truncated step: still bootstraps with γ²
+        5: (6 + 6.3, 0.81),
+        6: (7 + 7.2, 0.0),  # ends on the terminal step: no bootstrap
+        9: (10 + 9.9, 0.81), 10: (11 + 10.8, 0.81), 11: (12 + 11.7, 0.81),
+    }
+    for t0, (reward, discount, steps) in by_start.items():
+        assert reward == pytest.approx(expected[t0][0]), t0
+        assert discount == pytest.approx(expected[t0][1]), t0
+        assert steps == pytest.approx([1.0, 0.9]), t0
+
+
+def test_rewards_after_a_terminal_step_inside_a_window_are_cut():
+    # A terminal step followed by more steps of the same episode (no reset row in between):
+    # the documented return Σ_k γ^k Π_{m<k} d[j+1+m] r[j+1+k] drops everything after it.
+    buffer = ReplayBuffer(40, 1, (1,), 1, obs_dtype=torch.float32)
+    write_timeline(buffer, 0, [6], terminal={2})
+    batch = buffer.sample(300, nstep=3, gamma=0.9, generator=torch.Generator().manual_seed(2))
+    rows = {int(o): (r, d, s) for o, r, d, s in zip(batch["obs"][:, 0].tolist(), batch["reward"].tolist(),
+                                                   batch["discount"].tolist(), batch["step_discounts"].tolist())}
+    assert set(rows) == {0, 1, 2, 3}
+    # t0 = 0: r1 + 0.9 r2, then the terminal at t = 2 stops the sum: 1 + 1.8
+    assert rows[0][0] == pytest.approx(2.8) and rows[0][1] == 0.0 and rows[0][2] == pytest.approx([1.0, 0.9, 0.0])
+    # t0 = 1: the terminal is the first step: only r2 = 2 counts
+    assert rows[1][0] == pytest.approx(2.0) and rows[1][1] == 0.0 and rows[1][2] == pytest.approx([1.0, 0.0, 0.0])
+    # t0 = 2 and 3: windows after the terminal step are ordinary: 3 + 3.6 + 4.05 and 4 + 4.5 + 4.86
+    assert rows[2][0] == pytest.approx(10.65) and rows[2][1] == pytest.approx(0.729)
+    assert rows[3][0] == pytest.approx(13.36) and rows[3][2] == pytest.approx([1.0, 0.9, 0.81])

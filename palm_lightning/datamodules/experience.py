@@ -6,13 +6,19 @@ random actions for the first ``seed_frames``), writes the transitions into the b
 samples a batch of n-step transitions — on the training device, in the main process
 (``num_workers=0``: a buffer filled by the agent is invisible to DataLoader workers).
 
+The stream knows its action space (the environment's gymnasium ``Box`` or ``Discrete``
+``action_space``): the seed frames sample it, and the replay buffer stores actions in its shape
+and dtype. Every module's acting policy has one signature, :data:`Policy`.
+
 Drive training with ``trainer.max_steps`` and ``val_check_interval`` (with
 ``check_val_every_n_epoch: null``): the stream has no epochs. Under DDP every rank builds its own
 environments, seeded ``seed + rank``, and its own buffer. The buffer goes into checkpoints only
 when ``save_buffer`` is set (buffers can be large); counters and environment state always do.
 
 Subclasses implement :meth:`make_env` (a batched environment with ``num_envs``, ``obs_shape``,
-``action_dim``, ``reset(mask=None)``, ``step(action)``, ``state_dict``/``load_state_dict``).
+``action_space`` (or ``action_dim`` for a ``Box`` in ``[-1, 1]``), ``reset(mask=None)``,
+``step(action)``, ``state_dict``/``load_state_dict``), and :meth:`policy_task` when their
+environments run several tasks.
 """
 
 from __future__ import annotations
@@ -21,15 +27,30 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import gymnasium
 import lightning as L
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 from palm_lightning.datamodules.replay import ReplayBuffer
 
-Policy = Callable[[Tensor, int], Tensor]
-"""``policy(obs, env_steps) -> actions`` in ``[-1, 1]``, batched over environments."""
+Policy = Callable[..., Tensor]
+"""The one acting-policy signature: ``policy(obs, env_steps, eval_mode=False, task=None) -> actions``,
+batched over environments (``task``: each environment's task index, multi-task streams only);
+actions ``(N, |A|)`` inside a ``Box`` or ``(N,)`` integers of a ``Discrete`` space."""
+
+
+def env_action_space(env: Any) -> gymnasium.spaces.Space:
+    """A batched environment's per-environment action space: its ``action_space`` if it has one,
+    else ``Box(-1, 1, (action_dim,))``."""
+    space = getattr(env, "action_space", None)
+    if space is None:
+        space = gymnasium.spaces.Box(-1.0, 1.0, (int(env.action_dim),), dtype=np.float32)
+    if not isinstance(space, (gymnasium.spaces.Box, gymnasium.spaces.Discrete)):
+        raise TypeError(f"the experience stream supports Box and Discrete action spaces, not {type(space).__name__}")
+    return space
 
 
 class ExperienceStream(IterableDataset):
@@ -41,8 +62,11 @@ class ExperienceStream(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         dm = self.datamodule
         dm.warm_up()
+        batches = 0
         while True:
-            dm.collect(dm.steps_per_batch)
+            if batches % dm.updates_per_step == 0:
+                dm.collect(dm.steps_per_batch)
+            batches += 1
             yield dm.sample_batch()
 
 
@@ -57,8 +81,11 @@ class ExperienceDataModule(L.LightningDataModule):
         discount: γ of those returns.
         seed_frames: environment frames (summed over environments) of uniform random actions
             before the policy acts (DrQ-v2: 4000).
-        steps_per_batch: vectorised environment steps per training batch (each gives
-            ``num_envs`` frames); sets the replay ratio.
+        steps_per_batch: vectorised environment steps per collection (each gives ``num_envs``
+            frames).
+        updates_per_step: training batches per collection. Together they set the replay ratio:
+            ``num_envs · steps_per_batch / updates_per_step`` frames per update (DrQ-v2/URLB: 2,
+            one update every second frame).
         with_frames: also return every observation of the n-step window (``frames``).
         save_buffer: put the replay buffer into checkpoints (off by default: it can be large).
         seed: base seed; rank r uses ``seed + r``.
@@ -73,6 +100,7 @@ class ExperienceDataModule(L.LightningDataModule):
         discount: float = 0.99,
         seed_frames: int = 4000,
         steps_per_batch: int = 1,
+        updates_per_step: int = 1,
         with_frames: bool = False,
         save_buffer: bool = False,
         seed: int = 0,
@@ -80,6 +108,8 @@ class ExperienceDataModule(L.LightningDataModule):
         super().__init__()
         if steps_per_batch < 1:
             raise ValueError(f"steps_per_batch must be ≥ 1, got {steps_per_batch}")
+        if updates_per_step < 1:
+            raise ValueError(f"updates_per_step must be ≥ 1, got {updates_per_step}")
         self.num_envs = num_envs
         self.batch_size = batch_size
         self.buffer_capacity = buffer_capacity
@@ -87,10 +117,12 @@ class ExperienceDataModule(L.LightningDataModule):
         self.discount = discount
         self.seed_frames = seed_frames
         self.steps_per_batch = steps_per_batch
+        self.updates_per_step = updates_per_step
         self.with_frames = with_frames
         self.save_buffer = save_buffer
         self.seed = seed
         self.env: Any = None
+        self.action_space: gymnasium.spaces.Space | None = None
         self.buffer: ReplayBuffer | None = None
         self.policy: Policy | None = None
         self.device = torch.device("cpu")
@@ -115,9 +147,11 @@ class ExperienceDataModule(L.LightningDataModule):
             self.device = trainer.strategy.root_device
             self.rank = trainer.global_rank
         self.env = self.make_env(self.num_envs, self.seed + self.rank, self.device)
+        self.action_space = env_action_space(self.env)
+        discrete = isinstance(self.action_space, gymnasium.spaces.Discrete)
         self.buffer = ReplayBuffer(
-            self.buffer_capacity, self.num_envs, self.env.obs_shape, self.env.action_dim, self.device,
-            obs_dtype=self.obs_dtype,
+            self.buffer_capacity, self.num_envs, self.env.obs_shape, self.action_space.shape, self.device,
+            obs_dtype=self.obs_dtype, action_dtype=torch.long if discrete else torch.float32,
         )
         self._random = torch.Generator(device=self.device)
         self._random.manual_seed(self.seed + self.rank + 1_000_003)
@@ -128,8 +162,14 @@ class ExperienceDataModule(L.LightningDataModule):
     obs_dtype: torch.dtype = torch.uint8
 
     def attach_policy(self, policy: Policy) -> None:
-        """Called by the LightningModule (e.g. in ``on_fit_start``) with its acting policy."""
+        """Called by the LightningModule (e.g. in ``on_fit_start``) with its acting policy
+        (the :data:`Policy` signature)."""
         self.policy = policy
+
+    def policy_task(self) -> Tensor | None:
+        """The task index of every environment, passed to the policy as ``task`` (``None``: the
+        stream runs one task)."""
+        return None
 
     def train_dataloader(self) -> DataLoader:
         if self.env is None:
@@ -137,13 +177,16 @@ class ExperienceDataModule(L.LightningDataModule):
         return DataLoader(ExperienceStream(self), batch_size=None, num_workers=0)
 
     # --- collection -----------------------------------------------------------------------------
-    def random_actions(self) -> Tensor:
-        return torch.rand(self.num_envs, self.env.action_dim, device=self.device, generator=self._random) * 2 - 1
+    def random_actions(self, num: int | None = None) -> Tensor:
+        """Uniform samples of the action space for ``num`` environments (all by default)."""
+        num = self.num_envs if num is None else num
+        return sample_space(self.action_space, num, self.device, self._random)
 
     def act(self) -> Tensor:
+        """Uniform random actions for the first ``seed_frames``, the attached policy after."""
         if self.policy is None or self.env_steps < self.seed_frames:
             return self.random_actions()
-        return self.policy(self._obs, self.env_steps)
+        return self.policy(self._obs, self.env_steps, task=self.policy_task())
 
     @torch.no_grad()
     def collect(self, steps: int) -> None:
@@ -219,3 +262,18 @@ class ExperienceDataModule(L.LightningDataModule):
         elif self._obs is not None:
             # No buffer saved: the window being collected has no past rows; start it afresh.
             self.buffer.add(self._obs, first=True)
+
+
+def sample_space(space: gymnasium.spaces.Space, num: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+    """``num`` uniform samples of a ``Box`` (bounded: ``(num, *shape)`` float32) or ``Discrete``
+    (``(num,)`` long) space, drawn on ``device`` with ``generator``."""
+    if isinstance(space, gymnasium.spaces.Discrete):
+        return torch.randint(int(space.n), (num,), device=device, generator=generator) + int(space.start)
+    if isinstance(space, gymnasium.spaces.Box):
+        if not space.is_bounded():
+            raise ValueError(f"cannot draw uniform actions from an unbounded Box {space}")
+        low = torch.as_tensor(space.low, dtype=torch.float32, device=device)
+        high = torch.as_tensor(space.high, dtype=torch.float32, device=device)
+        unit = torch.rand((num, *space.shape), device=device, generator=generator)
+        return low + unit * (high - low)
+    raise TypeError(f"the experience stream supports Box and Discrete action spaces, not {type(space).__name__}")

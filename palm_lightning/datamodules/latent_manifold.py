@@ -27,6 +27,10 @@ class LatentManifoldDataModule(ExperienceDataModule):
     online probe: ``val_dataloader`` returns a labelled *bank* (from its training split) and
     labelled *queries* (from its test split), both ``uint8`` — real images, never used for training.
 
+    The default replay ratio is DrQ-v2/URLB's, one update every second frame: 16 environments
+    stepped once every ``updates_per_step = 8`` updates (this package first stepped them at every
+    update, 16 frames per update; docs/results/fidelity.md measures the change).
+
     Args:
         generator: generator network file / checkpoint, or ``None`` for the shipped Fashion-MNIST
             StyleGAN.
@@ -53,6 +57,7 @@ class LatentManifoldDataModule(ExperienceDataModule):
         discount: float = 0.99,
         seed_frames: int = 4000,
         steps_per_batch: int = 1,
+        updates_per_step: int = 8,
         save_buffer: bool = False,
         seed: int = 0,
         probe_data: ImageDataModule | None = None,
@@ -68,6 +73,7 @@ class LatentManifoldDataModule(ExperienceDataModule):
             discount=discount,
             seed_frames=seed_frames,
             steps_per_batch=steps_per_batch,
+            updates_per_step=updates_per_step,
             with_frames=True,
             save_buffer=save_buffer,
             seed=seed,
@@ -141,7 +147,7 @@ class LatentManifoldDataModule(ExperienceDataModule):
             if policy is None:
                 action = torch.rand(num_envs, env.action_dim, device=self.device) * 2 - 1
             else:
-                action = policy(obs, self.env_steps)
+                action = policy(obs, self.env_steps)  # the stream's Policy signature, exploring
             obs, *_ = env.step(action)
             frames.append(obs)
         return torch.stack(frames, 1)

@@ -17,20 +17,15 @@ deterministic episode per task copy on a separate set of environments (:meth:`ev
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from palm_lightning.datamodules.experience import ExperienceDataModule
+from palm_lightning.datamodules.experience import ExperienceDataModule, Policy
 from palm_lightning.envs.locomotion import FAMILIES
 from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
-
-TaskPolicy = Callable[[Tensor, int, Tensor], Tensor]
-"""``policy(obs, env_steps, task) -> actions`` in ``[-1, 1]``; ``task`` is each env's task slot."""
-
 
 class MultiTaskDataModule(ExperienceDataModule):
     """Experience from every task of a locomotion family, for multi-task SAC (EAR and baselines).
@@ -46,7 +41,8 @@ class MultiTaskDataModule(ExperienceDataModule):
         buffer_capacity_per_task: replay partition size per task (authors: 10⁵).
         warmup_steps_per_task: uniform-random steps per task before the policy acts (authors:
             20 epochs × 200 = 4000).
-        steps_per_batch: environment steps (of every environment) per gradient step (authors: 1).
+        steps_per_batch: environment steps (of every environment) per collection (authors: 1).
+        updates_per_step: gradient steps per collection (authors: 1).
         nstep, discount: return horizon and γ (SAC: 1 and 0.99).
         eval_episodes_per_task: deterministic evaluation episodes per task at each validation.
         stats_window: finished episodes per task averaged in the logged returns.
@@ -66,6 +62,7 @@ class MultiTaskDataModule(ExperienceDataModule):
         buffer_capacity_per_task: int = 100_000,
         warmup_steps_per_task: int = 4000,
         steps_per_batch: int = 1,
+        updates_per_step: int = 1,
         nstep: int = 1,
         discount: float = 0.99,
         eval_episodes_per_task: int = 1,
@@ -95,6 +92,7 @@ class MultiTaskDataModule(ExperienceDataModule):
             discount=discount,
             seed_frames=num_tasks * warmup_steps_per_task,
             steps_per_batch=steps_per_batch,
+            updates_per_step=updates_per_step,
             save_buffer=save_buffer,
             seed=seed,
         )
@@ -122,14 +120,9 @@ class MultiTaskDataModule(ExperienceDataModule):
         super().setup(stage)
         self.env_task = self.env_task.to(self.device)
 
-    def attach_policy(self, policy: TaskPolicy) -> None:  # type: ignore[override]
-        """The module's ``act(obs, env_steps, task)``."""
-        self.policy = policy
-
-    def act(self) -> Tensor:
-        if self.policy is None or self.env_steps < self.seed_frames:
-            return self.random_actions()
-        return self.policy(self._obs, self.env_steps, self.env_task)
+    def policy_task(self) -> Tensor:
+        """Each environment's task slot (the model's one-hot index)."""
+        return self.env_task
 
     # --- batches --------------------------------------------------------------------------
     def sample_batch(self) -> dict[str, Tensor]:
@@ -166,9 +159,10 @@ class MultiTaskDataModule(ExperienceDataModule):
         """One evaluation request per validation: the module calls :meth:`evaluate`."""
         return DataLoader([torch.arange(self.num_tasks)], batch_size=None)
 
-    def evaluate(self, act: Callable[[Tensor, Tensor], Tensor], seed: int = 10_000) -> list[dict[str, float]]:
-        """One episode per task copy (``eval_episodes_per_task`` copies) with ``act(obs, task)``;
-        returns the episode summaries with ``slot`` (the task's one-hot index) added."""
+    def evaluate(self, policy: Policy, seed: int = 10_000) -> list[dict[str, float]]:
+        """One episode per task copy (``eval_episodes_per_task`` copies), acting with
+        ``policy(obs, env_steps, eval_mode=True, task=slots)``; returns the episode summaries with
+        ``slot`` (the task's one-hot index) added."""
         copies = self.eval_episodes_per_task
         slots = torch.arange(self.num_tasks).repeat_interleave(copies)
         if self.eval_env is None:
@@ -177,7 +171,9 @@ class MultiTaskDataModule(ExperienceDataModule):
                 self.family, family_tasks, self.split, seed=self.seed + 10_000, device=self.device, env_kwargs=self.env_kwargs
             )
         slots_dev = slots.to(self.device)
-        summaries = run_episodes(self.eval_env, lambda obs: act(obs, slots_dev), seed=seed)
+        summaries = run_episodes(
+            self.eval_env, lambda obs: policy(obs, self.env_steps, eval_mode=True, task=slots_dev), seed=seed
+        )
         for summary, slot in zip(summaries, slots.tolist()):
             summary["slot"] = float(slot)
         return summaries

@@ -13,6 +13,7 @@ A transition sampled at row ``j`` of environment ``e`` (rows ``j+1 … j+n`` in 
     reward   = Σ_k γ^k · Π_{m<k} d[j+1+m] · r[j+1+k]      (k = 0 … n−1)
     discount = γ^n · Π_k d[j+1+k]
     next_obs = obs[j+n]          frames = obs[j … j+n]   (the whole n-step window)
+    actions  = action[j+1 … j+n] (every action of the window, with ``frames``)
 
 Like DrQ-v2, the last n−1 steps of an episode are never the *start* of a transition (they appear
 inside windows). Observations are stored as ``uint8``.
@@ -33,9 +34,11 @@ class ReplayBuffer:
         capacity: total time steps kept (oldest overwritten first).
         num_envs: parallel environments writing one row each per step (or a subset, by index).
         obs_shape: shape of one observation.
-        action_dim: size of one action.
+        action_shape: shape of one action: an int (a vector's size) or a tuple (``()`` for the index
+            of a discrete action).
         device: where every tensor lives (the training device: sampling never leaves it).
         obs_dtype: ``torch.uint8`` for images, ``torch.float32`` for state vectors.
+        action_dtype: ``torch.float32`` (continuous) or ``torch.long`` (discrete).
     """
 
     def __init__(
@@ -43,9 +46,10 @@ class ReplayBuffer:
         capacity: int,
         num_envs: int,
         obs_shape: tuple[int, ...],
-        action_dim: int,
+        action_shape: int | tuple[int, ...],
         device: torch.device | str = "cpu",
         obs_dtype: torch.dtype = torch.uint8,
+        action_dtype: torch.dtype = torch.float32,
     ) -> None:
         if capacity < 2 * num_envs:
             raise ValueError(f"capacity {capacity} is too small for {num_envs} environments (need ≥ 2 rows each)")
@@ -54,7 +58,8 @@ class ReplayBuffer:
         self.device = torch.device(device)
         rows = (self.size, num_envs)
         self.obs = torch.zeros(*rows, *obs_shape, dtype=obs_dtype, device=self.device)
-        self.action = torch.zeros(*rows, action_dim, device=self.device)
+        action_shape = (action_shape,) if isinstance(action_shape, int) else tuple(action_shape)
+        self.action = torch.zeros(*rows, *action_shape, dtype=action_dtype, device=self.device)
         self.reward = torch.zeros(*rows, device=self.device)
         self.discount = torch.ones(*rows, device=self.device)
         self.first = torch.ones(*rows, dtype=torch.bool, device=self.device)
@@ -92,13 +97,13 @@ class ReplayBuffer:
         rows = self.ptr[env]
         self.obs[rows, env] = obs.to(self.device, self.obs.dtype)
         if first:
-            self.action[rows, env] = 0.0
+            self.action[rows, env] = 0
             self.reward[rows, env] = 0.0
             self.discount[rows, env] = 1.0
         else:
             if action is None or reward is None:
                 raise ValueError("a non-first row needs the action and the reward")
-            self.action[rows, env] = action.to(self.device, torch.float32)
+            self.action[rows, env] = action.to(self.device, self.action.dtype)
             self.reward[rows, env] = reward.to(self.device, torch.float32)
             done = torch.zeros(n, dtype=torch.bool, device=self.device) if terminated is None else terminated.to(self.device)
             self.discount[rows, env] = (~done).float()
@@ -128,7 +133,9 @@ class ReplayBuffer:
         Returns ``obs``, ``action``, ``reward``, ``discount``, ``next_obs``, ``env`` (the
         environment of each transition) and ``step_discounts`` ``(B, n)`` (the factor in front
         of the k-th reward, for rewards the learner computes itself, e.g. intrinsic ones); with
-        ``frames=True`` also ``frames`` ``(B, n+1, …)``, every observation of the window.
+        ``frames=True`` also ``frames`` ``(B, n+1, …)``, every observation of the window, and
+        ``actions`` ``(B, n, …)``, every action of it (``actions[:, k]`` leads from ``frames[:, k]``
+        to ``frames[:, k+1]``).
         """
         if nstep < 1:
             raise ValueError(f"nstep must be ≥ 1, got {nstep}")
@@ -179,6 +186,7 @@ class ReplayBuffer:
         }
         if frames:
             batch["frames"] = self.obs[window, envs]
+            batch["actions"] = self.action[window[:, 1:], envs[:, 1:]]
         return batch
 
     # --- checkpointing ----------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Objectives as plain functions (unit-tested alone): SimSiam, CURL, APT's particle reward, DDPG."""
+"""Objectives as plain functions (unit-tested alone): SimSiam, CURL, APT's particle reward, DDPG, SAC."""
 
 from palm_lightning.losses.apt import RunningMean, particle_reward
 from palm_lightning.losses.curl import bilinear_logits, curl_loss
-from palm_lightning.losses.ddpg import actor_loss, critic_loss, soft_update
+from palm_lightning.losses.ddpg import actor_loss, critic_loss, td_target
 from palm_lightning.losses.simsiam import negative_cosine, output_std, simsiam_loss
 
 __all__ = [
@@ -15,5 +15,5 @@ __all__ = [
     "output_std",
     "particle_reward",
     "simsiam_loss",
-    "soft_update",
+    "td_target",
 ]

@@ -7,7 +7,6 @@ back-propagated once: the policy loss reads the critic through detached weights
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 
@@ -31,9 +30,3 @@ def sac_policy_loss(q_pi: Tensor, log_prob: Tensor, alpha: Tensor) -> Tensor:
 def temperature_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: float) -> Tensor:
     """Drives the policy's entropy towards ``target_entropy`` (SAC v2): ``−log α·(log π + H̄)``."""
     return -(log_alpha * (log_prob.detach() + target_entropy)).mean()
-
-
-@torch.no_grad()
-def polyak_update(target: list[Tensor], online: list[Tensor], tau: float) -> None:
-    """``θ' ← (1 − τ)·θ' + τ·θ`` for whole parameter lists at once (foreach kernels)."""
-    torch._foreach_lerp_(target, online, tau)

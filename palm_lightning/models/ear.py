@@ -84,7 +84,7 @@ class EAR(MultiTaskSAC):
             raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from error
         if not isinstance(raw, dict) or "state_dict" not in raw or "hyper_parameters" not in raw:
             raise ValueError(f"{path} is not a Lightning checkpoint")
-        if not any(k.startswith("policy.task_encoder.") for k in raw["state_dict"]):
+        if not any(k.startswith("agent.policy.task_encoder.") for k in raw["state_dict"]):
             raise ValueError(f"{path} is not an EAR checkpoint (no task encoder: OHE-SAC, MHMT-SAC or another module)")
         info = raw.get(TASK_INFO_KEY) or {}
         if family is not None and info.get("family") not in (None, family):

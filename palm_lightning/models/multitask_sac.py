@@ -5,10 +5,10 @@ One batched forward covers every task: a batch from :class:`MultiTaskDataModule`
 Q-networks on ``(obs, action, one-hot task)`` (the EAR authors' choice: Q sees the one-hot, not
 the LTE), with target networks and one automatically tuned temperature α shared by all tasks.
 
-The update is one summed backward of three losses on disjoint parameters (critic; policy
-through detached critic weights; log α through a detached log-probability) and one Adam step
-with a parameter group per network, each network's gradient norm clipped separately (authors:
-10). The RL update runs in float32 whatever the trainer's precision.
+The update is :class:`~palm_lightning.agents.SACAgent`'s, in the EAR authors' order: the
+temperature first, then critic and policy from one backward, each network's gradient norm
+clipped separately (authors: 10). The RL update runs in float32 whatever the trainer's precision.
+Under DDP use ``strategy: ddp_find_unused_parameters_true`` (two backward passes per update).
 
 Subclassing point: :meth:`build_policy` returns the policy network
 (:class:`~palm_lightning.nn.multitask_policies.MultiTaskPolicy`); :meth:`embeddings` returns
@@ -17,19 +17,20 @@ what to show in TensorBoard's projector.
 
 from __future__ import annotations
 
-import copy
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from palm_lightning.losses.sac import polyak_update, sac_critic_loss, sac_policy_loss, soft_td_target, temperature_loss
+from palm_lightning.agents.base import Transition
+from palm_lightning.agents.sac import ClipPer, SACAgent
 from palm_lightning.models.nan_guard import stop_on_nan
+from palm_lightning.models.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
 from palm_lightning.nn.multitask_policies import MultiTaskPolicy
-from palm_lightning.nn.sac import TwinQ, tanh_gaussian_sample
+from palm_lightning.nn.sac import TwinQ
 
 TASK_INFO_KEY = "palm_lightning_tasks"
 
@@ -49,6 +50,9 @@ class MultiTaskSAC(L.LightningModule):
         tau: Polyak rate of the target critics, every update (authors: 0.005).
         reward_scale: factor on rewards (authors: 1).
         grad_clip: max gradient norm of each network (authors: 10; ``None``: no clipping).
+        grad_clip_per: ``"network"`` (authors: state encoder, task encoder, action decoder and
+            each Q on its own) or ``"group"`` (whole policy, both critics: the old behaviour).
+        alpha_first: update α before the critic and policy use it (authors) or after (old).
         log_every_n_updates: training scalars are written this often (writing every update
             costs a noticeable share of a CPU update).
         embedding_every_n_updates: write the projector embeddings this often (0: only at the
@@ -70,6 +74,8 @@ class MultiTaskSAC(L.LightningModule):
         tau: float = 0.005,
         reward_scale: float = 1.0,
         grad_clip: float | None = 10.0,
+        grad_clip_per: ClipPer = "network",
+        alpha_first: bool = True,
         log_every_n_updates: int = 100,
         embedding_every_n_updates: int = 0,
         embedding_samples_per_task: int = 64,
@@ -79,15 +85,36 @@ class MultiTaskSAC(L.LightningModule):
             raise TypeError("MultiTaskSAC is a base class: use EAR, OHESAC or MHMTSAC (palm_lightning.models)")
         self.save_hyperparameters()
         self.automatic_optimization = False
-        self.policy = self.build_policy()
-        self.critic = TwinQ(obs_dim + num_tasks, action_dim, hidden_dim, q_layers)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.nn.Parameter(torch.tensor(float(init_log_alpha)))
-        self.target_entropy = float(-action_dim if target_entropy is None else target_entropy)
+        self.agent = SACAgent(
+            self.build_policy(), obs_dim, action_dim, num_tasks, hidden_dim, q_layers, lr=lr, alpha_lr=alpha_lr,
+            init_log_alpha=init_log_alpha, target_entropy=target_entropy, tau=tau, reward_scale=reward_scale,
+            grad_clip=grad_clip, grad_clip_per=grad_clip_per, alpha_first=alpha_first,
+        )
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
         self.task_info: dict[str, Any] = {}
         self._clock: tuple[float, int, int] | None = None
+
+    # --- the agent's parts, by their usual names -------------------------------------------------
+    @property
+    def policy(self) -> nn.Module:
+        return self.agent.policy
+
+    @property
+    def critic(self) -> TwinQ:
+        return self.agent.critic
+
+    @property
+    def critic_target(self) -> TwinQ:
+        return self.agent.critic_target
+
+    @property
+    def log_alpha(self) -> nn.Parameter:
+        return self.agent.log_alpha
+
+    @property
+    def target_entropy(self) -> float:
+        return self.agent.target_entropy
 
     # --- subclassing points -------------------------------------------------------------------
     def build_policy(self) -> MultiTaskPolicy:
@@ -128,18 +155,14 @@ class MultiTaskSAC(L.LightningModule):
         }
 
     def on_fit_start(self) -> None:
+        check_ddp_allows_partial_backward(self)
         self.trainer.datamodule.attach_policy(self.act)
         if self.trainer.precision in ("16-mixed", "16", "16-true"):
             raise ValueError("multi-task SAC runs its update in float32; use precision 32 or bf16-mixed, not float16")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        hp = self.hparams
-        groups = [
-            {"params": list(self.policy.parameters()), "lr": hp.lr, "name": "policy"},
-            {"params": list(self.critic.parameters()), "lr": hp.lr, "name": "critic"},
-            {"params": [self.log_alpha], "lr": hp.alpha_lr, "name": "alpha"},
-        ]
-        return torch.optim.Adam(groups, fused=True)
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """One fused Adam per agent optimiser (``alpha``, then ``actor_critic``)."""
+        return [torch.optim.Adam(groups, fused=True) for groups in self.agent.optimizer_groups().values()]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[TASK_INFO_KEY] = dict(self.task_info)
@@ -149,79 +172,50 @@ class MultiTaskSAC(L.LightningModule):
 
     # --- acting -------------------------------------------------------------------------------
     @torch.no_grad()
-    def act(self, obs: Tensor, env_steps: int, task: Tensor) -> Tensor:
-        """Exploration: a sample of the tanh-Gaussian policy (the training stream calls this)."""
+    def act(self, obs: Tensor, env_steps: int, eval_mode: bool = False, task: Tensor | None = None) -> Tensor:
+        """The stream's policy: a tanh-Gaussian sample, or with ``eval_mode`` its mean ``tanh(μ)``
+        with noise-free task embeddings."""
         with torch.autocast(obs.device.type, enabled=False):
-            mean, log_std = self.policy(obs.float(), task)
-            return tanh_gaussian_sample(mean, log_std)[0]
+            return self.agent.act(obs.float(), env_steps, eval_mode=eval_mode, task=task)
 
     @torch.no_grad()
     def act_deterministic(self, obs: Tensor, task: Tensor) -> Tensor:
         """Evaluation: the mean action ``tanh(μ)``, noise-free task embeddings."""
-        was_training = self.policy.training
-        self.policy.eval()
-        try:
-            with torch.autocast(obs.device.type, enabled=False):
-                return torch.tanh(self.policy(obs.float(), task)[0])
-        finally:
-            self.policy.train(was_training)
+        return self.act(obs, int(self.env_steps), eval_mode=True, task=task)
 
     # --- training -----------------------------------------------------------------------------
-    def one_hot(self, task: Tensor) -> Tensor:
-        return F.one_hot(task, self.hparams.num_tasks).to(torch.float32)
-
-    def sac_losses(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Critic, policy and temperature losses of one balanced multi-task batch."""
-        hp = self.hparams
-        obs, next_obs, task = batch["obs"].float(), batch["next_obs"].float(), batch["task"]
-        one_hot = self.one_hot(task)
-        critic_input = torch.cat([obs, one_hot], dim=-1)
-        alpha = self.log_alpha.exp()
-        with torch.no_grad():
-            next_action, next_log_prob = tanh_gaussian_sample(*self.policy(next_obs, task))
-            next_q = self.critic_target(torch.cat([next_obs, one_hot], dim=-1), next_action)
-            target = soft_td_target(hp.reward_scale * batch["reward"], batch["discount"], next_q, next_log_prob, alpha)
-        q = self.critic(critic_input, batch["action"])
-        action, log_prob = tanh_gaussian_sample(*self.policy(obs, task))
-        q_pi = self.critic(critic_input, action, detached=True)
-        losses = {
-            "critic_loss": sac_critic_loss(q, target),
-            "policy_loss": sac_policy_loss(q_pi, log_prob, alpha),
-            "alpha_loss": temperature_loss(self.log_alpha, log_prob, self.target_entropy),
-        }
-        logs = {"train/q": q.detach().mean(), "train/target_q": target.mean(), "train/entropy": -log_prob.detach().mean(),
-                "train/alpha": alpha.detach(), "train/batch_reward": batch["reward"].mean()}
-        return losses, logs
-
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         losses, logs = self.update(batch, self.optimizers())
         if int(self.updates) % self.hparams.log_every_n_updates == 0:
             self.env_steps.fill_(int(batch["env_steps"]))
             self.write_training_logs(batch, losses, logs)
 
-    def update(self, batch: dict[str, Tensor], optimizer: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """One SAC update: losses, one backward, per-network clipping, Adam, Polyak.
+    def update(
+        self, batch: dict[str, Tensor], optimizers: Sequence[torch.optim.Optimizer]
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """One SAC update (the agent's), returning ``(losses, other scalars)``.
 
         Usable without a Trainer (benchmarks call it directly with ``configure_optimizers()``).
         """
-        hp = self.hparams
+        in_trainer = self._trainer is not None
+
+        def check(losses: dict[str, Tensor]) -> None:
+            if in_trainer:
+                stop_on_nan(self, losses, int(self.updates), int(batch["env_steps"]),
+                            "Lower model.init_args.lr or set model.init_args.grad_clip.")
+
+        transition = Transition(batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"],
+                                task=batch["task"])
+        names = list(self.agent.optimizer_groups())
+        if in_trainer:  # max_steps counts updates: only the last optimiser's step is counted
+            optimizers = [UncountedOptimizer(self, o) for o in optimizers[:-1]] + [optimizers[-1]]
         with torch.autocast(self.device.type, enabled=False):
-            losses, logs = self.sac_losses(batch)
-        if self._trainer is not None:
-            stop_on_nan(self, losses, int(self.updates), int(batch["env_steps"]),
-                        "Lower model.init_args.lr or set model.init_args.grad_clip.")
-        optimizer.zero_grad(set_to_none=True)
-        total = losses["critic_loss"] + losses["policy_loss"] + losses["alpha_loss"]
-        if self._trainer is not None:
-            self.manual_backward(total)
-        else:
-            total.backward()
-        if hp.grad_clip is not None:
-            logs["train/policy_grad_norm"] = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), hp.grad_clip, foreach=True)
-            logs["train/critic_grad_norm"] = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), hp.grad_clip, foreach=True)
-        optimizer.step()
-        polyak_update(list(self.critic_target.parameters()), list(self.critic.parameters()), hp.tau)
+            logs = self.agent.update(
+                transition, int(batch["env_steps"]), dict(zip(names, optimizers, strict=True)),
+                backward=self.manual_backward if in_trainer else None, check=check,
+            )
         self.updates += 1
+        losses = {k.removeprefix("train/"): logs.pop(k) for k in list(logs) if k.endswith("_loss")}
         return losses, logs
 
     def write_training_logs(self, batch: dict[str, Tensor], losses: dict[str, Tensor], logs: dict[str, Tensor]) -> None:
@@ -263,7 +257,7 @@ class MultiTaskSAC(L.LightningModule):
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         """Deterministic episodes on every task (see ``MultiTaskDataModule.evaluate``)."""
         dm = self.trainer.datamodule
-        summaries = dm.evaluate(self.act_deterministic)
+        summaries = dm.evaluate(self.act)
         names = dm.task_names
         for key in ("return", "velocity_error", "x_velocity", "heading", "z_height"):
             per_slot: dict[int, list[float]] = {}

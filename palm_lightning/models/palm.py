@@ -1,34 +1,34 @@
-"""PALM: a Siamese representation learned from an APT agent's play in a generator's latent manifold.
+"""PALM: a Siamese representation learned from an exploring agent's play in a generator's latent manifold.
 
-One training step (one gradient update, so ``trainer.max_steps`` counts updates):
+PALM is three parts, each swappable from the config: a **representation objective** (SimSiam on
+two views; subclass hooks below), an **exploration reward** (``reward:``, any
+:class:`~palm_lightning.rewards.ExplorationReward` by ``class_path``: APT by default, ICM, RND) and
+an **agent** (:class:`~palm_lightning.agents.DDPGAgent`, DrQ-v2's DDPG; :meth:`PALM.build_agent`).
+
+One training step (one update, so ``trainer.max_steps`` counts updates):
 
 1. the data stream has already stepped the environments with :meth:`PALM.act` and hands over a
-   batch of n-step windows ``frames (B, n+1, C, H, W)`` of generated observations;
-2. **representation**: SimSiam on two views (:meth:`PALM.representation_loss`): by default
-   consecutive observations ``(o_t, o_{t+1})`` of the same trajectory, no augmentation, as the
-   paper; ``pairing: augmentation`` takes two random shifts of ``o_t`` instead (DrQ-style views,
-   the ablation of the temporal pairs) (:meth:`PALM.representation_pair`);
-3. **intrinsic reward**: APT's particle entropy of every next frame of the window in the
-   Siamese space (:meth:`PALM.intrinsic_reward`), summed n-step with the stream's discounts;
-4. **agent**: DrQ-v2's DDPG (twin critics, target critic, clipped target noise, scheduled
-   exploration) on *detached* representations, in float32 whatever the trainer's precision.
-
-All losses are summed and back-propagated once (the actor's loss goes through a detached copy of
-the critic, so nothing leaks), clipped with ``self.clip_gradients`` and applied by one Adam with
-a parameter group per part. The class label of the episode never reaches the module.
+   batch of n-step windows ``frames (B, n+1, C, H, W)`` with their ``actions (B, n, |A|)``;
+2. **representation**: SimSiam on two views (:meth:`representation_pair`,
+   :meth:`representation_loss`): by default consecutive observations ``(o_t, o_{t+1})``, no
+   augmentation, as the paper; the reward's own loss (ICM, RND) joins the same backward; one Adam
+   step (parameter groups ``representation`` and ``reward``);
+3. **intrinsic reward** of the window in reward space (:meth:`reward_features`, by default the
+   Siamese projection, run without moving its batch-norm statistics), see ``reward_window``;
+4. **agent**: DrQ-v2's critic step, then actor step, on *detached* representations, in float32
+   whatever the trainer's precision; then the target critic's Polyak step.
 
 Subclassing points: :meth:`representation_pair` (which two views), :meth:`representation_loss`
-(the objective on them), :meth:`representation_parameters` (what the representation optimiser
-updates), :meth:`reward_features`, :meth:`intrinsic_reward`, :meth:`act` (``policy: random`` is the
-no-exploration ablation) and :meth:`after_update` (e.g. momentum networks).
-:class:`~palm_lightning.models.palm_curl.PALMCURL` is an example: CURL's objective in place of
-SimSiam's through ``representation_loss``, ``representation_parameters``, ``reward_features`` and
-``after_update``.
+(the objective), :meth:`representation_parameters` (what ``repr_lr`` updates),
+:meth:`reward_features` (where rewards are computed), :meth:`intrinsic_reward` (the reward
+itself), :meth:`build_agent`, :meth:`act` and :meth:`after_update` (e.g. momentum networks).
+Each hook's docstring states the shapes it takes and must return; a subclass returning another
+shape gets a ``ValueError`` naming the hook and the expected shape.
+:class:`~palm_lightning.models.palm_curl.PALMCURL` is an example subclass.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Literal
 
 import lightning as L
@@ -36,25 +36,40 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
+from palm_lightning.agents.base import Transition
+from palm_lightning.agents.ddpg import DDPGAgent
 from palm_lightning.augment import random_shift
 from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.envs.latent_manifold import from_uint8
-from palm_lightning.evaluation.knn import knn_classify  # noqa: F401  (also re-exported: scripts import it from here)
-from palm_lightning.losses.apt import RunningMean, particle_reward
-from palm_lightning.losses.ddpg import actor_loss, critic_loss, soft_update, td_target
+from palm_lightning.evaluation.knn import knn_classify  # noqa: F401  (re-exported: older scripts import it from here)
 from palm_lightning.models.nan_guard import stop_on_nan
-from palm_lightning.nn.actor_critic import Actor, Critic, sample_action
+from palm_lightning.models.online_probe import OnlineKNNProbe
+from palm_lightning.models.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
+from palm_lightning.nn.blocks import frozen_batchnorm_stats
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
 from palm_lightning.nn.siamese import simsiam_forward
-from palm_lightning.schedules import parse_schedule, schedule
+from palm_lightning.rewards import APT, ExplorationReward, RewardStep
+from palm_lightning.schedules import parse_schedule
 
 
-class PALM(ExportableMixin, L.LightningModule):
-    """PALM's learner: Siamese temporal representation + APT exploration + DDPG.
+def check_shape(value: Any, expected: tuple[int, ...], hook: str) -> Tensor:
+    """``value`` must be a tensor of shape ``expected``; else a ``ValueError`` naming the hook."""
+    if not isinstance(value, Tensor):
+        raise ValueError(f"{hook} must return a Tensor of shape {expected}, got {type(value).__name__}")
+    if tuple(value.shape) != tuple(expected):
+        raise ValueError(f"{hook} must return a Tensor of shape {tuple(expected)}, got {tuple(value.shape)}")
+    return value
+
+
+class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
+    """PALM's learner: Siamese temporal representation + exploration reward + DDPG agent.
 
     Checkpoints carry the encoder as a network of kind ``"encoder"``, so any ``.ckpt`` of this
     module is an input of the probes (``configs/eval/linear_fmnist.yaml``).
+
+    Under DDP use ``strategy: ddp_find_unused_parameters_true``: an update runs several backward
+    passes (representation, critic, actor), each over a part of the parameters.
 
     Args:
         image_shape: observation shape; must match the environment's (checked at set-up).
@@ -67,21 +82,31 @@ class PALM(ExportableMixin, L.LightningModule):
             the ablation that asks whether the temporal pairs matter).
         augmentation_pad: the shift of ``pairing: augmentation`` in pixels (our choice: 2, about
             DrQ's 4 px on 84×84 frames scaled to 32×32).
-        policy: ``"apt"`` (explore with the learned agent) or ``"random"`` (uniform actions, no
-            agent updates: the no-exploration ablation).
-        knn_k, knn_avg, knn_rms, knn_clip: APT's reward options, URLB defaults (12, avg, rms, 1e-4).
+        policy: ``"apt"`` (explore with the learned agent; the name is historical: the reward is
+            whatever ``reward`` is) or ``"random"`` (uniform actions, no agent updates: the
+            no-exploration ablation).
+        reward: the exploration reward (default :class:`~palm_lightning.rewards.APT` with URLB's
+            pixel settings); in a config: ``reward: {class_path: palm_lightning.rewards.ICM}``.
         reward_scale: factor on the intrinsic reward.
+        reward_lr: Adam learning rate of the reward's own networks (URLB: 1e-4).
+        reward_window: how an n-step window is rewarded: ``"first"`` (URLB: the reward of the
+            transition ``(o_t, a_t, o_{t+n})``, e.g. APT on ``rep(o_t)``) or ``"sum"`` (each step
+            ``(o_{t+k}, a_{t+k}, o_{t+k+1})`` rewarded and summed with γᵏ: this package's first
+            choice).
+        freeze_reward_batchnorm: compute reward features without moving the projector's
+            batch-norm running statistics (default). ``False`` is the old behaviour: every reward
+            forward counted as a training forward of those statistics.
         feature_dim, hidden_dim: actor/critic trunk and MLP widths (DrQ-v2: 50, 1024).
         repr_lr: Adam learning rate of the encoder and SimSiam heads (1e-4, DrQ-v2's single
-            rate; the paper does not publish one). Measured on three seeds in the README's
-            representation table: at 1e-3 the linear probe on real images falls below the
-            untrained encoder's within 1 000 updates, at 1e-4 it does not.
-        agent_lr: Adam learning rate of actor and critic (DrQ-v2: 1e-4).
-        critic_tau: target-critic Polyak rate (DrQ-v2: 0.01).
-        stddev_schedule: exploration noise std (DrQ-v2 style string, e.g. ``linear(1.0,0.1,100000)``;
-            counted in environment frames).
-        stddev_clip: clip of the target-policy smoothing noise (0.3).
-        gradient_clip_val: max global gradient norm (``None``: no clipping, as DrQ-v2).
+            rate; the paper does not publish one). Measured on three seeds
+            (docs/results/representation.md): at 1e-3 the linear probe on real images falls below
+            the untrained encoder's within 1 000 updates, at 1e-4 it does not.
+        agent_lr, critic_tau, stddev_schedule, stddev_clip, straight_through,
+            sequential_updates: the DDPG agent's (see :class:`~palm_lightning.agents.DDPGAgent`;
+            defaults DrQ-v2/URLB: 1e-4, 0.01, constant 0.2, 0.3, yes, yes).
+        weight_init: ``"orthogonal"`` (DrQ-v2's, for encoder, actor and critic) or ``"default"``.
+        gradient_clip_val: max gradient norm of the representation step and of each agent
+            network (``None``: no clipping, as DrQ-v2).
         probe_k, probe_temperature: the online kNN probe (20, 0.07).
         trajectory_every_n_updates: log a grid of trajectories this often (0: never).
         trajectory_envs, trajectory_steps: rows and columns of that grid.
@@ -102,18 +127,21 @@ class PALM(ExportableMixin, L.LightningModule):
         pairing: Literal["temporal", "augmentation"] = "temporal",
         augmentation_pad: int = 2,
         policy: Literal["apt", "random"] = "apt",
-        knn_k: int = 12,
-        knn_avg: bool = True,
-        knn_rms: bool = True,
-        knn_clip: float = 0.0001,
+        reward: ExplorationReward | None = None,
         reward_scale: float = 1.0,
+        reward_lr: float = 1e-4,
+        reward_window: Literal["first", "sum"] = "first",
+        freeze_reward_batchnorm: bool = True,
         feature_dim: int = 50,
         hidden_dim: int = 1024,
         repr_lr: float = 1e-4,
         agent_lr: float = 1e-4,
         critic_tau: float = 0.01,
-        stddev_schedule: str = "linear(1.0,0.1,100000)",
+        stddev_schedule: str = "0.2",
         stddev_clip: float = 0.3,
+        straight_through: bool = True,
+        sequential_updates: bool = True,
+        weight_init: Literal["orthogonal", "default"] = "orthogonal",
         gradient_clip_val: float | None = None,
         probe_k: int = 20,
         probe_temperature: float = 0.07,
@@ -126,26 +154,42 @@ class PALM(ExportableMixin, L.LightningModule):
             raise ValueError(f"policy must be 'apt' or 'random', got {policy!r}")
         if pairing not in ("temporal", "augmentation"):
             raise ValueError(f"pairing must be 'temporal' or 'augmentation', got {pairing!r}")
+        if reward_window not in ("first", "sum"):
+            raise ValueError(f"reward_window must be 'first' or 'sum', got {reward_window!r}")
         if augmentation_pad < 0:
             raise ValueError(f"augmentation_pad must be >= 0, got {augmentation_pad}")
+        if reward is not None and not isinstance(reward, ExplorationReward):
+            raise TypeError(
+                f"reward must be a palm_lightning.rewards.ExplorationReward (APT, ICM, RND or a subclass), "
+                f"got {type(reward).__name__}"
+            )
         parse_schedule(stddev_schedule)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["reward"])
         self.automatic_optimization = False
-        self.encoder = DrQEncoder(tuple(image_shape), encoder_channels, encoder_layers, repr_dim)
+        self.encoder = DrQEncoder(tuple(image_shape), encoder_channels, encoder_layers, repr_dim, weight_init=weight_init)
         self.projector = Projector(self.encoder.out_dim, projector_hidden, projector_dim)
         self.predictor = Predictor(projector_dim, predictor_hidden)
-        self.actor = Actor(self.encoder.out_dim, action_dim, feature_dim, hidden_dim)
-        self.critic = Critic(self.encoder.out_dim, action_dim, feature_dim, hidden_dim)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.reward = APT() if reward is None else reward
+        self.reward.build(projector_dim, action_dim)
+        self.agent = self.build_agent()
         if policy == "random":
             # No agent is trained; frozen parameters also keep DDP from waiting for their grads.
-            self.actor.requires_grad_(False)
-            self.critic.requires_grad_(False)
-        self.reward_normalizer = RunningMean()
+            self.agent.requires_grad_(False)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
-        self._probe_features: dict[int, list[Tensor]] = {0: [], 1: []}
-        self._probe_labels: dict[int, list[Tensor]] = {0: [], 1: []}
+        self.init_online_probe(probe_k, probe_temperature)
+
+    def build_agent(self) -> DDPGAgent:
+        """The agent acting on representations (``self.encoder.out_dim`` → ``action_dim``): DrQ-v2's
+        DDPG from this module's hyperparameters. Override for another agent with the
+        :class:`~palm_lightning.agents.Agent` API."""
+        hp = self.hparams
+        return DDPGAgent(
+            self.encoder.out_dim, hp.action_dim, hp.feature_dim, hp.hidden_dim, lr=hp.agent_lr,
+            critic_tau=hp.critic_tau, stddev_schedule=hp.stddev_schedule, stddev_clip=hp.stddev_clip,
+            straight_through=hp.straight_through, weight_init=hp.weight_init,
+            sequential_updates=hp.sequential_updates, grad_clip=hp.gradient_clip_val,
+        )
 
     # --- export -------------------------------------------------------------------------------
     def exported_network(self) -> DrQEncoder:
@@ -174,24 +218,31 @@ class PALM(ExportableMixin, L.LightningModule):
             )
 
     def on_fit_start(self) -> None:
+        check_ddp_allows_partial_backward(self)
         self.trainer.datamodule.attach_policy(self.act)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Optimiser 0: the representation (``repr_lr``) and the reward's own networks
+        (``reward_lr``), one step per update; then the agent's, in the order it steps them."""
         groups = [{"params": self.representation_parameters(), "lr": self.hparams.repr_lr, "name": "representation"}]
+        reward_params = [p for p in self.reward.parameters() if p.requires_grad]
+        if reward_params:
+            groups.append({"params": reward_params, "lr": self.hparams.reward_lr, "name": "reward"})
+        optimizers = [torch.optim.Adam(groups)]
         if self.hparams.policy != "random":
-            agent = [*self.actor.parameters(), *self.critic.parameters()]
-            groups.append({"params": agent, "lr": self.hparams.agent_lr, "name": "agent"})
-        return torch.optim.Adam(groups)
+            optimizers += [torch.optim.Adam(g) for g in self.agent.optimizer_groups().values()]
+        return optimizers
 
     # --- subclassing points -------------------------------------------------------------------
     def encode(self, images: Tensor) -> Tensor:
-        """Representation of ``uint8`` observations or float images in ``[-1, 1]``."""
+        """Representation ``(B, repr_dim)`` of ``uint8`` observations or float images in ``[-1, 1]``
+        ``(B, C, H, W)``."""
         return self.encoder(from_uint8(images) if images.dtype == torch.uint8 else images)
 
     def representation_pair(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """The two views the representation objective pulls together, from the float window
-        ``(B, n+1, C, H, W)``: ``(o_t, o_{t+1})`` for ``pairing: temporal``, two independent random
-        shifts of ``o_t`` for ``pairing: augmentation``."""
+        ``(B, n+1, C, H, W)``: two ``(B, C, H, W)`` tensors. ``(o_t, o_{t+1})`` for ``pairing:
+        temporal``, two independent random shifts of ``o_t`` for ``pairing: augmentation``."""
         if self.hparams.pairing == "augmentation":
             pad = self.hparams.augmentation_pad
             return random_shift(images[:, 0], pad), random_shift(images[:, 0], pad)
@@ -200,8 +251,8 @@ class PALM(ExportableMixin, L.LightningModule):
     def representation_loss(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """SimSiam on the two views of :meth:`representation_pair` (float images ``(B, C, H, W)``).
 
-        Override to change the objective (e.g. a contrastive loss); return the loss and any
-        metrics to log (``train/ssl_loss`` and the collapse monitor ``train/z_std`` here).
+        Override to change the objective (e.g. a contrastive loss); return a scalar loss and a
+        dict of scalar metrics to log (``train/ssl_loss`` and the collapse monitor ``train/z_std``).
         """
         return simsiam_forward(self.encoder, self.projector, self.predictor, obs, next_obs)
 
@@ -211,72 +262,109 @@ class PALM(ExportableMixin, L.LightningModule):
         return [*self.encoder.parameters(), *self.projector.parameters(), *self.predictor.parameters()]
 
     def after_update(self) -> None:
-        """Called at the end of every update, after the optimiser step, the target-critic update
+        """Called at the end of every update, after the optimiser steps, the target-critic update
         and ``updates += 1``: the place for a subclass's own momentum (Polyak) networks."""
 
     @torch.no_grad()
     def reward_features(self, features: Tensor) -> Tensor:
-        """Where APT's particles live: the Siamese projection of the representation."""
+        """Where exploration rewards are computed: ``(B, repr_dim)`` representations → ``(B,
+        projector_dim)``, the Siamese projection (PALM: APT's particles live in the Siamese space)."""
         return self.projector(features)
 
     @torch.no_grad()
-    def intrinsic_reward(self, features: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """APT's particle reward of a batch of next-observation representations ``(B, D)``."""
-        particles = self.reward_features(features).float()
-        hp = self.hparams
-        reward, distances = particle_reward(
-            particles, k=hp.knn_k, knn_avg=hp.knn_avg,
-            normalizer=self.reward_normalizer if hp.knn_rms else None, knn_clip=hp.knn_clip,
-        )
-        return reward, {"knn/distance_mean": distances[:, 1:].mean(), "knn/distance_kth": distances[:, -1].mean()}
+    def intrinsic_reward(self, step: RewardStep) -> Tensor:
+        """The exploration reward of every transition of ``step`` (reward-space features ``(B, D)``
+        and actions ``(B, |A|)``): a float tensor of shape ``(B,)``. Default: ``self.reward``."""
+        return self.reward(step)
 
     @torch.no_grad()
-    def act(self, obs: Tensor, env_steps: int, eval_mode: bool = False) -> Tensor:
-        """The acting policy the data stream calls: ``uint8`` observations → actions in ``[-1, 1]``."""
+    def act(self, obs: Tensor, env_steps: int, eval_mode: bool = False, task: Tensor | None = None) -> Tensor:
+        """The acting policy the data stream calls: ``uint8`` observations ``(N, C, H, W)`` → actions
+        ``(N, action_dim)`` in ``[-1, 1]`` (uniform with ``policy: random``)."""
         if self.hparams.policy == "random":
             return torch.rand(obs.shape[0], self.hparams.action_dim, device=obs.device) * 2 - 1
         with torch.autocast(obs.device.type, enabled=False):
-            mean = self.actor(self.encode(obs).float())
-            if eval_mode:
-                return mean
-            return sample_action(mean, schedule(self.hparams.stddev_schedule, env_steps))
+            return self.agent.act(self.encode(obs).float(), env_steps, eval_mode=eval_mode)
 
     # --- training -----------------------------------------------------------------------------
+    def reward_steps(self, particles: Tensor, actions: Tensor) -> list[RewardStep]:
+        """The transitions a window is rewarded for (``reward_window``), from reward-space features
+        ``(B, n+1, D)`` and the window's actions ``(B, n, |A|)``."""
+        if self.hparams.reward_window == "first":
+            return [RewardStep(particles[:, 0], actions[:, 0], particles[:, -1])]
+        return [RewardStep(particles[:, k], actions[:, k], particles[:, k + 1]) for k in range(actions.shape[1])]
+
+    def window_reward(self, steps: list[RewardStep], step_discounts: Tensor) -> Tensor:
+        """Intrinsic reward ``(B,)`` of each window: the first transition's (``first``) or the
+        γᵏ-weighted sum over its steps (``sum``). Checks every :meth:`intrinsic_reward` result."""
+        size = steps[0].obs.shape[0]
+        rewards = [check_shape(self.intrinsic_reward(s), (size,), f"{type(self).__name__}.intrinsic_reward").float()
+                   for s in steps]
+        if len(rewards) == 1:
+            return rewards[0]
+        return (step_discounts[:, : len(rewards)] * torch.stack(rewards, 1)).sum(1)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         hp = self.hparams
         frames = batch["frames"]  # uint8 (B, n+1, C, H, W)
         size, window = frames.shape[:2]
         self.env_steps.fill_(int(batch["env_steps"]))
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         images = from_uint8(frames)
         ssl_loss, logs = self.representation_loss(*self.representation_pair(images))
         losses = {"ssl_loss": ssl_loss}
 
         with torch.no_grad():
             features = self.encoder(images.flatten(0, 1)).float().view(size, window, -1)
-            rewards, reward_logs = zip(*(self.intrinsic_reward(features[:, k + 1]) for k in range(window - 1)))
-        intrinsic = torch.stack(rewards, 1)  # (B, n)
-        logs.update({k: torch.stack([r[k] for r in reward_logs]).mean() for k in reward_logs[0]})
+            flat = features.flatten(0, 1)
+            if hp.freeze_reward_batchnorm:
+                with frozen_batchnorm_stats(self):
+                    particles = self.reward_features(flat)
+            else:
+                particles = self.reward_features(flat)
+            if particles.dim() != 2 or particles.shape[0] != flat.shape[0]:
+                raise ValueError(
+                    f"{type(self).__name__}.reward_features must return a Tensor of shape ({flat.shape[0]}, D), "
+                    f"got {tuple(particles.shape)}"
+                )
+            particles = particles.float().view(size, window, -1)
+        steps = self.reward_steps(particles, batch["actions"].float())
+        reward_training = self.reward.loss(steps[0])
+        if reward_training is not None:
+            losses["reward_loss"], reward_logs = reward_training
+            logs.update(reward_logs)
+
+        self.stop_on_nan(losses)
+        representation_optimizer = optimizers[0]
+        representation_optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(sum(losses.values()))
+        if hp.gradient_clip_val is not None:
+            self.clip_gradients(representation_optimizer, gradient_clip_val=hp.gradient_clip_val, gradient_clip_algorithm="norm")
+        representation_optimizer.step()
+
+        with torch.no_grad():
+            intrinsic = self.window_reward(steps, batch["step_discounts"].float())
+        logs.update(self.reward.metrics() if hasattr(self.reward, "metrics") else {})
         logs["reward/intrinsic_mean"] = intrinsic.mean()
         logs["reward/intrinsic_std"] = intrinsic.std()
         logs["reward/intrinsic_max"] = intrinsic.max()
-        logs["reward/knn_scale"] = self.reward_normalizer.mean.clone()
 
         if hp.policy != "random":
             with torch.autocast(self.device.type, enabled=False):
-                reward = batch["reward"].float() + hp.reward_scale * (batch["step_discounts"] * intrinsic).sum(1)
-                agent_losses, agent_logs = self.agent_losses(features[:, 0], features[:, -1], batch, reward)
-            losses.update(agent_losses)
+                transition = Transition(
+                    obs=features[:, 0], action=batch["action"].float(),
+                    reward=batch["reward"].float() + hp.reward_scale * intrinsic,
+                    discount=batch["discount"].float(), next_obs=features[:, -1],
+                )
+                names = list(self.agent.optimizer_groups())
+                # max_steps counts updates: the representation step counted, the agent's not
+                stepped = [UncountedOptimizer(self, o) for o in optimizers[1:]]
+                agent_logs = self.agent.update(
+                    transition, int(batch["env_steps"]), dict(zip(names, stepped, strict=True)),
+                    backward=self.manual_backward, check=self.stop_on_nan,
+                )
             logs.update(agent_logs)
-
-        self.stop_on_nan(losses)
-        optimizer = self.optimizers()
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(sum(losses.values()))
-        if hp.gradient_clip_val is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=hp.gradient_clip_val, gradient_clip_algorithm="norm")
-        optimizer.step()
-        if hp.policy != "random":
-            soft_update(self.critic_target, self.critic, hp.critic_tau)
         self.updates += 1
         self.after_update()
 
@@ -284,31 +372,9 @@ class PALM(ExportableMixin, L.LightningModule):
         logs["charts/env_fps"] = batch["env_fps"].float()
         logs["charts/updates"] = self.updates.float()
         self.log_dict({k: v.float() for k, v in logs.items()}, on_step=True, on_epoch=False)
-        self.log("train/loss", sum(v.detach() for v in losses.values()), prog_bar=True)
-
-    def agent_losses(
-        self, obs_features: Tensor, next_features: Tensor, batch: dict[str, Tensor], reward: Tensor
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """DrQ-v2's critic and actor losses on detached representations (float32)."""
-        hp = self.hparams
-        obs_features, next_features = obs_features.detach().float(), next_features.detach().float()
-        std = schedule(hp.stddev_schedule, int(batch["env_steps"]))
-        with torch.no_grad():
-            next_action = sample_action(self.actor(next_features), std, clip=hp.stddev_clip)
-            target_q = td_target(reward, batch["discount"].float(), *self.critic_target(next_features, next_action))
-        q1, q2 = self.critic(obs_features, batch["action"].float())
-        loss_critic = critic_loss(q1, q2, target_q)
-        policy_action = sample_action(self.actor(obs_features), std, clip=hp.stddev_clip)
-        loss_actor = actor_loss(self.critic, obs_features, policy_action)
-        logs = {
-            "train/critic_loss": loss_critic.detach(),
-            "train/actor_loss": loss_actor.detach(),
-            "train/q": q1.detach().mean(),
-            "train/target_q": target_q.mean(),
-            "train/batch_reward": reward.mean(),
-            "train/exploration_std": torch.tensor(std),
-        }
-        return {"critic_loss": loss_critic, "actor_loss": loss_actor}, logs
+        total = sum(v.detach() for v in losses.values())
+        total = total + sum(logs[k] for k in ("train/critic_loss", "train/actor_loss") if k in logs)
+        self.log("train/loss", total, prog_bar=True)
 
     def stop_on_nan(self, losses: dict[str, Tensor]) -> None:
         """A non-finite loss stops training after a checkpoint of the last finite state."""
@@ -332,29 +398,7 @@ class PALM(ExportableMixin, L.LightningModule):
         grid = make_grid(frames.flatten(0, 1).cpu(), nrow=frames.shape[1], padding=1, pad_value=128)
         logger.experiment.add_image("trajectories", grid, global_step=int(self.updates))
 
-    # --- the online probe on real images ------------------------------------------------------
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        images, labels = batch
-        self._probe_features[dataloader_idx].append(self.encode(images).float())
-        self._probe_labels[dataloader_idx].append(labels)
-
-    def on_validation_epoch_start(self) -> None:
-        self._probe_features, self._probe_labels = {0: [], 1: []}, {0: [], 1: []}
-
-    def on_validation_epoch_end(self) -> None:
-        if not self._probe_features[0] or not self._probe_features[1]:
-            return
-        gather = lambda xs: self.all_gather(torch.cat(xs)).flatten(0, -2) if self.trainer.world_size > 1 else torch.cat(xs)  # noqa: E731
-        bank, queries = gather(self._probe_features[0]), gather(self._probe_features[1])
-        gather_labels = lambda xs: self.all_gather(torch.cat(xs)).flatten() if self.trainer.world_size > 1 else torch.cat(xs)  # noqa: E731
-        bank_labels, query_labels = gather_labels(self._probe_labels[0]), gather_labels(self._probe_labels[1])
-        num_classes = int(max(bank_labels.max(), query_labels.max())) + 1
-        predictions = knn_classify(bank, bank_labels, queries, num_classes, self.hparams.probe_k, self.hparams.probe_temperature)
-        accuracy = (predictions == query_labels).float().mean()
-        if self.trainer.sanity_checking:
-            # Lightning drops logs during the sanity check; the probe at update 0 is worth keeping.
-            if self.logger is not None and self.trainer.is_global_zero:
-                self.logger.log_metrics({"probe/knn_acc": float(accuracy)}, step=int(self.updates))
-        else:
-            self.log("probe/knn_acc", accuracy, prog_bar=True, rank_zero_only=True)
-        self._probe_features, self._probe_labels = {0: [], 1: []}, {0: [], 1: []}
+    # --- the online probe on real images (OnlineKNNProbe: loader 0 = bank, 1 = queries) --------
+    def probe_features(self, images: Tensor) -> Tensor:
+        """Features ``(B, repr_dim)`` of real ``uint8`` or float images for the online kNN probe."""
+        return self.encode(images)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from palm_lightning.losses.curl import curl_loss
-from palm_lightning.losses.ddpg import soft_update
+from palm_lightning.nn.blocks import polyak_update
 from palm_lightning.losses.simsiam import output_std
 from palm_lightning.models.palm import PALM
 
@@ -88,5 +88,5 @@ class PALMCURL(PALM):
     def after_update(self) -> None:
         """Polyak step of the key networks towards the online ones (weights; batch-norm running
         statistics of the key projection follow its own forward passes)."""
-        soft_update(self.key_encoder, self.encoder, self.hparams.key_tau)
-        soft_update(self.key_projector, self.projector, self.hparams.key_tau)
+        polyak_update(self.key_encoder, self.encoder, self.hparams.key_tau)
+        polyak_update(self.key_projector, self.projector, self.hparams.key_tau)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from palm_lightning.nn.blocks import orthogonal_init_
+
 
 class DrQEncoder(nn.Module):
     """DrQ-v2's pixel encoder plus a linear head to a compact representation.
@@ -23,6 +25,10 @@ class DrQEncoder(nn.Module):
     keeps the flat conv features) gives the Siamese objective, the APT particles and the probes one
     compact representation. Batch norm is avoided on purpose: the acting policy encodes single
     frames and batch statistics would make actions depend on the other environments.
+
+    ``weight_init``: ``"default"`` (PyTorch's) or ``"orthogonal"`` (DrQ-v2's ``weight_init``:
+    orthogonal convolutions with ReLU gain and linear layers, zero biases). It is part of
+    ``config``, so an untrained copy rebuilt from a network file starts the same way.
     """
 
     def __init__(
@@ -31,12 +37,16 @@ class DrQEncoder(nn.Module):
         channels: int = 32,
         num_layers: int = 4,
         repr_dim: int | None = 256,
+        weight_init: str = "default",
     ) -> None:
         super().__init__()
         image_shape = tuple(int(s) for s in image_shape)
         if len(image_shape) != 3:
             raise ValueError(f"image_shape must be (C, H, W), got {image_shape}")
-        self.config = {"image_shape": image_shape, "channels": channels, "num_layers": num_layers, "repr_dim": repr_dim}
+        if weight_init not in ("default", "orthogonal"):
+            raise ValueError(f"weight_init must be 'default' or 'orthogonal', got {weight_init!r}")
+        self.config = {"image_shape": image_shape, "channels": channels, "num_layers": num_layers, "repr_dim": repr_dim,
+                       "weight_init": weight_init}
         self.image_shape = image_shape
         layers: list[nn.Module] = [nn.Conv2d(image_shape[0], channels, 3, stride=2), nn.ReLU()]
         for _ in range(num_layers - 1):
@@ -47,6 +57,8 @@ class DrQEncoder(nn.Module):
         self.conv_dim = conv_dim
         self.head = nn.Identity() if repr_dim is None else nn.Sequential(nn.Linear(conv_dim, repr_dim), nn.LayerNorm(repr_dim))
         self.out_dim = conv_dim if repr_dim is None else repr_dim
+        if weight_init == "orthogonal":
+            orthogonal_init_(self)
 
     def forward(self, images: Tensor) -> Tensor:
         if tuple(images.shape[1:]) != self.image_shape:

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from palm_lightning.nn.sac import mlp, split_mean_log_std
+from palm_lightning.nn.blocks import mlp, one_hot
+from palm_lightning.nn.sac import split_mean_log_std
 
 
 class MultiTaskPolicy(nn.Module):
@@ -24,7 +25,12 @@ class MultiTaskPolicy(nn.Module):
     num_tasks: int
 
     def one_hot(self, task: Tensor) -> Tensor:
-        return F.one_hot(task, self.num_tasks).to(torch.float32)
+        return one_hot(task, self.num_tasks)
+
+    def clip_groups(self) -> list[list[nn.Parameter]]:
+        """The parameter sets whose gradient norms are clipped separately (``grad_clip_per:
+        network``): one per network. Default: the whole policy is one network."""
+        return [list(self.parameters())]
 
 
 class EARPolicy(MultiTaskPolicy):
@@ -69,6 +75,11 @@ class EARPolicy(MultiTaskPolicy):
         self.state_encoder = mlp(obs_dim, hidden_dim, state_layers, lse_dim)
         self.task_encoder = mlp(num_tasks, hidden_dim, task_layers, lte_dim)
         self.decoder = mlp(lse_dim + lte_dim, hidden_dim, decoder_layers, 2 * action_dim)
+
+    def clip_groups(self) -> list[list[nn.Parameter]]:
+        """State encoder, task encoder and action decoder are clipped one by one (the authors' code
+        clips each network's gradient norm at 10)."""
+        return [list(self.state_encoder.parameters()), list(self.task_encoder.parameters()), list(self.decoder.parameters())]
 
     def _project(self, x: Tensor) -> Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x
@@ -120,12 +131,10 @@ class MultiHeadPolicy(MultiTaskPolicy):
         super().__init__()
         self.num_tasks = num_tasks
         self.action_dim = action_dim
-        layers: list[nn.Module] = []
-        last = obs_dim
-        for _ in range(trunk_layers):
-            layers += [nn.Linear(last, hidden_dim), nn.ReLU()]
-            last = hidden_dim
-        self.trunk = nn.Sequential(*layers)
+        if trunk_layers < 1:
+            raise ValueError(f"trunk_layers must be ≥ 1, got {trunk_layers}")
+        # the trunk is an MLP whose last hidden layer is the heads' input: mlp() minus its output layer
+        self.trunk = nn.Sequential(*mlp(obs_dim, hidden_dim, trunk_layers, 1)[:-1])
         self.heads = nn.Linear(hidden_dim, num_tasks * 2 * action_dim)
 
     def forward(self, obs: Tensor, task: Tensor) -> tuple[Tensor, Tensor]:

@@ -1,4 +1,4 @@
-"""Building blocks of SAC on state vectors: MLPs, the tanh-Gaussian policy head, twin Q.
+"""Building blocks of SAC on state vectors: the tanh-Gaussian policy head and the twin Q-network.
 
 A CPU SAC update at these sizes is dominated by per-operation overhead, so the twin critics share
 one fused first layer (see :class:`TwinQ`) and everything else stays plain ``addmm``.
@@ -13,17 +13,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the EAR authors' (and rlkit's) clamp
-
-
-def mlp(in_dim: int, hidden_dim: int, num_hidden: int, out_dim: int) -> nn.Sequential:
-    """``in → [hidden → ReLU] × num_hidden → out``."""
-    layers: list[nn.Module] = []
-    last = in_dim
-    for _ in range(num_hidden):
-        layers += [nn.Linear(last, hidden_dim), nn.ReLU()]
-        last = hidden_dim
-    layers.append(nn.Linear(last, out_dim))
-    return nn.Sequential(*layers)
 
 
 def split_mean_log_std(output: Tensor) -> tuple[Tensor, Tensor]:
@@ -74,6 +63,29 @@ class TwinQ(nn.Module):
         if detached:
             return F.linear(x, layer.weight.detach(), layer.bias.detach())
         return layer(x)
+
+    @torch.no_grad()
+    def clip_grad_norm_per_member(self, max_norm: float) -> Tensor:
+        """Clip each member's gradient norm to ``max_norm`` on its own, as if every Q-function were
+        a separate network (the EAR authors clip each Q at 10); the fused first layer's gradient
+        rows are split by member. Returns the members' norms before clipping ``(members,)``."""
+        norms = []
+        for member in range(self.members):
+            rows = slice(member * self.hidden_dim, (member + 1) * self.hidden_dim)
+            grads = [g for g in (
+                None if self.first.weight.grad is None else self.first.weight.grad[rows],
+                None if self.first.bias.grad is None else self.first.bias.grad[rows],
+                *(p.grad for p in self.rest[member].parameters()),
+            ) if g is not None]
+            if not grads:
+                norms.append(torch.zeros((), device=self.first.weight.device))
+                continue
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            scale = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+            for g in grads:
+                g.mul_(scale)
+            norms.append(norm)
+        return torch.stack(norms)
 
     def forward(self, inputs: Tensor, action: Tensor, detached: bool = False) -> Tensor:
         """Q-values ``(members, B)``."""

@@ -1,0 +1,8 @@
+"""RL agents as plain modules (DrQ-v2's DDPG, SAC): ``act``, optimiser groups and ``update``; the
+LightningModule that holds one owns optimisation, precision and checkpointing."""
+
+from palm_lightning.agents.base import Agent, Transition
+from palm_lightning.agents.ddpg import DDPGAgent
+from palm_lightning.agents.sac import SACAgent
+
+__all__ = ["Agent", "DDPGAgent", "SACAgent", "Transition"]

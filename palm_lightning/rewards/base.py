@@ -1,0 +1,52 @@
+"""Exploration rewards: small modules chosen by ``class_path`` in the config (URLB's reward objects).
+
+PALM hands a reward one :class:`RewardStep` at a time — representation-space features of an
+observation and of the next one, and the action between them, all detached — and adds what it
+returns to the agent's reward. A reward with trainable parameters (ICM's models, RND's predictor)
+creates them in :meth:`ExplorationReward.build` and returns its training loss from
+:meth:`ExplorationReward.loss`; PALM steps those parameters with its own optimiser (parameter
+group ``"reward"``, learning rate ``reward_lr``), so Lightning still owns optimisation, precision
+and checkpointing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+
+@dataclass
+class RewardStep:
+    """One step of experience as an exploration reward sees it.
+
+    ``obs`` and ``next_obs`` ``(B, D)``: reward-space features (``PALM.reward_features``) of
+    ``o_t`` and ``o_{t+1}`` (or ``o_{t+n}``, see ``PALM.reward_window``), detached; ``action``
+    ``(B, |A|)``: the action taken at ``o_t``.
+    """
+
+    obs: Tensor
+    action: Tensor
+    next_obs: Tensor
+
+
+class ExplorationReward(nn.Module):
+    """Base of the exploration rewards.
+
+    Subclasses implement :meth:`forward`; those with their own networks also :meth:`build` and
+    :meth:`loss`. Constructor arguments are the reward's hyperparameters only (sizes come later,
+    through :meth:`build`), so a reward can be written in a config by ``class_path``.
+    """
+
+    def build(self, feature_dim: int, action_dim: int) -> None:
+        """Create the reward's networks for features of size ``feature_dim`` and actions of size
+        ``action_dim``; called once by the module that owns the reward, before its optimisers."""
+
+    def forward(self, step: RewardStep) -> Tensor:
+        """The intrinsic reward of every transition of ``step``: shape ``(B,)``, float32."""
+        raise NotImplementedError
+
+    def loss(self, step: RewardStep) -> tuple[Tensor, dict[str, Tensor]] | None:
+        """The reward's own training loss on ``step`` and scalars to log, or ``None`` (nothing to
+        train, the default)."""
+        return None
