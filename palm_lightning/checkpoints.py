@@ -17,6 +17,7 @@ what was expected.
 from __future__ import annotations
 
 import importlib
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -72,22 +73,99 @@ def save_network(
     return path
 
 
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(
-            f"no checkpoint at {path}: the file does not exist. Give the path of a network file "
-            "(exported with `python -m palm_lightning.tools.export`) or of a Lightning .ckpt "
-            "written by one of the package's modules."
-        )
+NETWORK_FILE_HINT = (
+    "Give the path of a network file (exported with `python -m palm_lightning.tools.export`) or of a "
+    "Lightning .ckpt written by one of the package's modules."
+)
+LIGHTNING_CKPT_HINT = (
+    "Give a .ckpt written by the Trainer, e.g. runs/<name>/version_<n>/checkpoints/last.ckpt."
+)
+NETWORK_FILE_REDO = "Re-export or re-download it."
+LIGHTNING_CKPT_REDO = "Give another checkpoint, e.g. an earlier one from the same checkpoints/ folder."
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive (since PyTorch 1.6)
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a"  # pickle protocol 2, then the 10-byte magic number of older torch.save
+
+
+def _unreadable_reason(path: Path, err: Exception, redo: str = NETWORK_FILE_REDO) -> str:
+    """Why ``torch.load`` failed on ``path`` and (``redo`` for a damaged file) what to do, in a
+    sentence or two: from the file itself where possible, since torch's own messages run to
+    paragraphs about ``weights_only``."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated file, not a torch file, unsafe pickle
-        raise CheckpointError(
-            f"cannot read {path}: it is corrupt or not a PyTorch checkpoint ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}). Re-export or re-download it."
-        ) from err
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as os_err:
+        return f"it cannot be opened ({os_err.strerror or os_err}). Check its permissions."
+    if size == 0:
+        return f"it is corrupt: the file is empty (0 bytes). {redo}"
+    if head.startswith(_ZIP_MAGIC) and not zipfile.is_zipfile(path):
+        return (
+            f"it is corrupt: a PyTorch archive cut short or damaged ({size} bytes; an interrupted save, "
+            f"copy or download?). {redo}"
+        )
+    if head.startswith(_LEGACY_MAGIC):
+        return f"it is corrupt: a legacy-format PyTorch file cut short or damaged ({size} bytes). {redo}"
+    if not head.startswith(_ZIP_MAGIC):
+        text = head.decode("ascii", errors="replace")
+        if all(c.isprintable() or c in "\r\n\t" for c in text):  # e.g. an error page saved by a failed download
+            start = f"the text {text.splitlines()[0]!r}"
+        else:
+            start = f"the bytes {head[:8]!r}"
+        return f"it is corrupt or not a PyTorch file (it starts with {start}; a PyTorch file is a zip archive). {redo}"
+    message = str(err)
+    if "Unsupported global" in message:  # a sound file that pickles classes, refused by weights_only=True
+        found = message[message.index("Unsupported global") :].split(" was not")[0].split(": ", 1)[-1]
+        return (
+            f"it holds pickled Python objects ({found}), which are not loaded for safety "
+            "(torch.load with weights_only=True). Save only tensors and plain containers in it."
+        )
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    detail = f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
+    return f"it is corrupt ({detail}). {redo}"
+
+
+def _read(
+    path: Path, hint: str = NETWORK_FILE_HINT, redo: str = NETWORK_FILE_REDO, mmap: bool = False
+) -> dict[str, Any]:
+    """The dictionary stored in ``path``, or a :class:`CheckpointError` naming the file, what is wrong
+    and what to do (``hint``: which file to give; ``redo``: how to replace a damaged one). ``mmap``
+    maps tensor storages instead of reading them (a cheap check of a large checkpoint; only for
+    files in the zip format)."""
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}: the file does not exist. {hint}")
+    if not path.is_file():
+        what = "a directory" if path.is_dir() else "not a regular file"
+        raise CheckpointError(f"no checkpoint at {path}: it is {what}. {hint}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
+    except Exception as err:  # truncated file, not a torch file, unsafe pickle, no permission
+        raise CheckpointError(f"cannot read {path}: {_unreadable_reason(path, err, redo)}") from err
     if not isinstance(obj, dict):
-        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dictionary")
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dictionary. {hint}")
+    return obj
+
+
+def read_lightning_checkpoint(path: str | Path, mmap: bool = True) -> dict[str, Any]:
+    """The Lightning checkpoint in ``path`` (what ``--ckpt_path`` takes), checked to be one.
+
+    Raises :class:`CheckpointError` for a missing, unreadable or corrupt file, and for a file that
+    is not a Lightning checkpoint (e.g. an exported network file, which belongs in a probe's
+    ``encoder`` or a data module's ``generator``). With ``mmap`` (the default) tensors are mapped,
+    not read, so checking a large checkpoint costs little.
+    """
+    path = Path(path)
+    obj = _read(path, hint=LIGHTNING_CKPT_HINT, redo=LIGHTNING_CKPT_REDO, mmap=mmap)
+    if obj.get("format") == FORMAT:
+        raise CheckpointError(
+            f"{path} is a palm_lightning network file (a {obj.get('kind', 'network')!r}), not a Lightning "
+            "checkpoint: give it as a probe's encoder or a data module's generator, not as a checkpoint "
+            f"to resume from. {LIGHTNING_CKPT_HINT}"
+        )
+    if "state_dict" not in obj:
+        raise CheckpointError(
+            f"{path} is not a Lightning checkpoint (no 'state_dict' entry; keys: {sorted(map(str, obj))[:5]}). "
+            f"{LIGHTNING_CKPT_HINT}"
+        )
     return obj
 
 

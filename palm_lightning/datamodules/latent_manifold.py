@@ -106,6 +106,9 @@ class LatentManifoldDataModule(ExperienceDataModule):
 
     # --- the online probe's real images -------------------------------------------------------
     def prepare_data(self) -> None:
+        # Read the generator file now: Lightning runs prepare_data before it creates the run's log
+        # folder, so a missing or corrupt file stops the run before anything is written.
+        _ = self.generator
         if self.probe_data is not None:
             self.probe_data.prepare_data()
 
