@@ -51,6 +51,8 @@ VARIANTS = {
     "revert_reward_batchnorm": ("7 reverted: reward forwards move the projector's BN statistics", REVERTS["reward_batchnorm"]),
     "revert_all": ("1-7 reverted (the old configs/palm.yaml)", " ".join(REVERTS.values())),
 }
+TITLES = {**{name: title for name, (title, _) in VARIANTS.items()},
+          "random_encoder": "PALM's encoder untrained, orthogonal init"}
 COLUMNS = (("linear, 100%", "linear_100"), ("linear, 1%", "linear_1"), ("kNN", "knn"),
            ("far AUROC", "far_knn_auroc"), ("near AUROC", "near_knn_auroc"), ("near FPR95 ↓", "near_knn_fpr95"))
 
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--evaluate-only", action="store_true", help="only runs already trained; skip the others")
+    parser.add_argument("--random-encoder", action="store_true",
+                        help="also score PALM's encoder untrained at the new (orthogonal) initialisation")
     parser.add_argument("--json", type=Path, help="write the rows in the results pages' JSON shape")
     args = parser.parse_args()
     found: dict[str, dict[str, list[float]]] = {}
@@ -72,6 +76,25 @@ def main() -> None:
             result = palm_sweep.run_variant(name, shlex.split(VARIANTS[name][1]), seed, out, args.data_dir)
             for metric, value in result.items():
                 found.setdefault(name, {}).setdefault(metric, []).append(100 * value)
+    if args.random_encoder:
+        # the untrained encoder at the new defaults (orthogonal init): PALM's architecture from the
+        # default run's checkpoint, re-initialised with the seed (as representation_table's row)
+        import torch
+
+        import representation_table as table
+        from palm_lightning.models.frozen_encoder import build_encoder
+
+        for seed in args.seeds:
+            run = ROOT / "runs" / f"fidelity_s{seed}" / "default" / "version_0"
+            cache = run / "results_random_init.json"
+            if not cache.is_file():
+                if not (run / "trained.json").is_file():
+                    continue
+                torch.manual_seed(seed)
+                encoder = build_encoder(str(run / "checkpoints" / "last.ckpt"), random_init=True)
+                cache.write_text(json.dumps(table.evaluate(encoder, seed, args.data_dir), indent=2))
+            for metric, value in json.loads(cache.read_text()).items():
+                found.setdefault("random_encoder", {}).setdefault(metric, []).append(100 * value)
     print("| variant | seeds | " + " | ".join(title for title, _ in COLUMNS) + " |")
     print("|---|---:|" + "---:|" * len(COLUMNS))
     rows = []
@@ -82,7 +105,7 @@ def main() -> None:
             values = metrics[key]
             std = statistics.stdev(values) if n > 1 else 0.0
             cells.append(f"{statistics.mean(values):.1f}" + (f" ± {std:.1f}" if n > 1 else ""))
-        print(f"| {VARIANTS[name][0]} (`{name}`) | {n} | " + " | ".join(cells) + " |", flush=True)
+        print(f"| {TITLES[name]} (`{name}`) | {n} | " + " | ".join(cells) + " |", flush=True)
         rows.append({"name": name, "metrics": {
             key: {"mean": statistics.mean(metrics[key]), "std": statistics.stdev(metrics[key]) if n > 1 else None, "n": n}
             for _, key in COLUMNS
@@ -91,6 +114,8 @@ def main() -> None:
         command = "python scripts/fidelity.py --seeds " + " ".join(map(str, args.seeds))
         if args.variants != list(VARIANTS):
             command += " --variants " + " ".join(args.variants)
+        if args.random_encoder:
+            command += " --random-encoder"
         args.json.write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
 
 
