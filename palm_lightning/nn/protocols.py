@@ -13,14 +13,26 @@ GAN, a VAE decoder, a diffusion sampler wrapped to be deterministic::
 
 :func:`check_generator` validates an object against the protocol (attributes, then one probe
 forward) and raises :class:`GeneratorProtocolError` naming what is wrong.
+
+The latent environment's w-space (``latent_space="w"``) needs more: a second, StyleGAN-like
+protocol, :class:`WSpaceGenerator`, checked by :func:`check_w_space_generator`::
+
+    w_dim: int                               # size of w (the agent's action size in w-space)
+    mapping(z, c, truncation_psi=1.0) -> w   # (N, latent_dim), (N,) -> (N, w_dim)
+    mapping.w_avg                            # (num_classes, w_dim) tensor: each class's mean w
+    broadcast(w) -> ws                       # (N, w_dim) -> what synthesis takes
+    synthesis(ws, noise_mode="const") -> x   # -> (N, C, H, W) images, deterministic
+
+The package's :class:`~palm_lightning.nn.stylegan.StyleGANGenerator` follows both.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 class GeneratorProtocolError(TypeError):
@@ -44,6 +56,58 @@ class ConditionalGenerator(Protocol):
     def __call__(self, z: Tensor, c: Tensor) -> Tensor: ...
 
 
+@runtime_checkable
+class WSpaceGenerator(ConditionalGenerator, Protocol):
+    """A conditional generator with an intermediate latent w (what ``latent_space="w"`` needs).
+
+    ``mapping(z, c, truncation_psi=1.0)`` turns latents and labels into ``(N, w_dim)`` w's (ψ < 1
+    pulls them towards the class's mean w); ``mapping.w_avg`` is a ``(num_classes, w_dim)`` tensor
+    of the per-class mean w's, the point the environment's dynamics contract towards;
+    ``synthesis(broadcast(w), noise_mode="const")`` decodes w's into ``(N, *image_shape)`` images
+    (the environment clamps them to ``[-1, 1]``), deterministically for a given w.
+    """
+
+    @property
+    def w_dim(self) -> int: ...
+
+    @property
+    def mapping(self) -> Any: ...
+
+    @property
+    def synthesis(self) -> Any: ...
+
+    def broadcast(self, w: Tensor) -> Tensor: ...
+
+
+W_SPACE_MEMBERS = ("w_dim", "mapping", "synthesis", "broadcast")
+W_SPACE_HINT = (
+    "latent_space='w' needs w_dim, mapping(z, c, truncation_psi) with a per-class mapping.w_avg, "
+    "broadcast(w) and synthesis(ws, noise_mode) (palm_lightning.nn.protocols.WSpaceGenerator, "
+    "e.g. the package's StyleGANGenerator); use latent_space='z' for any other generator"
+)
+
+
+def _probe_device(generator: object, device: torch.device | str | None) -> torch.device | str:
+    if device is not None:
+        return device
+    parameters = getattr(generator, "parameters", None)
+    first = next(iter(parameters()), None) if callable(parameters) else None
+    return first.device if isinstance(first, Tensor) else "cpu"
+
+
+def _probe(name: str, call: str, run: Callable[[], object]) -> object:
+    """``run()`` without gradients; an exception becomes a :class:`GeneratorProtocolError` naming the call."""
+    try:
+        with torch.no_grad():
+            return run()
+    except Exception as err:  # the user's code: a wrong signature, a shape error inside, ...
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise GeneratorProtocolError(
+            f"{name}{call} failed on two random latents with labels [0, num_classes - 1]: "
+            f"{type(err).__name__}: {detail}"
+        ) from err
+
+
 def check_generator(generator: object, probe: bool = True, device: torch.device | str | None = None) -> None:
     """Raise :class:`GeneratorProtocolError` unless ``generator`` follows the protocol.
 
@@ -52,13 +116,16 @@ def check_generator(generator: object, probe: bool = True, device: torch.device 
     """
     name = type(generator).__name__
     missing = [a for a in ("latent_dim", "num_classes", "image_shape") if not hasattr(generator, a)]
+    if isinstance(generator, nn.Module) and type(generator).forward is nn.Module.forward:
+        missing.append("forward")
     if missing or not callable(generator):
         raise GeneratorProtocolError(
             f"{name} is not a conditional generator: missing {', '.join(missing) or '__call__'}. "
             "It needs latent_dim (int), num_classes (int), image_shape ((C, H, W)) and "
             "forward(z, c) -> images in [-1, 1]; see palm_lightning.nn.protocols."
         )
-    latent_dim, num_classes, image_shape = generator.latent_dim, generator.num_classes, generator.image_shape
+    g: Any = generator
+    latent_dim, num_classes, image_shape = g.latent_dim, g.num_classes, g.image_shape
     if not isinstance(latent_dim, int) or latent_dim < 1:
         raise GeneratorProtocolError(f"{name}.latent_dim must be a positive int, got {latent_dim!r}")
     if not isinstance(num_classes, int) or num_classes < 1:
@@ -67,13 +134,10 @@ def check_generator(generator: object, probe: bool = True, device: torch.device 
         raise GeneratorProtocolError(f"{name}.image_shape must be (C, H, W) of positive ints, got {image_shape!r}")
     if not probe:
         return
-    if device is None:
-        params = list(generator.parameters()) if hasattr(generator, "parameters") else []
-        device = params[0].device if params else "cpu"
+    device = _probe_device(generator, device)
     z = torch.randn(2, latent_dim, device=device)
     c = torch.tensor([0, num_classes - 1], device=device)
-    with torch.no_grad():
-        out = generator(z, c)
+    out = _probe(name, "(z, c)", lambda: g(z, c))
     expected = (2, *tuple(image_shape))
     if not isinstance(out, Tensor) or tuple(out.shape) != expected:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
@@ -84,3 +148,47 @@ def check_generator(generator: object, probe: bool = True, device: torch.device 
         raise GeneratorProtocolError(
             f"{name}(z, c) must return images in [-1, 1], got range [{out.min():.3f}, {out.max():.3f}]"
         )
+
+
+def check_w_space_generator(generator: object, probe: bool = True, device: torch.device | str | None = None) -> None:
+    """Raise :class:`GeneratorProtocolError` unless ``generator`` also follows
+    :class:`WSpaceGenerator` (call :func:`check_generator` first for the base protocol).
+
+    The error names every missing member; with ``probe=True`` one mapping and one synthesis of two
+    random latents check the shapes of ``w`` and of the images.
+    """
+    name = type(generator).__name__
+    missing = [member for member in W_SPACE_MEMBERS if not hasattr(generator, member)]
+    mapping = getattr(generator, "mapping", None)
+    if mapping is not None and not hasattr(mapping, "w_avg"):
+        missing.append("mapping.w_avg")
+    if missing:
+        raise GeneratorProtocolError(f"{name} has no w-space: missing {', '.join(missing)}. {W_SPACE_HINT}.")
+    g: Any = generator
+    w_dim, num_classes = g.w_dim, g.num_classes
+    if not isinstance(w_dim, int) or w_dim < 1:
+        raise GeneratorProtocolError(f"{name}.w_dim must be a positive int, got {w_dim!r}")
+    w_avg = g.mapping.w_avg
+    if not isinstance(w_avg, Tensor) or tuple(w_avg.shape) != (num_classes, w_dim):
+        got = tuple(w_avg.shape) if isinstance(w_avg, Tensor) else type(w_avg).__name__
+        raise GeneratorProtocolError(
+            f"{name}.mapping.w_avg must be a (num_classes, w_dim) = ({num_classes}, {w_dim}) tensor of "
+            f"per-class mean w's, got {got}"
+        )
+    if not probe:
+        return
+    device = _probe_device(generator, device)
+    z = torch.randn(2, g.latent_dim, device=device)
+    c = torch.tensor([0, num_classes - 1], device=device)
+    w = _probe(name, ".mapping(z, c, truncation_psi=1.0)", lambda: g.mapping(z, c, truncation_psi=1.0))
+    if not isinstance(w, Tensor) or tuple(w.shape) != (2, w_dim):
+        got = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
+        raise GeneratorProtocolError(f"{name}.mapping(z, c) must return (2, w_dim) = (2, {w_dim}), got {got}")
+    ws = _probe(name, ".broadcast(w)", lambda: g.broadcast(w))
+    out = _probe(name, '.synthesis(ws, noise_mode="const")', lambda: g.synthesis(ws, noise_mode="const"))
+    expected = (2, *tuple(g.image_shape))
+    if not isinstance(out, Tensor) or tuple(out.shape) != expected:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise GeneratorProtocolError(f"{name}.synthesis(broadcast(w)) must return images {expected}, got {got}")
+    if not out.is_floating_point() or not torch.isfinite(out).all():
+        raise GeneratorProtocolError(f"{name}.synthesis(broadcast(w)) returned non-finite or non-float images")
