@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -206,28 +207,84 @@ def build_network(description: dict[str, Any], source: str = "<description>", lo
         raise CheckpointError(f"{source}: config does not fit {class_path}: {err}") from err
     if not load_weights:
         return network
-    state = description.get("state_dict", {})
+    load_state(network, description.get("state_dict", {}), source, f"{class_path}({description.get('config')})")
+    return network
+
+
+def _listed(items: list[str], limit: int = 5) -> str:
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return f"{items[:limit]}{more}"
+
+
+def state_mismatch(network: nn.Module, state: Mapping[str, Any]) -> str:
+    """What keeps ``state`` from loading into ``network`` exactly: missing and unexpected keys and
+    shape mismatches, each named (the first five of each), or ``""`` when it fits."""
     own = network.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     mismatched = [
         f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
         for k in own
-        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+        if k in state and isinstance(state[k], torch.Tensor) and tuple(state[k].shape) != tuple(own[k].shape)
     ]
-    if missing or unexpected or mismatched:
-        details = "; ".join(
-            part
-            for part in (
-                f"missing {missing[:5]}" if missing else "",
-                f"unexpected {unexpected[:5]}" if unexpected else "",
-                f"shape mismatch {mismatched[:5]}" if mismatched else "",
-            )
-            if part
+    parts = (
+        f"missing {_listed(missing)}" if missing else "",
+        f"unexpected {_listed(unexpected)}" if unexpected else "",
+        f"shape mismatch {_listed(mismatched)}" if mismatched else "",
+    )
+    return "; ".join(part for part in parts if part)
+
+
+def load_state(network: nn.Module, state: Mapping[str, Any], source: str, target: str | None = None) -> nn.Module:
+    """Load ``state`` into ``network`` (strictly), or raise a :class:`CheckpointError` naming
+    ``source``, the network (``target``, default its class) and every key or shape that does not fit."""
+    details = state_mismatch(network, state)
+    if details:
+        cls = type(network)
+        raise CheckpointError(
+            f"{source}: weights do not fit {target or f'{cls.__module__}.{cls.__qualname__}'}: {details}"
         )
-        raise CheckpointError(f"{source}: weights do not fit {class_path}({description.get('config')}): {details}")
     network.load_state_dict(state)
     return network
+
+
+STATE_DICT_HINT = "Save the generator's weights with torch.save(generator.state_dict(), PATH)."
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The weights in ``path`` and the class they were saved from, if the file names it.
+
+    ``path`` is a plain ``state_dict`` (``torch.save(module.state_dict(), path)``), a network file,
+    or a Lightning checkpoint of one of the package's modules; it is read with
+    ``weights_only=True``, so it never imports code.
+    """
+    path = Path(path)
+    obj = _read(path, hint=STATE_DICT_HINT)
+    if obj.get("format") == FORMAT or CKPT_KEY in obj:
+        description = obj if obj.get("format") == FORMAT else obj[CKPT_KEY]
+        return dict(description.get("state_dict", {})), description.get("class_path")
+    if "state_dict" in obj and "pytorch-lightning_version" in obj:
+        raise CheckpointError(
+            f"{path} is a Lightning checkpoint of a whole module, not a generator's weights. {STATE_DICT_HINT}"
+        )
+    not_tensors = [str(k) for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        nested = " (its 'state_dict' entry alone may be one)" if "state_dict" in obj else ""
+        raise CheckpointError(
+            f"{path} is not a plain state_dict: {_listed(not_tensors, 3)} hold no tensors{nested}. {STATE_DICT_HINT}"
+        )
+    return {str(k): v for k, v in obj.items()}, None
+
+
+def load_weights(network: nn.Module, path: str | Path) -> nn.Module:
+    """Load the weights in ``path`` (see :func:`read_weights`) into ``network``, strictly: missing or
+    unexpected keys and shape mismatches are named in a :class:`CheckpointError`."""
+    state, saved_from = read_weights(path)
+    cls = type(network)
+    target = f"{cls.__module__}.{cls.__qualname__}"
+    if saved_from is not None and saved_from != target and state_mismatch(network, state):
+        target += f" (the file holds the weights of a {saved_from})"
+    return load_state(network, state, str(path), target)
 
 
 def load_network(path: str | Path, kind: str | None = None, expect: dict[str, Any] | None = None) -> nn.Module:

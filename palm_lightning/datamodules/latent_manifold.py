@@ -3,16 +3,16 @@ online probe."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from palm_lightning.datamodules.experience import ExperienceDataModule, Policy
 from palm_lightning.datamodules.images import ImageDataModule
-from palm_lightning.envs.latent_manifold import LatentManifold, LatentSpace, resolve_generator
+from palm_lightning.envs.latent_manifold import LatentManifold, LatentSpace
+from palm_lightning.generators import resolve_generator
 
 
 class LatentManifoldDataModule(ExperienceDataModule):
@@ -32,8 +32,13 @@ class LatentManifoldDataModule(ExperienceDataModule):
     update, 16 frames per update; docs/results/fidelity.md measures the change).
 
     Args:
-        generator: generator network file / checkpoint, or ``None`` for the shipped Fashion-MNIST
-            StyleGAN.
+        generator: the conditional generator: a network file / checkpoint path, any importable
+            ``nn.Module`` following :mod:`palm_lightning.nn.protocols` given by ``class_path`` /
+            ``init_args`` (your own class: ``--data.init_args.generator.class_path my_pkg.MyGenerator``),
+            or ``None`` for the shipped Fashion-MNIST StyleGAN.
+        generator_weights: a plain ``state_dict`` file (``torch.save(g.state_dict(), path)``) or a
+            network file, loaded into the generator with ``weights_only=True`` (keys and shapes must
+            match exactly; mismatches are named).
         probe_data: labelled real images for the online probe (``None``: no probe).
         probe_bank_size: bank images (class-balanced first ``n`` of a fixed shuffle).
         probe_query_size: query images.
@@ -42,7 +47,8 @@ class LatentManifoldDataModule(ExperienceDataModule):
 
     def __init__(
         self,
-        generator: str | None = None,
+        generator: str | nn.Module | None = None,
+        generator_weights: str | None = None,
         num_envs: int = 16,
         episode_length: int = 50,
         ema: float = 0.9,
@@ -87,8 +93,9 @@ class LatentManifoldDataModule(ExperienceDataModule):
             latent_space=latent_space,
             class_weights=class_weights,
         )
-        self.generator_path = generator
-        self._generator: torch.nn.Module | None = None
+        self.generator_source = generator
+        self.generator_weights = generator_weights
+        self._generator: nn.Module | None = None
         self.probe_data = probe_data
         self.probe_bank_size = probe_bank_size
         self.probe_query_size = probe_query_size
@@ -96,19 +103,28 @@ class LatentManifoldDataModule(ExperienceDataModule):
         self._probe_sets: tuple[TensorDataset, TensorDataset] | None = None
 
     @property
-    def generator(self) -> torch.nn.Module:
+    def generator(self) -> nn.Module:
+        """The generator, built (or read) and given its weights on first use."""
         if self._generator is None:
-            self._generator = resolve_generator(None if self.generator_path is None else Path(self.generator_path))
+            self._generator = resolve_generator(self.generator_source, self.generator_weights)
         return self._generator
+
+    def validate_generator(self) -> None:
+        """Check the generator and the environment arguments together, as the environments will: the
+        generator protocol, the w-space protocol when ``latent_space`` is ``"w"``, ``truncation_psi``
+        and ``class_weights`` (one environment on the CPU; a
+        :class:`~palm_lightning.nn.protocols.GeneratorProtocolError` names what is missing)."""
+        LatentManifold(self.generator, num_envs=1, **self.env_kwargs)
 
     def make_env(self, num_envs: int, seed: int, device: torch.device) -> LatentManifold:
         return LatentManifold(self.generator, num_envs=num_envs, device=device, seed=seed, **self.env_kwargs)
 
     # --- the online probe's real images -------------------------------------------------------
     def prepare_data(self) -> None:
-        # Read the generator file now: Lightning runs prepare_data before it creates the run's log
-        # folder, so a missing or corrupt file stops the run before anything is written.
-        _ = self.generator
+        # Read the generator and its weights and check them now: Lightning runs prepare_data before it
+        # creates the run's log folder, so a missing or corrupt file, weights that do not fit or a
+        # class that does not follow the protocol stop the run before anything is written.
+        self.validate_generator()
         if self.probe_data is not None:
             self.probe_data.prepare_data()
 

@@ -9,6 +9,15 @@
 
 ``kwargs`` are those of :class:`~palm_lightning.envs.latent_manifold.LatentManifold` (e.g.
 ``generator="my_gan.pt"``, ``episode_length=100``, ``latent_space="w"``, ``device="cuda"``).
+Your own generator class plugs in as in a config file, by ``class_path`` / ``init_args``, with its
+weights as a plain ``state_dict``::
+
+    gymnasium.make(
+        "palm_lightning/LatentManifold-v0",
+        generator={"class_path": "my_pkg.MyGenerator", "init_args": {"latent_dim": 16}},
+        generator_weights="my_generator.pt",
+    )
+
 PALM itself uses the batched torch interface directly (no numpy round trip).
 """
 

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from palm_lightning.nn.protocols import GeneratorProtocolError, check_generator
+from palm_lightning.generators import GeneratorSource, resolve_generator
+from palm_lightning.nn.protocols import GeneratorProtocolError, check_generator, check_w_space_generator
 
 LatentSpace = Literal["z", "w"]
 
@@ -43,25 +44,14 @@ def from_uint8(images: Tensor) -> Tensor:
     return images.float().mul_(1.0 / 127.5).sub_(1.0)
 
 
-def resolve_generator(generator: nn.Module | str | Path | None) -> nn.Module:
-    """A generator object, a network file / checkpoint path, or ``None`` for the shipped one."""
-    if generator is None:
-        from palm_lightning import load_shipped_generator
-
-        return load_shipped_generator()
-    if isinstance(generator, (str, Path)):
-        from palm_lightning.checkpoints import load_network
-
-        return load_network(generator, kind="generator")
-    return generator
-
-
 class LatentManifold:
     """N latent-manifold environments held as one batch (PALM's torch interface).
 
     Args:
         generator: a conditional generator (see :mod:`palm_lightning.nn.protocols`), a path to a
-            generator network file / checkpoint, or ``None`` for the shipped Fashion-MNIST StyleGAN.
+            generator network file / checkpoint, a ``{"class_path": ..., "init_args": {...}}``
+            mapping naming any importable generator class, or ``None`` for the shipped
+            Fashion-MNIST StyleGAN (see :mod:`palm_lightning.generators`).
         num_envs: environments in the batch (N).
         episode_length: steps per episode; the episode is then truncated (our choice: 50).
         ema: λ, the weight of the previous latent (our choice: 0.9, consecutive latents have
@@ -71,17 +61,20 @@ class LatentManifold:
         variance_preserving: κ = sqrt(1 − λ²) (default) or the plain EMA's κ = 1 − λ.
         truncation_psi: StyleGAN's truncation ψ (1.0 = none; the generator must accept a
             ``truncation_psi`` keyword when ψ ≠ 1).
-        latent_space: ``"z"`` (any generator) or ``"w"`` (generators with ``mapping`` and
-            ``synthesis``, e.g. StyleGAN); the action has the state's dimension.
+        latent_space: ``"z"`` (any generator) or ``"w"`` (generators that also follow
+            :class:`~palm_lightning.nn.protocols.WSpaceGenerator`, e.g. StyleGAN); the action has
+            the state's dimension.
         class_weights: sampling weights of the class drawn at each reset (uniform by default).
         device: where latents live and the generator runs.
         seed: seed of the environments' own random generator (reset latents, classes, noise).
         check: validate the generator against the protocol (one probe forward).
+        generator_weights: a plain ``state_dict`` file (or a network file) loaded into the
+            generator with ``weights_only=True``; keys and shapes must match exactly.
     """
 
     def __init__(
         self,
-        generator: nn.Module | str | Path | None = None,
+        generator: GeneratorSource = None,
         num_envs: int = 16,
         episode_length: int = 50,
         ema: float = 0.9,
@@ -93,6 +86,7 @@ class LatentManifold:
         device: torch.device | str = "cpu",
         seed: int = 0,
         check: bool = True,
+        generator_weights: str | Path | None = None,
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be ≥ 1, got {num_envs}")
@@ -103,15 +97,12 @@ class LatentManifold:
         if latent_space not in ("z", "w"):
             raise ValueError(f"latent_space must be 'z' or 'w', got {latent_space!r}")
         self.device = torch.device(device)
-        self.generator = resolve_generator(generator).to(self.device).eval().requires_grad_(False)
+        self.generator = resolve_generator(generator, generator_weights).to(self.device).eval().requires_grad_(False)
         if check:
             check_generator(self.generator, device=self.device)
+        if latent_space == "w":
+            check_w_space_generator(self.generator, probe=check, device=self.device)
         name = type(self.generator).__name__
-        if latent_space == "w" and not all(hasattr(self.generator, a) for a in ("mapping", "synthesis", "broadcast")):
-            raise GeneratorProtocolError(
-                f"latent_space='w' needs a StyleGAN-like generator with mapping, synthesis and broadcast; "
-                f"{name} has not. Use latent_space='z'."
-            )
         if truncation_psi != 1.0 and latent_space == "z":
             try:
                 z = torch.randn(1, self.generator.latent_dim, device=self.device)
