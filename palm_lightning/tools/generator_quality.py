@@ -2,6 +2,13 @@
 
     python -m palm_lightning.tools.generator_quality                       # the shipped pair
     python -m palm_lightning.tools.generator_quality --generator runs/.../last.ckpt --truncation-psi 1.0 0.7
+    PYTHONPATH=examples/own_generator python -m palm_lightning.tools.generator_quality \
+        --generator examples/own_generator/palm_cvae.yaml                   # your own generator class
+
+``--generator`` takes a network file / checkpoint, or a YAML file naming your own generator class:
+``class_path`` / ``init_args`` at its top, or a PALM config (overlay) whose
+``data.init_args.generator`` does (its ``generator_weights`` come along). ``--generator-weights``
+loads a plain ``state_dict`` into it.
 
 Two numbers per generator:
 
@@ -26,15 +33,18 @@ import inspect
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+import yaml
 from torch import Tensor, nn
 
-from palm_lightning import SHIPPED_CLASSIFIER, SHIPPED_GENERATOR
+from palm_lightning import SHIPPED_CLASSIFIER
 from palm_lightning.checkpoints import CheckpointError, load_network, packaged
 from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataModule
+from palm_lightning.generators import GeneratorConfigError, GeneratorSource, resolve_generator
 from palm_lightning.metrics.frechet import frechet_distance, gaussian_statistics
-from palm_lightning.nn.protocols import check_generator
+from palm_lightning.nn.protocols import GeneratorProtocolError, check_generator
 
 
 
@@ -160,9 +170,49 @@ def format_table(rows: list[QualityRow]) -> str:
     return "\n".join(lines)
 
 
+def generator_from_yaml(path: str | Path) -> tuple[GeneratorSource, str | None]:
+    """The generator a YAML file names, and the weights it names for it (or ``None``).
+
+    The file holds either ``class_path`` / ``init_args`` at its top, or a PALM config (overlay)
+    whose ``data.init_args.generator`` is a ``class_path`` block or a network file (then
+    ``data.init_args.generator_weights`` comes along).
+    """
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise GeneratorConfigError(f"cannot read {path}: {err.strerror or err}") from err
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GeneratorConfigError(f"{path} is not valid YAML ({first})") from err
+    if isinstance(doc, dict) and "class_path" in doc:
+        return doc, None
+    data = doc.get("data") if isinstance(doc, dict) else None
+    init_args = data.get("init_args") if isinstance(data, dict) else None
+    spec = init_args.get("generator") if isinstance(init_args, dict) else None
+    if isinstance(spec, (dict, str)):
+        assert isinstance(init_args, dict)
+        weights = init_args.get("generator_weights")
+        return spec, None if weights is None else str(weights)
+    raise GeneratorConfigError(
+        f"{path} names no generator: give class_path (and init_args) at its top, or a PALM config with "
+        "data.init_args.generator"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--generator", default=None, help="network file or .ckpt (default: the shipped generator)")
+    parser.add_argument(
+        "--generator",
+        default=None,
+        help="network file or .ckpt, or a YAML file naming your own class: class_path/init_args, or a PALM config "
+        "with data.init_args.generator (default: the shipped generator)",
+    )
+    parser.add_argument(
+        "--generator-weights",
+        default=None,
+        help="a plain state_dict (or network file) loaded into the generator (default: the YAML's generator_weights)",
+    )
     parser.add_argument("--classifier", default=None, help="network file or .ckpt (default: the shipped classifier)")
     parser.add_argument("--data-dir", default="data", help="Fashion-MNIST location (see FashionMNISTDataModule)")
     parser.add_argument("--download", action="store_true", help="download Fashion-MNIST if it is not found")
@@ -177,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
 
     try:
-        generator = load_network(args.generator or packaged(SHIPPED_GENERATOR), kind="generator")
+        source: GeneratorSource = args.generator
+        weights = args.generator_weights
+        if args.generator and Path(args.generator).suffix.lower() in (".yaml", ".yml"):
+            source, named_weights = generator_from_yaml(args.generator)
+            weights = weights or named_weights
+        generator = resolve_generator(source, weights).eval()
         classifier = load_network(args.classifier or packaged(SHIPPED_CLASSIFIER), kind="classifier")
         datamodule = FashionMNISTDataModule(
             data_dir=args.data_dir, resolution=generator.image_shape[-1], download=args.download
@@ -192,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             generator_name=str(args.generator or "shipped generator"),
         )
-    except (CheckpointError, DatasetNotFoundError, ValueError) as err:
+    except (CheckpointError, DatasetNotFoundError, GeneratorProtocolError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_table(rows))
