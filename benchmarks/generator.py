@@ -374,23 +374,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=DEFAULT_FORWARD_BATCH_SIZES,
-                   help="generator forward batch sizes (default: 1 2 4 … 1024)")
-    p.add_argument("--repeats", type=int, default=10,
-                   help="timed repeats per batch size; the median is reported")
+    p.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=DEFAULT_FORWARD_BATCH_SIZES,
+        help="generator forward batch sizes (default: 1 2 4 … 1024)",
+    )
+    p.add_argument("--repeats", type=int, default=10, help="timed repeats per batch size; the median is reported")
     p.add_argument("--warmup", type=int, default=3, help="untimed forward calls per batch size")
-    p.add_argument("--min-time", type=float, default=0.05,
-                   help="minimum seconds per repeat; short calls are looped to reach it (0 = one call)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's default)")
-    p.add_argument("--config-from", default=None,
-                   help="LightningCLI YAML to read model.init_args and data batch_size from "
-                        "(default: configs/generator/fmnist.yaml)")
-    p.add_argument("--train-batch-sizes", type=int, nargs="*", default=None,
-                   help="batch sizes for the training-iteration timing (default: config batch and 2×; "
-                        "empty to skip)")
-    p.add_argument("--train-iterations", type=int, default=32,
-                   help="timed iterations; a multiple of r1_interval (16) gives the R1-amortised mean")
+    p.add_argument(
+        "--min-time",
+        type=float,
+        default=0.05,
+        help="minimum seconds per repeat; short calls are looped to reach it (0 = one call)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's default)")
+    p.add_argument(
+        "--config-from",
+        default=None,
+        help="LightningCLI YAML to read model.init_args and data batch_size from "
+        "(default: configs/generator/fmnist.yaml)",
+    )
+    p.add_argument(
+        "--train-batch-sizes",
+        type=int,
+        nargs="*",
+        default=None,
+        help="batch sizes for the training-iteration timing (default: config batch and 2×; empty to skip)",
+    )
+    p.add_argument(
+        "--train-iterations",
+        type=int,
+        default=32,
+        help="timed iterations; a multiple of r1_interval (16) gives the R1-amortised mean",
+    )
     p.add_argument("--train-warmup", type=int, default=5, help="untimed training iterations before timing")
     args = p.parse_args(argv)
     if args.repeats < 1 or args.train_iterations < 1 or args.warmup < 0 or args.train_warmup < 0:
@@ -438,9 +456,7 @@ def main(argv: list[str] | None = None) -> str:
         forward = []
         for b in sorted(set(args.batch_sizes)):
             _progress(f"generator forward, batch {b}")
-            forward.append(
-                time_generator_forward(generator, b, device, args.repeats, args.warmup, args.min_time)
-            )
+            forward.append(time_generator_forward(generator, b, device, args.repeats, args.warmup, args.min_time))
         del generator
         out.append(format_forward_table(forward))
         if train_batches:
@@ -449,17 +465,17 @@ def main(argv: list[str] | None = None) -> str:
                 f"## GAN training iteration (D step + G step + EMA, Lightning Trainer, manual optimisation); "
                 f"mean of {args.train_iterations} iterations after {args.train_warmup} warm-up; "
                 f"lazy R1 every {r1_interval} iterations folded into the D step"
-                + (" (mean is R1-amortised)" if args.train_iterations % r1_interval == 0
-                   else f" (NOT R1-amortised: {args.train_iterations} iterations is not a multiple "
-                        f"of {r1_interval})"),
+                + (
+                    " (mean is R1-amortised)"
+                    if args.train_iterations % r1_interval == 0
+                    else f" (NOT R1-amortised: {args.train_iterations} iterations is not a multiple of {r1_interval})"
+                ),
                 "",
             ]
             train = []
             for b in train_batches:
                 _progress(f"training iterations, batch {b}")
-                train.append(
-                    time_training_iteration(model_args, b, device, args.train_iterations, args.train_warmup)
-                )
+                train.append(time_training_iteration(model_args, b, device, args.train_iterations, args.train_warmup))
             out.append(format_train_table(train))
             out.append("")
             out.append(

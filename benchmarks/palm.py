@@ -96,11 +96,19 @@ def make_run(device: torch.device, capacity: int, steps: int, callbacks: list) -
     # environments are stepped before every update (updates_per_step=1, not palm.yaml's 8) so that
     # each gap between updates times one collection.
     model = PALM(hidden_dim=256, trajectory_every_n_updates=0)
-    data = LatentManifoldDataModule(num_envs=16, batch_size=256, buffer_capacity=capacity, nstep=3, seed_frames=4000,
-                                    updates_per_step=1)
+    data = LatentManifoldDataModule(
+        num_envs=16, batch_size=256, buffer_capacity=capacity, nstep=3, seed_frames=4000, updates_per_step=1
+    )
     trainer = L.Trainer(
-        max_steps=steps, accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks, limit_val_batches=0,
+        max_steps=steps,
+        accelerator=device.type,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        limit_val_batches=0,
     )
     return trainer, model, data
 
@@ -132,7 +140,9 @@ def bench_update(device: torch.device, steps: int) -> float:
     print("\n## One PALM update (default config sizes: batch 256, n-step 3, 16 environments)")
     print("| part | median time (ms) | per second |")
     print("|---|---:|---:|")
-    print(f"| update (training_step: SimSiam + APT + DDPG, one backward) | {update * 1e3:.1f} | {1 / update:.1f} updates |")
+    print(
+        f"| update (training_step: SimSiam + APT + DDPG, one backward) | {update * 1e3:.1f} | {1 / update:.1f} updates |"
+    )
     print(f"| collection + sampling between updates (16 frames) | {collect * 1e3:.1f} | |")
     print(f"| whole loop | {(update + collect) * 1e3:.1f} | {1 / (update + collect):.1f} updates |", flush=True)
     return update
@@ -168,7 +178,9 @@ def bench_memory(device: torch.device, capacity: int) -> None:
             print(f"| {update} | {frames:,} | {rss:.0f} |")
     full = [rss for _, frames, rss in memory.samples if frames >= data.buffer.capacity]
     if len(full) >= 2:
-        print(f"\nafter the buffer is full: RSS {min(full):.0f}–{max(full):.0f} MiB (growth {max(full) - full[0]:+.0f} MiB)")
+        print(
+            f"\nafter the buffer is full: RSS {min(full):.0f}–{max(full):.0f} MiB (growth {max(full) - full[0]:+.0f} MiB)"
+        )
 
 
 def main() -> None:

@@ -35,9 +35,7 @@ class CheckpointError(RuntimeError):
     """A network file or checkpoint is missing, unreadable or not what was expected."""
 
 
-def describe(
-    network: nn.Module, kind: str, meta: dict[str, Any] | None = None, half: bool = False
-) -> dict[str, Any]:
+def describe(network: nn.Module, kind: str, meta: dict[str, Any] | None = None, half: bool = False) -> dict[str, Any]:
     """The network-file dictionary for ``network`` (which must have a ``config`` dict).
 
     ``half`` stores floating-point tensors as float16 (half the size); loading casts them back
@@ -77,9 +75,7 @@ NETWORK_FILE_HINT = (
     "Give the path of a network file (exported with `python -m palm_lightning.tools.export`) or of a "
     "Lightning .ckpt written by one of the package's modules."
 )
-LIGHTNING_CKPT_HINT = (
-    "Give a .ckpt written by the Trainer, e.g. runs/<name>/version_<n>/checkpoints/last.ckpt."
-)
+LIGHTNING_CKPT_HINT = "Give a .ckpt written by the Trainer, e.g. runs/<name>/version_<n>/checkpoints/last.ckpt."
 NETWORK_FILE_REDO = "Re-export or re-download it."
 LIGHTNING_CKPT_REDO = "Give another checkpoint, e.g. an earlier one from the same checkpoints/ folder."
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive (since PyTorch 1.6)

@@ -44,11 +44,14 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     with torch.no_grad():
         for name, model in (("PALM checkpoint", trained), ("same encoder, random init", random)):
+
             def features(x):
                 return torch.cat([model.encode(chunk) for chunk in x.split(1000)])
 
             def accuracy(bank, bank_labels, query, query_labels):
-                return float((knn_classify(features(bank), bank_labels, features(query), 10) == query_labels).float().mean())
+                return float(
+                    (knn_classify(features(bank), bank_labels, features(query), 10) == query_labels).float().mean()
+                )
 
             gg = accuracy(gen_bank, bank_info["class"], gen_query, query_info["class"])
             rr = accuracy(real_bank, real_bank_labels, real_query, real_query_labels)

@@ -39,7 +39,7 @@ def render(run_dir: str, out: str, step: int | None = None) -> list[Path]:
             ax.plot([e.step for e in events], [e.value for e in events], lw=0.8)
             ax.set_title(tag, fontsize=9)
             ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[len(scalars):]:
+        for ax in list(axes.flat)[len(scalars) :]:
             ax.axis("off")
         fig.tight_layout()
         path = out_dir / "scalars.png"

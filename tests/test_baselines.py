@@ -27,8 +27,13 @@ def trainer(tmp_path: Path, steps: int, **kwargs) -> L.Trainer:
     kwargs.setdefault("logger", False)
     kwargs.setdefault("enable_checkpointing", False)
     return L.Trainer(
-        max_steps=steps, accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tmp_path, **kwargs,
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **kwargs,
     )
 
 
@@ -245,8 +250,14 @@ def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pa
     monkeypatch.setattr(sys, "argv", ["palm_lightning"])  # the CLI reads args=, not pytest's argv
     cli = PalmCLI(
         args=[
-            "--config", str(REPO / "configs/palm.yaml"), "--config", str(REPO / f"configs/palm_variants/{overlay}.yaml"),
-            "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+            "--config",
+            str(REPO / "configs/palm.yaml"),
+            "--config",
+            str(REPO / f"configs/palm_variants/{overlay}.yaml"),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--trainer.enable_progress_bar",
+            "false",
         ],
         run=False,
     )
@@ -254,7 +265,9 @@ def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pa
     hp = cli.model.hparams
     assert (hp.pairing, hp.policy, hp.repr_lr) == (pairing, policy, repr_lr)
     assert tuple(hp.image_shape) == (1, 32, 32) and hp.hidden_dim == 256 and hp.stddev_schedule == "0.2"
-    assert type(cli.model.reward).__name__ == "APT" and cli.model.reward.source == "obs" and not cli.model.reward.knn_rms
+    assert (
+        type(cli.model.reward).__name__ == "APT" and cli.model.reward.source == "obs" and not cli.model.reward.knn_rms
+    )
     assert cli.trainer.logger.name == name and cli.trainer.max_steps == 1000
 
 
@@ -264,9 +277,19 @@ def test_baseline_configs_parse(tmp_path, monkeypatch, config):
 
     monkeypatch.setattr(sys, "argv", ["palm_lightning"])  # the CLI reads args=, not pytest's argv
     cli = PalmCLI(
-        args=["--config", str(REPO / f"configs/baselines/{config}.yaml"), "--trainer.logger.init_args.save_dir", str(tmp_path)],
+        args=[
+            "--config",
+            str(REPO / f"configs/baselines/{config}.yaml"),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ],
         run=False,
     )
-    assert cli.model.encoder.config == {"image_shape": (1, 32, 32), "channels": 32, "num_layers": 4, "repr_dim": 256,
-                                         "weight_init": "default"}
+    assert cli.model.encoder.config == {
+        "image_shape": (1, 32, 32),
+        "channels": 32,
+        "num_layers": 4,
+        "repr_dim": 256,
+        "weight_init": "default",
+    }
     assert cli.datamodule.batch_size == 256 and cli.trainer.max_steps == 1000

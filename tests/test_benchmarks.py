@@ -37,15 +37,25 @@ def test_generator_benchmark_tiny_run(capsys, monkeypatch) -> None:
     bench = _load_script(monkeypatch)
     report = bench.main(
         [
-            "--device", "cpu",
-            "--threads", "1",
-            "--batch-sizes", "1", "2",
-            "--repeats", "1",
-            "--warmup", "1",
-            "--min-time", "0",
-            "--train-batch-sizes", "4",
-            "--train-iterations", "2",
-            "--train-warmup", "1",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--batch-sizes",
+            "1",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--min-time",
+            "0",
+            "--train-batch-sizes",
+            "4",
+            "--train-iterations",
+            "2",
+            "--train-warmup",
+            "1",
         ]
     )
     assert report.strip() == capsys.readouterr().out.strip()  # what is printed is what is returned

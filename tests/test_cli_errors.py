@@ -66,22 +66,33 @@ def probe_args(config: str, fmnist_root: Path, tmp_path: Path, encoder: Path) ->
     data_dir = "--data.init_args.in_data.init_args.data_dir" if "ood" in config else "--data.init_args.data_dir"
     download = "--data.init_args.in_data.init_args.download" if "ood" in config else "--data.init_args.download"
     return [
-        "--config", str(REPO / config),
-        "--model.init_args.encoder", str(encoder),
-        data_dir, str(fmnist_root),
-        download, "false",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--config",
+        str(REPO / config),
+        "--model.init_args.encoder",
+        str(encoder),
+        data_dir,
+        str(fmnist_root),
+        download,
+        "false",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
     ]
 
 
 def palm_args(fmnist_root: Path, tmp_path: Path) -> list[str]:
     return [
-        "--config", str(REPO / "configs/palm.yaml"),
-        "--data.init_args.probe_data.init_args.data_dir", str(fmnist_root),
-        "--data.init_args.probe_data.init_args.download", "false",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.max_steps", "1",
-        "--trainer.enable_progress_bar", "false",
+        "--config",
+        str(REPO / "configs/palm.yaml"),
+        "--data.init_args.probe_data.init_args.data_dir",
+        str(fmnist_root),
+        "--data.init_args.probe_data.init_args.download",
+        "false",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.max_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
     ]
 
 
@@ -153,10 +164,14 @@ def test_module_init_errors_are_not_wrapped_in_a_union(tmp_path: Path, monkeypat
     with pytest.raises(CheckpointError, match="does not exist") as err:
         PalmCLI(
             args=[
-                "--model", "palm_lightning.models.LinearProbe",
-                "--model.init_args.encoder", str(missing),
-                "--data", "palm_lightning.datamodules.FashionMNISTDataModule",
-                "--data.init_args.data_dir", str(tmp_path),
+                "--model",
+                "palm_lightning.models.LinearProbe",
+                "--model.init_args.encoder",
+                str(missing),
+                "--data",
+                "palm_lightning.datamodules.FashionMNISTDataModule",
+                "--data.init_args.data_dir",
+                str(tmp_path),
             ],
             run=False,
         )
@@ -200,7 +215,9 @@ def test_unreadable_files_say_why(content: bytes | str, phrase: str, tmp_path: P
 def test_pickled_objects_are_refused_with_a_reason(tmp_path: Path) -> None:
     path = tmp_path / "module.pt"
     torch.save({"net": torch.nn.Linear(2, 2)}, path)
-    with pytest.raises(CheckpointError, match=r"holds pickled Python objects \(GLOBAL torch\.nn\.modules\.linear\.Linear"):
+    with pytest.raises(
+        CheckpointError, match=r"holds pickled Python objects \(GLOBAL torch\.nn\.modules\.linear\.Linear"
+    ):
         read_description(path)
 
 

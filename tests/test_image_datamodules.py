@@ -95,11 +95,13 @@ def write_fmnist(directory: Path, data: dict, gz: bool) -> None:
 IMAGES_2x3x4 = np.array([[[100 * i + 10 * j + k for k in range(4)] for j in range(3)] for i in range(2)], np.uint8)
 IMAGES_2x3x4_IDX = (
     b"\x00\x00\x08\x03"  # magic 0x00000803 = 2051: ubyte, 3 dimensions
-    b"\x00\x00\x00\x02" b"\x00\x00\x00\x03" b"\x00\x00\x00\x04"  # 2 × 3 × 4
+    b"\x00\x00\x00\x02"
+    b"\x00\x00\x00\x03"
+    b"\x00\x00\x00\x04"  # 2 × 3 × 4
     + bytes([0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23, 100, 101, 102, 103, 110, 111, 112, 113, 120, 121, 122, 123])
 )
 LABELS_4 = np.array([7, 0, 9, 255], np.uint8)
-LABELS_4_IDX = b"\x00\x00\x08\x01" b"\x00\x00\x00\x04" + bytes([7, 0, 9, 255])  # magic 2049, 1 dimension of 4
+LABELS_4_IDX = b"\x00\x00\x08\x01\x00\x00\x00\x04" + bytes([7, 0, 9, 255])  # magic 2049, 1 dimension of 4
 
 
 def test_idx_writer_matches_the_spec(tmp_path: Path) -> None:
@@ -355,7 +357,9 @@ def test_cifar_standard_normalization(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize("kind, module", CIFAR_CASES)
-def test_cifar_corrupt_or_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, module: type) -> None:
+def test_cifar_corrupt_or_missing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, module: type
+) -> None:
     files = write_cifar(tmp_path, kind, monkeypatch)
     folder: Path = files["folder"]
     bad, gone = ("data_batch_3", "test_batch") if kind == "cifar10" else ("train", "test")

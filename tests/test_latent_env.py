@@ -178,7 +178,9 @@ def test_gymnasium_single_env_passes_check_env(tmp_path):
 
 
 def test_gymnasium_vector_env_autoresets_on_the_next_step(tmp_path):
-    envs = gymnasium.make_vec(LATENT_MANIFOLD_ID, num_envs=3, generator=str(tiny_generator_file(tmp_path)), episode_length=2)
+    envs = gymnasium.make_vec(
+        LATENT_MANIFOLD_ID, num_envs=3, generator=str(tiny_generator_file(tmp_path)), episode_length=2
+    )
     obs, info = envs.reset(seed=0)
     assert obs.shape == (3, 1, 16, 16)
     _, _, _, truncated, _ = envs.step(envs.action_space.sample())

@@ -33,7 +33,9 @@ def test_apt_rewards_the_chosen_particles():
     expected_next, _ = particle_reward(step.next_obs, k=4, normalizer=None, knn_clip=0.0)
     torch.testing.assert_close(APT(k=4)(step), expected_obs)
     torch.testing.assert_close(APT(k=4, source="next_obs")(step), expected_next)
-    isolated = RewardStep(torch.cat([torch.zeros(20, 2), torch.full((1, 2), 50.0)]), torch.zeros(21, 1), torch.zeros(21, 2))
+    isolated = RewardStep(
+        torch.cat([torch.zeros(20, 2), torch.full((1, 2), 50.0)]), torch.zeros(21, 1), torch.zeros(21, 2)
+    )
     reward = APT(k=3)(isolated)
     assert reward[-1] > 10 * reward[:-1].max()  # the lone particle is the novel one
     assert APT().loss(step) is None  # nothing to train
@@ -87,11 +89,20 @@ def test_rnd_predictor_learns_the_seen_features_and_target_stays_fixed():
 
 
 def trainer(tmp_path: Path, steps: int) -> L.Trainer:
-    return L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    return L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
 
 
-@pytest.mark.parametrize("reward", [ICM(feature_dim=8, hidden_dim=16), RND(rep_dim=8, hidden_dim=16)], ids=["icm", "rnd"])
+@pytest.mark.parametrize(
+    "reward", [ICM(feature_dim=8, hidden_dim=16), RND(rep_dim=8, hidden_dim=16)], ids=["icm", "rnd"]
+)
 def test_palm_trains_a_reward_with_its_own_parameters(tmp_path, reward):
     model = PALM(**tiny_palm_kwargs(reward=reward))
     names = [g["name"] for g in model.configure_optimizers()[0].param_groups]
@@ -136,13 +147,35 @@ def test_a_users_reward_by_class_path_from_the_command_line(tmp_path):
     generator = tiny_generator_file(tmp_path)
     from tests.test_palm_cli import TINY
 
-    tiny = [*TINY, "--trainer.max_steps", "2", "--trainer.logger", "false", "--trainer.callbacks", "[]",
-            "--data.init_args.generator", str(generator)]
+    tiny = [
+        *TINY,
+        "--trainer.max_steps",
+        "2",
+        "--trainer.logger",
+        "false",
+        "--trainer.callbacks",
+        "[]",
+        "--data.init_args.generator",
+        str(generator),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     result = subprocess.run(
-        [sys.executable, "-m", "palm_lightning", "fit", "--config", str(REPO / "configs/palm.yaml"), *tiny,
-         "--model.init_args.reward.class_path", "tests.palm_fixtures.NoveltyOfChange"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "palm_lightning",
+            "fit",
+            "--config",
+            str(REPO / "configs/palm.yaml"),
+            *tiny,
+            "--model.init_args.reward.class_path",
+            "tests.palm_fixtures.NoveltyOfChange",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max_steps=2" in result.stderr
@@ -152,9 +185,22 @@ def test_a_users_reward_by_class_path_from_the_command_line(tmp_path):
 def test_reward_overlays_parse(overlay):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     result = subprocess.run(
-        [sys.executable, "-m", "palm_lightning", "fit", "--config", str(REPO / "configs/palm.yaml"),
-         "--config", str(REPO / f"configs/palm_variants/{overlay}.yaml"), "--print_config"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "palm_lightning",
+            "fit",
+            "--config",
+            str(REPO / "configs/palm.yaml"),
+            "--config",
+            str(REPO / f"configs/palm_variants/{overlay}.yaml"),
+            "--print_config",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"class_path: palm_lightning.rewards.{overlay.upper()}" in result.stdout

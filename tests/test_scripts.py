@@ -49,7 +49,9 @@ def test_compare_runs_treats_a_repeated_label_as_seeds(tmp_path):
     assert groups == {"EAR": [str(tmp_path / "s0"), str(tmp_path / "s1")], "OHE": [str(tmp_path / "other")]}
     data = compare_runs.load_groups(groups, ["err"])
     steps, mean, std = compare_runs.mean_over_seeds([run["err"] for run in data["EAR"]])
-    assert steps.tolist() == [0, 10, 20, 30] and mean.tolist() == [3.0, 2.0, 1.5, 1.0] and std.tolist() == [0, 0, 0.5, 1.0]
+    assert (
+        steps.tolist() == [0, 10, 20, 30] and mean.tolist() == [3.0, 2.0, 1.5, 1.0] and std.tolist() == [0, 0, 0.5, 1.0]
+    )
     rows = compare_runs.summary(data, ["err"], last=2)
     # final: 0 and 2 -> 1.00 ± 1.00; last two: 0.5 and 2.0 -> 1.25 ± 0.75
     assert rows[2] == "| err | EAR | 2 | 1.00 ± 1.00 | 1.25 ± 0.75 |"

@@ -165,6 +165,7 @@ def test_model_data_mismatch_is_named(fmnist_root: Path, tmp_path: Path) -> None
 
 # --- mode-seeking loss and lazy R1 ------------------------------------------------------------
 
+
 def test_mode_seeking_loss_by_hand() -> None:
     from palm_lightning.models.stylegan import mode_seeking_loss
 
@@ -191,7 +192,9 @@ def test_mode_seeking_loss_rewards_image_distance_in_proportion_to_latent_distan
     # images 10× further apart for the same latents: 10× smaller loss (it is an inverse ratio)
     assert mode_seeking_loss(a, a + 10 * (b - a), za, zb, eps=0.0).item() == pytest.approx(base.item() / 10, rel=1e-5)
     # images and latents both 3× further apart: same ratio, same loss
-    assert mode_seeking_loss(a, a + 3 * (b - a), za, za + 3 * (zb - za), eps=0.0).item() == pytest.approx(base.item(), rel=1e-5)
+    assert mode_seeking_loss(a, a + 3 * (b - a), za, za + 3 * (zb - za), eps=0.0).item() == pytest.approx(
+        base.item(), rel=1e-5
+    )
     # a collapsed generator (same image for both latents) is penalised by 1/eps
     assert mode_seeking_loss(a, a.clone(), za, zb, eps=1e-5).item() == pytest.approx(1e5)
     # low when images differ a lot: 1 per unit of image distance per latent distance
@@ -218,15 +221,25 @@ class LinearDiscriminator(torch.nn.Module):
         return img.flatten(1) @ self.a + self.b
 
 
-def discriminator_gradients(r1_gamma: float, r1_interval: int, iterations: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+def discriminator_gradients(
+    r1_gamma: float, r1_interval: int, iterations: int
+) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Train a tiny GAN with learning rate 0 (so every iteration sees the same networks) and
     record the gradient of the discriminator's ``a`` at each discriminator step."""
     from torch.optim.optimizer import register_optimizer_step_pre_hook
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(0)
-    model = ConditionalStyleGAN(**{**TINY, "lr": 0.0, "r1_gamma": r1_gamma, "r1_interval": r1_interval,
-                                    "mode_seeking_weight": 0.0, "sample_every_n_iterations": 10_000})
+    model = ConditionalStyleGAN(
+        **{
+            **TINY,
+            "lr": 0.0,
+            "r1_gamma": r1_gamma,
+            "r1_interval": r1_interval,
+            "mode_seeking_weight": 0.0,
+            "sample_every_n_iterations": 10_000,
+        }
+    )
     model.discriminator = LinearDiscriminator(16 * 16)
     a = model.discriminator.a
     recorded: list[torch.Tensor] = []
@@ -238,8 +251,13 @@ def discriminator_gradients(r1_gamma: float, r1_interval: int, iterations: int) 
     data = TensorDataset(torch.rand(8 * iterations, 1, 16, 16) * 2 - 1, torch.arange(8 * iterations) % 10)
     handle = register_optimizer_step_pre_hook(before_step)
     try:
-        L.Trainer(max_steps=2 * iterations, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                  enable_model_summary=False).fit(model, DataLoader(data, batch_size=8, shuffle=False))
+        L.Trainer(
+            max_steps=2 * iterations,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        ).fit(model, DataLoader(data, batch_size=8, shuffle=False))
     finally:
         handle.remove()
     assert len(recorded) == iterations

@@ -108,10 +108,16 @@ class DDPGAgent(Agent):
     def critic_loss(self, batch: Transition, std: float) -> tuple[Tensor, dict[str, Tensor]]:
         """Twin-critic TD loss against the target critic's clipped double-Q."""
         with torch.no_grad():
-            next_action = truncated_normal_sample(self.actor(batch.next_obs), std, self.stddev_clip, self.straight_through)
+            next_action = truncated_normal_sample(
+                self.actor(batch.next_obs), std, self.stddev_clip, self.straight_through
+            )
             target_q = td_target(batch.reward, batch.discount, self.critic_target(batch.next_obs, next_action))
         q = self.critic(batch.obs, batch.action)
-        logs = {"train/q": q[0].detach().mean(), "train/target_q": target_q.mean(), "train/batch_reward": batch.reward.mean()}
+        logs = {
+            "train/q": q[0].detach().mean(),
+            "train/target_q": target_q.mean(),
+            "train/batch_reward": batch.reward.mean(),
+        }
         return critic_loss(q, target_q), logs
 
     def actor_loss(self, batch: Transition, std: float) -> Tensor:
@@ -131,8 +137,14 @@ class DDPGAgent(Agent):
         backward: Backward | None = None,
         check: FiniteCheck | None = None,
     ) -> dict[str, Tensor]:
-        batch = Transition(batch.obs.detach().float(), batch.action.float(), batch.reward.float(),
-                           batch.discount.float(), batch.next_obs.detach().float(), batch.task)
+        batch = Transition(
+            batch.obs.detach().float(),
+            batch.action.float(),
+            batch.reward.float(),
+            batch.discount.float(),
+            batch.next_obs.detach().float(),
+            batch.task,
+        )
         std = self.stddev(step)
         logs: dict[str, Tensor] = {"train/exploration_std": torch.tensor(std)}
         loss_critic, critic_logs = self.critic_loss(batch, std)
@@ -140,7 +152,9 @@ class DDPGAgent(Agent):
         if self.sequential_updates:
             if check is not None:
                 check({"critic_loss": loss_critic})
-            optimizer_step(loss_critic, [optimizers["critic"]], backward, lambda: self._clip(self.critic, "critic", logs))
+            optimizer_step(
+                loss_critic, [optimizers["critic"]], backward, lambda: self._clip(self.critic, "critic", logs)
+            )
             loss_actor = self.actor_loss(batch, std)
             if check is not None:
                 check({"actor_loss": loss_actor})

@@ -158,8 +158,9 @@ class SACAgent(Agent):
         with torch.no_grad():
             next_action, next_log_prob = tanh_gaussian_sample(*self.policy(next_obs, task))
             next_q = self.critic_target(self.critic_input(next_obs, task), next_action)
-            target = soft_td_target(self.reward_scale * batch.reward.float(), batch.discount.float(), next_q,
-                                    next_log_prob, alpha.detach())
+            target = soft_td_target(
+                self.reward_scale * batch.reward.float(), batch.discount.float(), next_q, next_log_prob, alpha.detach()
+            )
         q = self.critic(critic_input, batch.action.float())
         q_pi = self.critic(critic_input, action, detached=True)
         losses["critic_loss"] = sac_critic_loss(q, target)
@@ -176,8 +177,13 @@ class SACAgent(Agent):
         optimizer_step(total, stepped, backward, lambda: logs.update(self.clip_gradients()))
         polyak_update(self.critic_target, self.critic, self.tau)
         logs.update({f"train/{k}": v.detach() for k, v in losses.items()})
-        logs.update({
-            "train/q": q.detach().mean(), "train/target_q": target.mean(), "train/entropy": -log_prob.detach().mean(),
-            "train/alpha": self.log_alpha.detach().exp(), "train/batch_reward": batch.reward.float().mean(),
-        })
+        logs.update(
+            {
+                "train/q": q.detach().mean(),
+                "train/target_q": target.mean(),
+                "train/entropy": -log_prob.detach().mean(),
+                "train/alpha": self.log_alpha.detach().exp(),
+                "train/batch_reward": batch.reward.float().mean(),
+            }
+        )
         return logs

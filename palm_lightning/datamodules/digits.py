@@ -38,7 +38,9 @@ def load_digits_uint8() -> tuple[Tensor, Tensor]:
         ) from error
     bunch = load_digits()
     images = np.rint(np.asarray(bunch.images, dtype=np.float64) * (255.0 / MAX_VALUE)).clip(0, 255)
-    return torch.from_numpy(images.astype(np.uint8)).unsqueeze(1).contiguous(), torch.as_tensor(bunch.target, dtype=torch.long)
+    return torch.from_numpy(images.astype(np.uint8)).unsqueeze(1).contiguous(), torch.as_tensor(
+        bunch.target, dtype=torch.long
+    )
 
 
 class DigitsDataModule(ImageDataModule):

@@ -150,8 +150,13 @@ class ExperienceDataModule(L.LightningDataModule):
         self.action_space = env_action_space(self.env)
         discrete = isinstance(self.action_space, gymnasium.spaces.Discrete)
         self.buffer = ReplayBuffer(
-            self.buffer_capacity, self.num_envs, self.env.obs_shape, self.action_space.shape, self.device,
-            obs_dtype=self.obs_dtype, action_dtype=torch.long if discrete else torch.float32,
+            self.buffer_capacity,
+            self.num_envs,
+            self.env.obs_shape,
+            self.action_space.shape,
+            self.device,
+            obs_dtype=self.obs_dtype,
+            action_dtype=torch.long if discrete else torch.float32,
         )
         self._random = torch.Generator(device=self.device)
         self._random.manual_seed(self.seed + self.rank + 1_000_003)
@@ -264,7 +269,9 @@ class ExperienceDataModule(L.LightningDataModule):
             self.buffer.add(self._obs, first=True)
 
 
-def sample_space(space: gymnasium.spaces.Space, num: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+def sample_space(
+    space: gymnasium.spaces.Space, num: int, device: torch.device, generator: torch.Generator | None = None
+) -> Tensor:
     """``num`` uniform samples of a ``Box`` (bounded: ``(num, *shape)`` float32) or ``Discrete``
     (``(num,)`` long) space, drawn on ``device`` with ``generator``."""
     if isinstance(space, gymnasium.spaces.Discrete):

@@ -27,6 +27,7 @@ from palm_lightning.datamodules.experience import ExperienceDataModule, Policy
 from palm_lightning.envs.locomotion import FAMILIES
 from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
 
+
 class MultiTaskDataModule(ExperienceDataModule):
     """Experience from every task of a locomotion family, for multi-task SAC (EAR and baselines).
 
@@ -114,7 +115,9 @@ class MultiTaskDataModule(ExperienceDataModule):
     # --- environments ---------------------------------------------------------------------
     def make_env(self, num_envs: int, seed: int, device: torch.device) -> MultiTaskVectorEnv:
         family_tasks = [self.tasks[int(s)] for s in self.env_task]
-        return MultiTaskVectorEnv(self.family, family_tasks, self.split, seed=seed, device=device, env_kwargs=self.env_kwargs)
+        return MultiTaskVectorEnv(
+            self.family, family_tasks, self.split, seed=seed, device=device, env_kwargs=self.env_kwargs
+        )
 
     def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
@@ -168,7 +171,12 @@ class MultiTaskDataModule(ExperienceDataModule):
         if self.eval_env is None:
             family_tasks = [self.tasks[int(s)] for s in slots]
             self.eval_env = MultiTaskVectorEnv(
-                self.family, family_tasks, self.split, seed=self.seed + 10_000, device=self.device, env_kwargs=self.env_kwargs
+                self.family,
+                family_tasks,
+                self.split,
+                seed=self.seed + 10_000,
+                device=self.device,
+                env_kwargs=self.env_kwargs,
             )
         slots_dev = slots.to(self.device)
         summaries = run_episodes(

@@ -104,7 +104,9 @@ class OODDataModule(L.LightningDataModule):
         classes = [int(c) for c in in_classes]
         bad = [c for c in classes if not 0 <= c < total]
         if bad:
-            raise ValueError(f"OODDataModule: in_classes {bad} out of range: {type(self.in_data).__name__} has classes 0..{total - 1}")
+            raise ValueError(
+                f"OODDataModule: in_classes {bad} out of range: {type(self.in_data).__name__} has classes 0..{total - 1}"
+            )
         if not classes or len(set(classes)) != len(classes):
             raise ValueError(f"OODDataModule: in_classes must be distinct and non-empty, got {classes}")
         if len(classes) == total:
@@ -125,7 +127,9 @@ class OODDataModule(L.LightningDataModule):
                 f"{type(out_data).__name__} serves {out_shape}: {fix}"
             )
         if in_shape[0] != out_shape[0] and {in_shape[0], out_shape[0]} != {1, 3}:
-            raise ValueError(f"OODDataModule: cannot convert {out_shape[0]}-channel OOD images to {in_shape[0]} channels")
+            raise ValueError(
+                f"OODDataModule: cannot convert {out_shape[0]}-channel OOD images to {in_shape[0]} channels"
+            )
 
     # --- what the detector reads ---------------------------------------------------------------
     @property

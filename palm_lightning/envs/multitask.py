@@ -118,7 +118,9 @@ class MultiTaskVectorEnv:
         self._reset_stats(which)
         return torch.as_tensor(self._obs, device=self.device).clone(), {}
 
-    def step(self, action: Tensor, active: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+    def step(
+        self, action: Tensor, active: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         """Step every environment (or the ``active`` ones) with actions in ``[-1, 1]``.
 
         Returns observations, rewards, terminated and truncated flags ``(num_envs, …)``; inactive
@@ -170,13 +172,21 @@ class MultiTaskVectorEnv:
         states = []
         for env in self.envs:
             inner = env.unwrapped
-            states.append({
-                "qpos": torch.from_numpy(inner.data.qpos.copy()), "qvel": torch.from_numpy(inner.data.qvel.copy()),
-                "elapsed": _elapsed(env),
-                "np_random": inner.np_random.bit_generator.state,
-            })
+            states.append(
+                {
+                    "qpos": torch.from_numpy(inner.data.qpos.copy()),
+                    "qvel": torch.from_numpy(inner.data.qvel.copy()),
+                    "elapsed": _elapsed(env),
+                    "np_random": inner.np_random.bit_generator.state,
+                }
+            )
         # tensors and plain Python values only: Lightning loads checkpoints with weights_only=True
-        return {"tasks": list(self.tasks), "envs": states, "obs": torch.from_numpy(self._obs.copy()), "seeded": self._seeded}
+        return {
+            "tasks": list(self.tasks),
+            "envs": states,
+            "obs": torch.from_numpy(self._obs.copy()),
+            "seeded": self._seeded,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if list(state["tasks"]) != self.tasks:
@@ -208,7 +218,9 @@ def _set_elapsed(env: Any, value: int | None) -> None:
 
 
 @torch.no_grad()
-def run_episodes(env: MultiTaskVectorEnv, act: Callable[[Tensor], Tensor], seed: int | None = None) -> list[dict[str, float]]:
+def run_episodes(
+    env: MultiTaskVectorEnv, act: Callable[[Tensor], Tensor], seed: int | None = None
+) -> list[dict[str, float]]:
     """One full episode in every environment of ``env`` under ``act(obs) → action``.
 
     Environments that finish early stop stepping while the others go on. Returns one

@@ -44,8 +44,13 @@ class EAR(MultiTaskSAC):
         **kwargs: Any,
     ) -> None:
         self._policy_args = dict(
-            lse_dim=lse_dim, lte_dim=lte_dim, state_layers=state_layers, task_layers=task_layers,
-            decoder_layers=decoder_layers, lte_noise=lte_noise, normalize=normalize,
+            lse_dim=lse_dim,
+            lte_dim=lte_dim,
+            state_layers=state_layers,
+            task_layers=task_layers,
+            decoder_layers=decoder_layers,
+            lte_noise=lte_noise,
+            normalize=normalize,
         )
         super().__init__(**kwargs)
 
@@ -77,7 +82,9 @@ class EAR(MultiTaskSAC):
         checkpoint of another module, or one trained on another task ``family``."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}: pass the .ckpt of an EAR run (runs/<name>/version_<n>/checkpoints/)")
+            raise FileNotFoundError(
+                f"no checkpoint at {path}: pass the .ckpt of an EAR run (runs/<name>/version_<n>/checkpoints/)"
+            )
         try:
             raw = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as error:  # noqa: BLE001 - any unreadable file gets the same message

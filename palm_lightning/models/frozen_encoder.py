@@ -214,7 +214,9 @@ class ProbeAccuracyMixin:
         for stage in stages:
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes=num_classes, average="micro"))
             if self._top5:
-                setattr(self, f"{stage}_acc_top5", MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro"))
+                setattr(
+                    self, f"{stage}_acc_top5", MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
+                )
 
     def log_accuracies(self, scores: Tensor, labels: Tensor, stage: str, name: str, prog_bar: bool) -> None:
         """Update and log ``<stage>/<name>`` (and ``<stage>/<name>_top5``) from class scores."""

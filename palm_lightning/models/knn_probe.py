@@ -79,7 +79,9 @@ class KNNProbe(ProbeAccuracyMixin, L.LightningModule):
             raise ValueError(
                 f"KNNProbe: the training labels go up to {int(labels.max())} but num_classes={self.hparams.num_classes}"
             )
-        self.bank = extract_features(self.encoder, train.images, datamodule.normalize, device=self.device).to(self.device)
+        self.bank = extract_features(self.encoder, train.images, datamodule.normalize, device=self.device).to(
+            self.device
+        )
         self.bank_labels = labels.to(self.device)
 
     def on_validation_epoch_start(self) -> None:

@@ -86,9 +86,21 @@ class MultiTaskSAC(L.LightningModule):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.agent = SACAgent(
-            self.build_policy(), obs_dim, action_dim, num_tasks, hidden_dim, q_layers, lr=lr, alpha_lr=alpha_lr,
-            init_log_alpha=init_log_alpha, target_entropy=target_entropy, tau=tau, reward_scale=reward_scale,
-            grad_clip=grad_clip, grad_clip_per=grad_clip_per, alpha_first=alpha_first,
+            self.build_policy(),
+            obs_dim,
+            action_dim,
+            num_tasks,
+            hidden_dim,
+            q_layers,
+            lr=lr,
+            alpha_lr=alpha_lr,
+            init_log_alpha=init_log_alpha,
+            target_entropy=target_entropy,
+            tau=tau,
+            reward_scale=reward_scale,
+            grad_clip=grad_clip,
+            grad_clip_per=grad_clip_per,
+            alpha_first=alpha_first,
         )
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
@@ -150,7 +162,10 @@ class MultiTaskSAC(L.LightningModule):
                     f"set --model.init_args.{name} {theirs}"
                 )
         self.task_info = {
-            "family": dm.family, "tasks": list(dm.tasks), "split": dm.split, "task_names": list(dm.task_names),
+            "family": dm.family,
+            "tasks": list(dm.tasks),
+            "split": dm.split,
+            "task_names": list(dm.task_names),
             "env_kwargs": dict(dm.env_kwargs),
         }
 
@@ -201,18 +216,27 @@ class MultiTaskSAC(L.LightningModule):
 
         def check(losses: dict[str, Tensor]) -> None:
             if in_trainer:
-                stop_on_nan(self, losses, int(self.updates), int(batch["env_steps"]),
-                            "Lower model.init_args.lr or set model.init_args.grad_clip.")
+                stop_on_nan(
+                    self,
+                    losses,
+                    int(self.updates),
+                    int(batch["env_steps"]),
+                    "Lower model.init_args.lr or set model.init_args.grad_clip.",
+                )
 
-        transition = Transition(batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"],
-                                task=batch["task"])
+        transition = Transition(
+            batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"], task=batch["task"]
+        )
         names = list(self.agent.optimizer_groups())
         if in_trainer:  # max_steps counts updates: only the last optimiser's step is counted
             optimizers = [UncountedOptimizer(self, o) for o in optimizers[:-1]] + [optimizers[-1]]
         with torch.autocast(self.device.type, enabled=False):
             logs = self.agent.update(
-                transition, int(batch["env_steps"]), dict(zip(names, optimizers, strict=True)),
-                backward=self.manual_backward if in_trainer else None, check=check,
+                transition,
+                int(batch["env_steps"]),
+                dict(zip(names, optimizers, strict=True)),
+                backward=self.manual_backward if in_trainer else None,
+                check=check,
             )
         self.updates += 1
         losses = {k.removeprefix("train/"): logs.pop(k) for k in list(logs) if k.endswith("_loss")}
@@ -270,8 +294,9 @@ class MultiTaskSAC(L.LightningModule):
             for slot, value in means.items():
                 self.log(f"eval_{key}/{names[slot]}", value, batch_size=1, sync_dist=True)
             if key in ("return", "velocity_error"):
-                self.log(f"eval/{key}_mean", sum(means.values()) / len(means), batch_size=1, sync_dist=True,
-                         prog_bar=True)
+                self.log(
+                    f"eval/{key}_mean", sum(means.values()) / len(means), batch_size=1, sync_dist=True, prog_bar=True
+                )
 
     # --- embeddings ---------------------------------------------------------------------------
     def log_embeddings(self) -> None:

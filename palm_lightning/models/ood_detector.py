@@ -85,7 +85,9 @@ class OODDetector(L.LightningModule):
         if datamodule.train_set is None:
             datamodule.setup("test")
         train = datamodule.train_set
-        features = extract_features(self.encoder, train.images, datamodule.normalize, device=self.device).to(self.device)
+        features = extract_features(self.encoder, train.images, datamodule.normalize, device=self.device).to(
+            self.device
+        )
         labels = train.labels.to(self.device)
         for scorer in self.scorers.values():
             scorer.fit(features, labels)
@@ -93,7 +95,9 @@ class OODDetector(L.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         if dataloader_idx not in (0, 1):
-            raise RuntimeError(f"OODDetector: expected 2 test loaders (in-distribution, OOD), got index {dataloader_idx}")
+            raise RuntimeError(
+                f"OODDetector: expected 2 test loaders (in-distribution, OOD), got index {dataloader_idx}"
+            )
         images, _ = batch
         features = encode(self.encoder, images)
         for name, scorer in self.scorers.items():

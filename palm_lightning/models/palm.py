@@ -166,7 +166,9 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         parse_schedule(stddev_schedule)
         self.save_hyperparameters(ignore=["reward"])
         self.automatic_optimization = False
-        self.encoder = DrQEncoder(tuple(image_shape), encoder_channels, encoder_layers, repr_dim, weight_init=weight_init)
+        self.encoder = DrQEncoder(
+            tuple(image_shape), encoder_channels, encoder_layers, repr_dim, weight_init=weight_init
+        )
         self.projector = Projector(self.encoder.out_dim, projector_hidden, projector_dim)
         self.predictor = Predictor(projector_dim, predictor_hidden)
         self.reward = APT() if reward is None else reward
@@ -185,10 +187,18 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         :class:`~palm_lightning.agents.Agent` API."""
         hp = self.hparams
         return DDPGAgent(
-            self.encoder.out_dim, hp.action_dim, hp.feature_dim, hp.hidden_dim, lr=hp.agent_lr,
-            critic_tau=hp.critic_tau, stddev_schedule=hp.stddev_schedule, stddev_clip=hp.stddev_clip,
-            straight_through=hp.straight_through, weight_init=hp.weight_init,
-            sequential_updates=hp.sequential_updates, grad_clip=hp.gradient_clip_val,
+            self.encoder.out_dim,
+            hp.action_dim,
+            hp.feature_dim,
+            hp.hidden_dim,
+            lr=hp.agent_lr,
+            critic_tau=hp.critic_tau,
+            stddev_schedule=hp.stddev_schedule,
+            stddev_clip=hp.stddev_clip,
+            straight_through=hp.straight_through,
+            weight_init=hp.weight_init,
+            sequential_updates=hp.sequential_updates,
+            grad_clip=hp.gradient_clip_val,
         )
 
     # --- export -------------------------------------------------------------------------------
@@ -298,8 +308,10 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         """Intrinsic reward ``(B,)`` of each window: the first transition's (``first``) or the
         γᵏ-weighted sum over its steps (``sum``). Checks every :meth:`intrinsic_reward` result."""
         size = steps[0].obs.shape[0]
-        rewards = [check_shape(self.intrinsic_reward(s), (size,), f"{type(self).__name__}.intrinsic_reward").float()
-                   for s in steps]
+        rewards = [
+            check_shape(self.intrinsic_reward(s), (size,), f"{type(self).__name__}.intrinsic_reward").float()
+            for s in steps
+        ]
         if len(rewards) == 1:
             return rewards[0]
         return (step_discounts[:, : len(rewards)] * torch.stack(rewards, 1)).sum(1)
@@ -340,7 +352,9 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         representation_optimizer.zero_grad(set_to_none=True)
         self.manual_backward(sum(losses.values()))
         if hp.gradient_clip_val is not None:
-            self.clip_gradients(representation_optimizer, gradient_clip_val=hp.gradient_clip_val, gradient_clip_algorithm="norm")
+            self.clip_gradients(
+                representation_optimizer, gradient_clip_val=hp.gradient_clip_val, gradient_clip_algorithm="norm"
+            )
         representation_optimizer.step()
 
         with torch.no_grad():
@@ -353,16 +367,21 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         if hp.policy != "random":
             with torch.autocast(self.device.type, enabled=False):
                 transition = Transition(
-                    obs=features[:, 0], action=batch["action"].float(),
+                    obs=features[:, 0],
+                    action=batch["action"].float(),
                     reward=batch["reward"].float() + hp.reward_scale * intrinsic,
-                    discount=batch["discount"].float(), next_obs=features[:, -1],
+                    discount=batch["discount"].float(),
+                    next_obs=features[:, -1],
                 )
                 names = list(self.agent.optimizer_groups())
                 # max_steps counts updates: the representation step counted, the agent's not
                 stepped = [UncountedOptimizer(self, o) for o in optimizers[1:]]
                 agent_logs = self.agent.update(
-                    transition, int(batch["env_steps"]), dict(zip(names, stepped, strict=True)),
-                    backward=self.manual_backward, check=self.stop_on_nan,
+                    transition,
+                    int(batch["env_steps"]),
+                    dict(zip(names, stepped, strict=True)),
+                    backward=self.manual_backward,
+                    check=self.stop_on_nan,
                 )
             logs.update(agent_logs)
         self.updates += 1
@@ -378,8 +397,13 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
 
     def stop_on_nan(self, losses: dict[str, Tensor]) -> None:
         """A non-finite loss stops training after a checkpoint of the last finite state."""
-        stop_on_nan(self, losses, int(self.updates), int(self.env_steps),
-                    "Lower the learning rates or set model.init_args.gradient_clip_val.")
+        stop_on_nan(
+            self,
+            losses,
+            int(self.updates),
+            int(self.env_steps),
+            "Lower the learning rates or set model.init_args.gradient_clip_val.",
+        )
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         every = self.hparams.trajectory_every_n_updates

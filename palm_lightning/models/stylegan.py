@@ -125,9 +125,7 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
         lr, (b1, b2) = self.hparams.lr, self.hparams.betas
         ratio = self.hparams.r1_interval / (self.hparams.r1_interval + 1) if self.hparams.r1_gamma > 0 else 1.0
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=(b1, b2), eps=1e-8)
-        opt_d = torch.optim.Adam(
-            self.discriminator.parameters(), lr=lr * ratio, betas=(b1**ratio, b2**ratio), eps=1e-8
-        )
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr * ratio, betas=(b1**ratio, b2**ratio), eps=1e-8)
         return [opt_g, opt_d]
 
     def exported_network(self) -> StyleGANGenerator:
@@ -249,4 +247,3 @@ def render_class_grid(generator: Any, z: Tensor, truncation_psi: float = 1.0, pa
     cc = torch.arange(k, device=z.device).repeat_interleave(m)
     images = generator(zz, cc, truncation_psi=truncation_psi)
     return make_grid((images + 1) / 2, nrow=m, padding=padding, pad_value=0.5).clamp(0, 1)
-

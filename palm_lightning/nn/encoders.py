@@ -45,8 +45,13 @@ class DrQEncoder(nn.Module):
             raise ValueError(f"image_shape must be (C, H, W), got {image_shape}")
         if weight_init not in ("default", "orthogonal"):
             raise ValueError(f"weight_init must be 'default' or 'orthogonal', got {weight_init!r}")
-        self.config = {"image_shape": image_shape, "channels": channels, "num_layers": num_layers, "repr_dim": repr_dim,
-                       "weight_init": weight_init}
+        self.config = {
+            "image_shape": image_shape,
+            "channels": channels,
+            "num_layers": num_layers,
+            "repr_dim": repr_dim,
+            "weight_init": weight_init,
+        }
         self.image_shape = image_shape
         layers: list[nn.Module] = [nn.Conv2d(image_shape[0], channels, 3, stride=2), nn.ReLU()]
         for _ in range(num_layers - 1):
@@ -55,7 +60,9 @@ class DrQEncoder(nn.Module):
         with torch.no_grad():
             conv_dim = self.convnet(torch.zeros(1, *image_shape)).flatten(1).shape[1]
         self.conv_dim = conv_dim
-        self.head = nn.Identity() if repr_dim is None else nn.Sequential(nn.Linear(conv_dim, repr_dim), nn.LayerNorm(repr_dim))
+        self.head = (
+            nn.Identity() if repr_dim is None else nn.Sequential(nn.Linear(conv_dim, repr_dim), nn.LayerNorm(repr_dim))
+        )
         self.out_dim = conv_dim if repr_dim is None else repr_dim
         if weight_init == "orthogonal":
             orthogonal_init_(self)

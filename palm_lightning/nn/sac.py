@@ -44,7 +44,9 @@ class TwinQ(nn.Module):
     without touching the critic's weights (one summed backward for critic and policy).
     """
 
-    def __init__(self, in_dim: int, action_dim: int, hidden_dim: int = 256, num_hidden: int = 2, members: int = 2) -> None:
+    def __init__(
+        self, in_dim: int, action_dim: int, hidden_dim: int = 256, num_hidden: int = 2, members: int = 2
+    ) -> None:
         super().__init__()
         if num_hidden < 1:
             raise ValueError(f"num_hidden must be ≥ 1, got {num_hidden}")
@@ -72,11 +74,15 @@ class TwinQ(nn.Module):
         norms = []
         for member in range(self.members):
             rows = slice(member * self.hidden_dim, (member + 1) * self.hidden_dim)
-            grads = [g for g in (
-                None if self.first.weight.grad is None else self.first.weight.grad[rows],
-                None if self.first.bias.grad is None else self.first.bias.grad[rows],
-                *(p.grad for p in self.rest[member].parameters()),
-            ) if g is not None]
+            grads = [
+                g
+                for g in (
+                    None if self.first.weight.grad is None else self.first.weight.grad[rows],
+                    None if self.first.bias.grad is None else self.first.bias.grad[rows],
+                    *(p.grad for p in self.rest[member].parameters()),
+                )
+                if g is not None
+            ]
             if not grads:
                 norms.append(torch.zeros((), device=self.first.weight.device))
                 continue

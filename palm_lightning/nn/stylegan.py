@@ -201,9 +201,7 @@ class ModulatedConv2d(nn.Module):
 class SynthesisLayer(nn.Module):
     """Modulated conv → per-pixel noise (learned strength) → bias → leaky ReLU."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False) -> None:
         super().__init__()
         self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim, up=up)
         self.noise_strength = nn.Parameter(torch.zeros([]))
@@ -236,9 +234,7 @@ class ToRGB(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution of the synthesis network: (upsample) conv, conv, toRGB skip."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int) -> None:
         super().__init__()
         self.is_first = in_channels == 0
         if self.is_first:
@@ -250,9 +246,7 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_channels, img_channels, w_dim)
         self.num_ws = 2 if self.is_first else 3  # w's consumed (convs + toRGB)
 
-    def forward(
-        self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str) -> tuple[Tensor, Tensor]:
         i = 0
         if self.is_first:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
@@ -365,9 +359,7 @@ class StyleGANGenerator(nn.Module):
     def image_shape(self) -> tuple[int, int, int]:
         return self._image_shape
 
-    def forward(
-        self, z: Tensor, c: Tensor, truncation_psi: float = 1.0, noise_mode: str = "const"
-    ) -> Tensor:
+    def forward(self, z: Tensor, c: Tensor, truncation_psi: float = 1.0, noise_mode: str = "const") -> Tensor:
         """Decode latents ``z`` (N, z_dim) with labels ``c`` (N,) into images in ``[-1, 1]``.
 
         ``noise_mode='const'`` by default so the same ``(z, c)`` always gives the same image,

@@ -64,5 +64,7 @@ class ICM(ExplorationReward):
     def loss(self, step: RewardStep) -> tuple[Tensor, dict[str, Tensor]]:
         forward_error, inverse_error = self.errors(step)
         loss = (1.0 - self.beta) * inverse_error.mean() + self.beta * forward_error.mean()
-        return loss, {"train/icm_forward_error": forward_error.detach().mean(),
-                      "train/icm_inverse_error": inverse_error.detach().mean()}
+        return loss, {
+            "train/icm_forward_error": forward_error.detach().mean(),
+            "train/icm_inverse_error": inverse_error.detach().mean(),
+        }

@@ -47,7 +47,12 @@ def check_slot(info: dict[str, Any], slot: int) -> None:
 
 
 def rollout_embeddings(
-    model: EAR, family: str, task: int, ltes: Tensor, split: str = "train", seed: int = 0,
+    model: EAR,
+    family: str,
+    task: int,
+    ltes: Tensor,
+    split: str = "train",
+    seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
     """One deterministic episode per row of ``ltes`` ``(N, lte_dim)``, all in parallel, on the
@@ -70,8 +75,15 @@ def check_render_backend() -> None:
 
 @torch.no_grad()
 def render_strip(
-    model: EAR, family: str, task: int, lte: Tensor, frames: int = 8, every: int = 20, size: int = 160,
-    env_kwargs: dict[str, Any] | None = None, seed: int = 0,
+    model: EAR,
+    family: str,
+    task: int,
+    lte: Tensor,
+    frames: int = 8,
+    every: int = 20,
+    size: int = 160,
+    env_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> np.ndarray:
     """A horizontal strip of ``frames`` rendered frames (one every ``every`` steps) of one
     episode driven by ``lte`` ``(lte_dim,)``: ``(size, frames·size, 3)`` uint8."""

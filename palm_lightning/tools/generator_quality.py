@@ -37,7 +37,6 @@ from palm_lightning.metrics.frechet import frechet_distance, gaussian_statistics
 from palm_lightning.nn.protocols import check_generator
 
 
-
 @dataclass
 class QualityRow:
     name: str
@@ -156,7 +155,9 @@ def format_table(rows: list[QualityRow]) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r.name} | {r.num_images} | {100 * r.conditional_accuracy:.2f}% | {r.diversity:.3f} | {r.frechet_distance:.3f} |")
+        lines.append(
+            f"| {r.name} | {r.num_images} | {100 * r.conditional_accuracy:.2f}% | {r.diversity:.3f} | {r.frechet_distance:.3f} |"
+        )
     return "\n".join(lines)
 
 

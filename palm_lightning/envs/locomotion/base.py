@@ -79,9 +79,7 @@ class MultiTaskMixin:
             gym_kwargs.setdefault("healthy_reward", self.survive_bonus)
         super().__init__(**gym_kwargs)  # type: ignore[call-arg]
         # gymnasium's env recorded its own positional args for pickling/copying; record ours instead
-        utils.EzPickle.__init__(
-            self, task=task, split=split, target=target, convention=convention, kind=kind, **kwargs
-        )
+        utils.EzPickle.__init__(self, task=task, split=split, target=target, convention=convention, kind=kind, **kwargs)
 
     # ---------------------------------------------------------------- class-level task lists
     @classmethod
@@ -107,8 +105,7 @@ class MultiTaskMixin:
             raise ValueError(f"{cls.__name__} has no {split!r} tasks")
         if isinstance(task, bool) or not isinstance(task, numbers.Integral) or not 0 <= task < len(targets):
             raise ValueError(
-                f"{cls.__name__}: task must be an integer in [0, {len(targets) - 1}] "
-                f"for split={split!r}, got {task!r}"
+                f"{cls.__name__}: task must be an integer in [0, {len(targets) - 1}] for split={split!r}, got {task!r}"
             )
         return targets[int(task)]
 
