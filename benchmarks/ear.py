@@ -102,7 +102,8 @@ def bench_sac(device: torch.device, seconds: float, rounds: int) -> None:
 def bench_multitask(device: torch.device, seconds: float) -> None:
     dm = filled_datamodule(10, 128, 400, device)
     print(
-        "| multi-task SAC, 10 tasks, batch 1280, 400-wide | updates/s | env steps/s at 1 step per task per update |\n|---|---|---|"
+        "| multi-task SAC, 10 tasks, batch 1280, 400-wide | updates/s | env steps/s at 1 step per task per update |\n"
+        "|---|---|---|"
     )
     for cls in (EAR, OHESAC, MHMTSAC):
         module = cls(obs_dim=17, action_dim=6, num_tasks=10).to(device)

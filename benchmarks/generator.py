@@ -53,10 +53,11 @@ How to run
     python benchmarks/generator.py --config-from configs/generator/fmnist.yaml
     python benchmarks/generator.py --batch-sizes 1 4 --repeats 2 --train-iterations 4  # smoke test
 
-Without ``--config-from`` the model of ``configs/generator/fmnist.yaml`` is measured; with it, ``model.init_args`` and ``data.init_args.batch_size`` are read from that
-LightningCLI config. ``torch.set_float32_matmul_precision("high")`` is set as
-``palm_lightning.cli.main`` does (TF32 on recent GPUs; no effect on CPU). ``--train-batch-sizes``
-with no values skips the training measurement.
+Without ``--config-from`` the model of ``configs/generator/fmnist.yaml`` is measured; with it,
+``model.init_args`` and ``data.init_args.batch_size`` are read from that LightningCLI config.
+``torch.set_float32_matmul_precision("high")`` is set as ``palm_lightning.cli.main`` does (TF32 on
+recent GPUs; no effect on CPU). ``--train-batch-sizes`` with no values skips the training
+measurement.
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -151,7 +153,7 @@ def quiet_lightning() -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
 
 
@@ -283,11 +285,11 @@ def time_training_iteration(
             f"expected {total} training iterations, the timer saw {len(timer.starts)} "
             f"(module counted {int(model.iterations)})"
         )
-    steps = [(e - s) * 1e3 for s, e in zip(timer.starts, timer.ends)][warmup:]
+    steps = [(e - s) * 1e3 for s, e in zip(timer.starts, timer.ends, strict=True)][warmup:]
     loops = [(timer.ends[i] - timer.ends[i - 1]) * 1e3 for i in range(max(warmup, 1), total)]
     r1 = timer.is_r1[warmup:]
-    with_r1 = [t for t, flag in zip(steps, r1) if flag]
-    without = [t for t, flag in zip(steps, r1) if not flag]
+    with_r1 = [t for t, flag in zip(steps, r1, strict=True) if flag]
+    without = [t for t, flag in zip(steps, r1, strict=True) if not flag]
     return TrainResult(
         batch_size=batch_size,
         iterations=len(steps),
@@ -355,8 +357,10 @@ def _ms(value: float) -> str:
 def format_train_table(results: list[TrainResult]) -> str:
     """Markdown table of the training-iteration timings (ms per iteration unless stated)."""
     lines = [
-        "| batch | iterations (of which R1) | ms/iteration (mean) | median | mean R1 iteration "
-        "| mean non-R1 iteration | loop ms/iteration (mean) | images/s (from mean) |",
+        (
+            "| batch | iterations (of which R1) | ms/iteration (mean) | median | mean R1 iteration "
+            "| mean non-R1 iteration | loop ms/iteration (mean) | images/s (from mean) |"
+        ),
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:

@@ -239,12 +239,13 @@ def load_network(path: str | Path, kind: str | None = None, expect: dict[str, An
     if kind is not None and found != kind:
         raise CheckpointError(f"{path} holds a {found!r} network, but a {kind!r} was expected")
     network = build_network(description, source=str(path))
-    for attr, value in (expect or {}).items():
+    for attr, wanted in (expect or {}).items():
         actual = getattr(network, attr, None)
-        if isinstance(value, (list, tuple)):
-            actual, value = tuple(actual) if actual is not None else None, tuple(value)
-        if actual != value:
-            raise CheckpointError(f"{path}: {attr} is {actual!r}, expected {value!r}")
+        expected = wanted
+        if isinstance(wanted, (list, tuple)):
+            actual, expected = tuple(actual) if actual is not None else None, tuple(wanted)
+        if actual != expected:
+            raise CheckpointError(f"{path}: {attr} is {actual!r}, expected {expected!r}")
     return network.eval()
 
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import representation_table as table  # noqa: E402
+import representation_table as table
 
 ROOT = table.ROOT
 

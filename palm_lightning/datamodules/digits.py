@@ -5,8 +5,9 @@ of handwritten digits: 1797 images of 8×8, values 0–16), so this data module 
 a network. The images are scaled to ``uint8`` (× 255/16, rounded), resized to
 ``resolution − 2·border`` and zero-padded by ``border`` (2) on each side: at 32×32 that is the
 layout of Fashion-MNIST's padded images (28×28 content in a black 2-pixel border). Without the
-border (``border: 0``, the digit fills the frame) any detector separates the two sets by the border pixels alone — raw pixels with the
-Mahalanobis scorer then reach AUROC 1.0 — which is not the far-OOD question.
+border (``border: 0``, the digit fills the frame) any detector separates the two sets by the
+border pixels alone — raw pixels with the Mahalanobis scorer then reach AUROC 1.0 — which is not
+the far-OOD question.
 
 There is no official split: :meth:`DigitsDataModule.load_split` returns a fixed split, drawn once
 with seed 0 whatever the data module's ``seed`` — half the images (898) are ``"train"``, the rest

@@ -182,6 +182,6 @@ class MultiTaskDataModule(ExperienceDataModule):
         summaries = run_episodes(
             self.eval_env, lambda obs: policy(obs, self.env_steps, eval_mode=True, task=slots_dev), seed=seed
         )
-        for summary, slot in zip(summaries, slots.tolist()):
+        for summary, slot in zip(summaries, slots.tolist(), strict=True):
             summary["slot"] = float(slot)
         return summaries

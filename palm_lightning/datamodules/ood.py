@@ -105,7 +105,8 @@ class OODDataModule(L.LightningDataModule):
         bad = [c for c in classes if not 0 <= c < total]
         if bad:
             raise ValueError(
-                f"OODDataModule: in_classes {bad} out of range: {type(self.in_data).__name__} has classes 0..{total - 1}"
+                f"OODDataModule: in_classes {bad} out of range: "
+                f"{type(self.in_data).__name__} has classes 0..{total - 1}"
             )
         if not classes or len(set(classes)) != len(classes):
             raise ValueError(f"OODDataModule: in_classes must be distinct and non-empty, got {classes}")

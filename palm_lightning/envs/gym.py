@@ -41,7 +41,7 @@ class LatentManifoldEnv(gymnasium.Env):
     """One latent-manifold environment (numpy in, numpy out). ``info["class"]`` is the episode's
     label, for analysis only."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012  gymnasium types metadata as an instance attribute: ClassVar would contradict it
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         kwargs["num_envs"] = 1
@@ -78,7 +78,7 @@ class LatentManifoldVectorEnv(VectorEnv):
     """N latent-manifold environments behind gymnasium's ``VectorEnv`` API (next-step autoreset:
     the step after an episode ends resets that environment and ignores its action)."""
 
-    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012  gymnasium types metadata as an instance attribute: ClassVar would contradict it
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, **kwargs: Any) -> None:
         kwargs["num_envs"] = num_envs

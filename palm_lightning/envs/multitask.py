@@ -192,7 +192,7 @@ class MultiTaskVectorEnv:
         if list(state["tasks"]) != self.tasks:
             raise ValueError(f"saved environments run tasks {state['tasks']}, these run {self.tasks}")
         self.reset()  # initialises wrappers (order enforcing) before the physics is overwritten
-        for env, saved in zip(self.envs, state["envs"]):
+        for env, saved in zip(self.envs, state["envs"], strict=True):
             inner = env.unwrapped
             inner.set_state(np.asarray(saved["qpos"]), np.asarray(saved["qvel"]))
             inner.np_random.bit_generator.state = saved["np_random"]

@@ -87,7 +87,7 @@ class EAR(MultiTaskSAC):
             )
         try:
             raw = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # noqa: BLE001 - any unreadable file gets the same message
+        except Exception as error:  # any unreadable file gets the same message
             raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from error
         if not isinstance(raw, dict) or "state_dict" not in raw or "hyper_parameters" not in raw:
             raise ValueError(f"{path} is not a Lightning checkpoint")

@@ -17,6 +17,7 @@ what to show in TensorBoard's projector.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -264,8 +265,8 @@ class MultiTaskSAC(L.LightningModule):
             finite = values[torch.isfinite(values)]
             if finite.numel():
                 metrics[f"train_{key}/mean"] = float(finite.mean())
-            for name, value in zip(names, values.tolist()):
-                if value == value:  # not NaN
+            for name, value in zip(names, values.tolist(), strict=True):
+                if not math.isnan(value):
                     metrics[f"train_{key}/{name}"] = value
         self.logger.log_metrics(metrics, step=updates)
 

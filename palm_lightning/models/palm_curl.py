@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from palm_lightning.losses.curl import curl_loss
-from palm_lightning.nn.blocks import polyak_update
 from palm_lightning.losses.simsiam import output_std
 from palm_lightning.models.palm import PALM
+from palm_lightning.nn.blocks import polyak_update
 
 
 class PALMCURL(PALM):

@@ -207,9 +207,9 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
         if self.hparams.ema_rampup is not None:
             half_life = min(half_life, float(self.images_seen) * self.hparams.ema_rampup)
         beta = 0.5 ** (batch_size / max(half_life, 1e-8))
-        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
             p_ema.lerp_(p.detach(), 1.0 - beta)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
             b_ema.copy_(b)
 
     # --- monitoring ---------------------------------------------------------------------------

@@ -97,7 +97,8 @@ class TwinQ(nn.Module):
         """Q-values ``(members, B)``."""
         hidden = F.relu(self._linear(self.first, torch.cat([inputs, action], dim=-1), detached))
         outputs = []
-        for x, layers in zip(hidden.split(self.hidden_dim, dim=-1), self.rest):
+        for member_hidden, layers in zip(hidden.split(self.hidden_dim, dim=-1), self.rest, strict=True):
+            x = member_hidden
             for i, layer in enumerate(layers):
                 x = self._linear(layer, x, detached)
                 if i < len(layers) - 1:

@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
             f", {k[5:]} {v:.3f}" for k, v in record.items() if k.startswith("best_") and k != "best_return"
         )
         print(
-            f"epoch {record['epoch']}: best return {record['best_return']:.1f}, elites {record['elite_mean_return']:.1f}, "
-            f"candidates {record['candidate_mean_return']:.1f}{extras}, {record['env_steps']} env steps, {record['seconds']:.1f} s",
+            f"epoch {record['epoch']}: best return {record['best_return']:.1f}, "
+            f"elites {record['elite_mean_return']:.1f}, candidates {record['candidate_mean_return']:.1f}{extras}, "
+            f"{record['env_steps']} env steps, {record['seconds']:.1f} s",
             flush=True,
         )
 

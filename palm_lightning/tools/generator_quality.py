@@ -69,7 +69,7 @@ def sample_balanced(
     if not accepts_psi and truncation_psi != 1.0:
         raise ValueError(f"{type(generator).__name__} does not take truncation_psi")
     kwargs = {"truncation_psi": truncation_psi} if accepts_psi else {}
-    out = [generator(zc, cc, **kwargs) for zc, cc in zip(z.split(batch_size), labels.split(batch_size))]
+    out = [generator(zc, cc, **kwargs) for zc, cc in zip(z.split(batch_size), labels.split(batch_size), strict=True)]
     return torch.cat(out), labels
 
 
@@ -156,7 +156,8 @@ def format_table(rows: list[QualityRow]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r.name} | {r.num_images} | {100 * r.conditional_accuracy:.2f}% | {r.diversity:.3f} | {r.frechet_distance:.3f} |"
+            f"| {r.name} | {r.num_images} | {100 * r.conditional_accuracy:.2f}% | {r.diversity:.3f} "
+            f"| {r.frechet_distance:.3f} |"
         )
     return "\n".join(lines)
 

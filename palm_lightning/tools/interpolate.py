@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     writer = SummaryWriter(str(out))
     for row in rows:
         for key in keys:
-            writer.add_scalar(f"interpolation/{key}", row[key], global_step=int(round(row["beta"] * 100)))
+            writer.add_scalar(f"interpolation/{key}", row[key], global_step=round(row["beta"] * 100))
     try:
         import matplotlib
 
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
-        for ax, key in zip(axes[0], keys):
+        for ax, key in zip(axes[0], keys, strict=True):
             ax.plot([r["beta"] for r in rows], [r[key] for r in rows], "o-")
             ax.set_xlabel(f"β  (0: {names[j]}, 1: {names[i]})")
             ax.set_ylabel(units[key])
