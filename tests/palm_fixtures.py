@@ -8,8 +8,8 @@ import lightning as L
 import torch
 
 from palm_lightning.checkpoints import save_network
-from palm_lightning.rewards import APT, ExplorationReward, RewardStep
 from palm_lightning.nn.stylegan import StyleGANGenerator
+from palm_lightning.rewards import APT, ExplorationReward, RewardStep
 
 TINY_GENERATOR = dict(
     z_dim=8, w_dim=16, num_classes=3, img_resolution=16, img_channels=1, channel_base=64, channel_max=16

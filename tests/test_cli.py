@@ -16,6 +16,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
         [sys.executable, "-m", "palm_lightning", *args],
+        check=False,
         cwd=cwd,
         env=env,
         capture_output=True,

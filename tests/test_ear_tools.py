@@ -4,12 +4,14 @@ their outputs, and their errors for bad input."""
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import re
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
@@ -166,7 +168,9 @@ def working_gl_backend() -> str | None:
     for backend in candidates:
         env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}
         try:
-            probe = subprocess.run([sys.executable, "-c", GL_PROBE], env=env, capture_output=True, timeout=60)
+            probe = subprocess.run(
+                [sys.executable, "-c", GL_PROBE], check=False, env=env, capture_output=True, timeout=60
+            )
         except subprocess.TimeoutExpired:
             continue
         if probe.returncode == 0:
@@ -189,11 +193,9 @@ class GaitPolicy:
         return action[None]
 
 
-def body_pixels(frame) -> "np.ndarray":
+def body_pixels(frame) -> np.ndarray:
     """Mask of the bodies' tan colour (rgba 0.8 0.6 0.4 in every family's model), which the floor
     (checker of grey-green and black) and the sky (grey or blue) never have."""
-    import numpy as np
-
     rgb = frame.astype(np.int32)
     return (rgb[..., 0] - rgb[..., 2] > 50) & (rgb[..., 0] > 100)
 
@@ -203,7 +205,6 @@ def test_filmstrips_follow_the_body_with_the_track_camera(monkeypatch, family):
     """Rendered for real: with the default "track" camera the body stays at the centre of every
     frame; the running cheetah leaves gymnasium's free camera within two frames."""
     import mujoco
-    import numpy as np
 
     from palm_lightning.envs.locomotion import make_task_env
     from palm_lightning.tools.ear_rollouts import render_strip
@@ -342,6 +343,6 @@ def test_cem_beats_random_embeddings_on_a_known_scorer(monkeypatch):
     assert result["evaluation"]["return_mean"] == pytest.approx(cosine, abs=1e-6)  # the best, re-evaluated
     torch.testing.assert_close(batches[-1], best.repeat(3, 1))
     history = [h["best_return"] for h in result["history"]]
-    assert all(b >= a for a, b in zip(history, history[1:])), "elites survive: the best never gets worse"
+    assert all(b >= a for a, b in itertools.pairwise(history)), "elites survive: the best never gets worse"
     assert history[-1] > history[0]
     assert result["history"][-1]["elite_mean_return"] > result["history"][0]["elite_mean_return"] + 0.05

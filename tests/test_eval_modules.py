@@ -124,7 +124,7 @@ def test_far_ood_with_an_encoder_file(fmnist_root: Path, tmp_path: Path) -> None
 def test_ood_detector_errors(fmnist_root: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown OOD scorer 'energy'; known scorers: knn, mahalanobis"):
         OODDetector(scorers=["knn", "energy"])
-    with pytest.raises(TypeError, match="needs an OODDataModule.*FashionMNISTDataModule"):
+    with pytest.raises(TypeError, match=r"needs an OODDataModule.*FashionMNISTDataModule"):
         trainer(tmp_path).test(OODDetector(), datamodule=fmnist(fmnist_root))
     data = OODDataModule(fmnist(fmnist_root), in_classes=[0, 1])
     with pytest.raises(

@@ -243,7 +243,7 @@ def test_digits_are_scaled_resized_and_split_fixed() -> None:
     dm32.setup()
     assert dm32.image_shape == (1, 32, 32) and dm32.train_set.images.shape == (898, 1, 32, 32)
     x, _ = dm32.on_after_batch_transfer(next(iter(dm32.test_dataloader())), 0)
-    assert x.dtype == torch.float32 and -1.0 <= x.min() and x.max() <= 1.0
+    assert x.dtype == torch.float32 and x.min() >= -1.0 and x.max() <= 1.0
     # Fashion-MNIST's layout: 28×28 content in a black 2-pixel border (no border-pixel shortcut)
     border = torch.ones(32, 32, dtype=torch.bool)
     border[2:30, 2:30] = False
@@ -297,7 +297,7 @@ def test_near_protocol_restricts_and_remaps(fmnist_root: Path) -> None:
 
 
 def test_ood_datamodule_errors(fmnist_root: Path) -> None:
-    with pytest.raises(ValueError, match="exactly one of out_data .* or in_classes"):
+    with pytest.raises(ValueError, match=r"exactly one of out_data .* or in_classes"):
         OODDataModule(fmnist(fmnist_root))
     with pytest.raises(ValueError, match="exactly one"):
         OODDataModule(fmnist(fmnist_root), DigitsDataModule(), in_classes=[0])

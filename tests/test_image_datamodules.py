@@ -81,7 +81,7 @@ def make_fmnist(rng: np.random.Generator, per_class_train: int = 4) -> dict[str,
 def write_fmnist(directory: Path, data: dict, gz: bool) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for split, (images, labels) in data.items():
-        for name, array in zip(FMNIST_FILES[split], (images, labels)):
+        for name, array in zip(FMNIST_FILES[split], (images, labels), strict=True):
             raw = idx_bytes(array)
             if gz:
                 (directory / f"{name}.gz").write_bytes(gzip.compress(raw))
@@ -208,7 +208,7 @@ def test_fmnist_val_split(fmnist_dir: tuple[Path, dict], val_size: int | float, 
     # disjoint and complete: the same 40 images, each once (compare as sorted rows)
     assert torch.equal(together.unique(dim=0), original.unique(dim=0)) and len(together.unique(dim=0)) == 40
     # labels travel with their images
-    lookup = {bytes(row.numpy()): int(label) for row, label in zip(original, data["train"][1])}
+    lookup = {bytes(row.numpy()): int(label) for row, label in zip(original, data["train"][1], strict=True)}
     got = torch.cat([dm.train_set.labels, dm.val_set.labels]).tolist()
     assert got == [lookup[bytes(row.numpy())] for row in together]
 
@@ -479,5 +479,5 @@ def test_fmnist_truncated_file_is_named(tmp_path: Path) -> None:
     images = root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:500])  # an interrupted copy
     dm = FashionMNISTDataModule(data_dir=str(root), system_dir=str(tmp_path / "none"))
-    with pytest.raises(DatasetNotFoundError, match="unreadable .*Delete that folder"):
+    with pytest.raises(DatasetNotFoundError, match=r"unreadable .*Delete that folder"):
         dm.setup("fit")

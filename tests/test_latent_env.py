@@ -171,7 +171,7 @@ def test_gymnasium_single_env_passes_check_env(tmp_path):
     check_env(env.unwrapped)
     obs, info = env.reset(seed=0)
     assert obs.shape == (1, 16, 16) and obs.dtype == np.uint8 and "class" in info
-    for t in range(5):
+    for _ in range(5):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         assert reward == 0.0 and not terminated
     assert truncated

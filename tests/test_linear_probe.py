@@ -200,7 +200,7 @@ def test_probe_checkpoint_of_another_feature_size_is_a_clear_error(fmnist_root: 
     t.save_checkpoint(ckpt)
     path, _ = encoder_file(tmp_path)
     with pytest.raises(
-        ValueError, match="maps 1024 features to 10 classes, but this probe's encoder .* gives 32 features"
+        ValueError, match=r"maps 1024 features to 10 classes, but this probe's encoder .* gives 32 features"
     ):
         trainer(tmp_path).test(LinearProbe(encoder=str(path)), datamodule=tiny_data(fmnist_root), ckpt_path=str(ckpt))
 

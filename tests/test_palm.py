@@ -45,10 +45,12 @@ def test_fit_counts_updates_and_env_steps(tmp_path, generator_file):
     # Warm-up: 32 seed frames (8 steps of 4 envs); then 2 steps of 4 envs per batch. The stream
     # collects one batch ahead of the update it feeds, so up to 7 batches were collected.
     assert data.env_steps >= 32 + 6 * 8 and int(model.env_steps) >= 32 + 5 * 8
-    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(critic_before, model.agent.critic.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(actor_before, model.agent.actor.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(target_before, model.agent.critic_target.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, model.agent.critic.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(actor_before, model.agent.actor.parameters(), strict=True))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(target_before, model.agent.critic_target.parameters(), strict=True)
+    )
     assert model.reward.last_distances is not None
 
 
@@ -78,7 +80,7 @@ def test_random_policy_trains_only_the_representation(tmp_path, generator_file):
     actor_before = [p.detach().clone() for p in model.agent.actor.parameters()]
     data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file))
     trainer(tmp_path, 3).fit(model, data)
-    assert all(torch.equal(a, b) for a, b in zip(actor_before, model.agent.actor.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(actor_before, model.agent.actor.parameters(), strict=True))
     actions = model.act(torch.zeros(5, 1, 16, 16, dtype=torch.uint8), 0)
     assert actions.shape == (5, 8) and actions.abs().max() <= 1
 

@@ -118,8 +118,8 @@ def write_timeline(
 
 def starts_by_env(batch: dict, offsets: dict[int, float]) -> dict[int, set[int]]:
     out: dict[int, set[int]] = {e: set() for e in offsets}
-    for e, o in zip(batch["env"].tolist(), batch["obs"][:, 0].tolist()):
-        out[e].add(int(round(o - offsets[e])))
+    for e, o in zip(batch["env"].tolist(), batch["obs"][:, 0].tolist(), strict=True):
+        out[e].add(round(o - offsets[e]))
     return out
 
 
@@ -141,7 +141,7 @@ def test_wrapped_ring_gives_contiguous_windows_inside_episodes_with_exact_return
     # The windows from t = 17 cross the end of the ring (t = 19 sits in the last row, t = 20 in the first).
     assert starts_by_env(batch, offsets) == {0: {17, 21, 22, 23}, 1: {17, 18, 19, 20}}
     # frames are consecutive time steps of one environment, even across the ring's end
-    for e, frames in zip(batch["env"].tolist(), batch["frames"][:, :, 0]):
+    for e, frames in zip(batch["env"].tolist(), batch["frames"][:, :, 0], strict=True):
         t = (frames - offsets[e]).round().long()
         assert torch.equal(t, t[0] + torch.arange(n + 1)), f"non-contiguous window {t.tolist()} in env {e}"
     # reward = r(t0+1) + γ r(t0+2) + γ² r(t0+3) with r(t) = t and γ = 1/2, by hand:
@@ -162,8 +162,9 @@ def test_wrapped_ring_gives_contiguous_windows_inside_episodes_with_exact_return
         batch["discount"].tolist(),
         batch["action"][:, 0].tolist(),
         batch["next_obs"][:, 0].tolist(),
+        strict=True,
     ):
-        t0 = int(round(obs - offsets[e]))
+        t0 = round(obs - offsets[e])
         assert reward == pytest.approx(expected[(e, t0)]), (e, t0)
         assert discount == pytest.approx(0.125)  # γ³, nothing terminated
         assert action == t0 + 1  # the action written with the step after the start
@@ -183,6 +184,7 @@ def test_nstep_return_bootstraps_truncation_and_cuts_at_termination():
         batch["reward"].tolist(),
         batch["discount"].tolist(),
         batch["step_discounts"].tolist(),
+        strict=True,
     ):
         by_start[int(obs)] = (reward, discount, steps)
     assert set(by_start) == {0, 1, 2, 5, 6, 9, 10, 11}
@@ -216,6 +218,7 @@ def test_rewards_after_a_terminal_step_inside_a_window_are_cut():
             batch["reward"].tolist(),
             batch["discount"].tolist(),
             batch["step_discounts"].tolist(),
+            strict=True,
         )
     }
     assert set(rows) == {0, 1, 2, 3}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,7 +85,7 @@ def test_rnd_predictor_learns_the_seen_features_and_target_stays_fixed():
     rnd.eval()  # fixed input normalisation for the comparison
     novel = RewardStep(seen.obs * 3 + 2, seen.action, seen.next_obs)
     assert rnd.prediction_error(novel.obs).mean() > 3 * rnd.prediction_error(seen.obs).mean()
-    assert all(torch.equal(a, b) for a, b in zip(target_before, rnd.target.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(target_before, rnd.target.parameters(), strict=True))
     assert rnd(seen).shape == (64,)
 
 
@@ -111,7 +112,7 @@ def test_palm_trains_a_reward_with_its_own_parameters(tmp_path, reward):
     before = [p.detach().clone() for p in trained]
     trainer(tmp_path, 3).fit(model, LatentManifoldDataModule(**tiny_data_kwargs(tiny_generator_file(tmp_path))))
     assert int(model.updates) == 3
-    assert all(not torch.equal(a, b) for a, b in zip(before, trained))
+    assert all(not torch.equal(a, b) for a, b in zip(before, trained, strict=True))
 
 
 def test_reward_window_first_and_sum(tmp_path):
@@ -139,7 +140,7 @@ def test_a_reward_of_the_wrong_shape_names_the_hook(tmp_path):
     data = LatentManifoldDataModule(**tiny_data_kwargs(tiny_generator_file(tmp_path)))
     with pytest.raises(ValueError, match=r"PALM.intrinsic_reward must return a Tensor of shape \(16,\), got \(16, 1\)"):
         trainer(tmp_path, 1).fit(model, data)
-    with pytest.raises(TypeError, match="reward must be a palm_lightning.rewards.ExplorationReward"):
+    with pytest.raises(TypeError, match=re.escape("reward must be a palm_lightning.rewards.ExplorationReward")):
         PALM(**tiny_palm_kwargs(reward=torch.nn.Linear(2, 2)))
 
 
@@ -171,6 +172,7 @@ def test_a_users_reward_by_class_path_from_the_command_line(tmp_path):
             "--model.init_args.reward.class_path",
             "tests.palm_fixtures.NoveltyOfChange",
         ],
+        check=False,
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -196,6 +198,7 @@ def test_reward_overlays_parse(overlay):
             str(REPO / f"configs/palm_variants/{overlay}.yaml"),
             "--print_config",
         ],
+        check=False,
         cwd=REPO,
         env=env,
         capture_output=True,

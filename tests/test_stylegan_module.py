@@ -55,12 +55,12 @@ def test_training_updates_counters_ema_and_logs(fmnist_root: Path, tmp_path: Pat
     # two optimiser steps per iteration: D then G
     assert int(model.iterations) == 4 and t.global_step == 8
     assert int(model.images_seen) == 32
-    assert any(not torch.equal(a, b) for a, b in zip(g0, model.generator.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(d0, model.discriminator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, model.generator.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, model.discriminator.parameters(), strict=True))
     # the EMA copy moved, but lags behind the trained generator
     ema = list(model.generator_ema.parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(g0, ema))
-    assert any(not torch.equal(a, b) for a, b in zip(ema, model.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, ema, strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(ema, model.generator.parameters(), strict=True))
     assert not any(p.requires_grad for p in model.generator_ema.parameters())
     logged = t.logged_metrics
     for key in ("train/loss_d", "train/loss_g", "train/r1_penalty", "train/kimg"):
@@ -271,6 +271,6 @@ def test_lazy_r1_is_applied_every_interval_and_scaled_by_it() -> None:
     torch.testing.assert_close(a, a0)  # lr 0: the same discriminator all along
     # γ/2 · interval · ‖∇ₓD‖² = γ/2 · interval · ‖a‖² adds γ · interval · a to the gradient of a,
     # on iterations 0, 3, 6 only; the logistic part is the same in both runs (same seed, same nets)
-    for it, (g, g0) in enumerate(zip(with_r1, without)):
+    for it, (g, g0) in enumerate(zip(with_r1, without, strict=True)):
         extra = gamma * interval * a if it % interval == 0 else torch.zeros_like(a)
         torch.testing.assert_close(g - g0, extra, atol=1e-5, rtol=1e-4, msg=f"iteration {it}")
