@@ -24,7 +24,16 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from palm_lightning.agents.base import Agent, Backward, FiniteCheck, Transition, box_space, optimizer_step
+from palm_lightning.agents.base import (
+    Agent,
+    Backward,
+    FiniteCheck,
+    ParamGroups,
+    Stepper,
+    Transition,
+    box_space,
+    optimizer_step,
+)
 from palm_lightning.losses.ddpg import actor_loss, critic_loss, td_target
 from palm_lightning.nn.actor_critic import Actor, Critic, truncated_normal_sample
 from palm_lightning.nn.blocks import orthogonal_init_, polyak_update
@@ -94,12 +103,12 @@ class DDPGAgent(Agent):
 
     @torch.no_grad()
     def act(self, obs: Tensor, step: int, eval_mode: bool = False, task: Tensor | None = None) -> Tensor:
-        mean = self.actor(obs.float())
+        mean: Tensor = self.actor(obs.float())
         if eval_mode:
             return mean
         return truncated_normal_sample(mean, self.stddev(step), clip=None, straight_through=False)
 
-    def optimizer_groups(self) -> dict[str, list[dict]]:
+    def optimizer_groups(self) -> dict[str, ParamGroups]:
         return {
             "critic": [{"params": list(self.critic.parameters()), "lr": self.lr, "name": "critic"}],
             "actor": [{"params": list(self.actor.parameters()), "lr": self.lr, "name": "actor"}],
@@ -133,7 +142,7 @@ class DDPGAgent(Agent):
         self,
         batch: Transition,
         step: int,
-        optimizers: Mapping[str, torch.optim.Optimizer],
+        optimizers: Mapping[str, Stepper],
         backward: Backward | None = None,
         check: FiniteCheck | None = None,
     ) -> dict[str, Tensor]:

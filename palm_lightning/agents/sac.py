@@ -26,7 +26,16 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from palm_lightning.agents.base import Agent, Backward, FiniteCheck, Transition, box_space, optimizer_step
+from palm_lightning.agents.base import (
+    Agent,
+    Backward,
+    FiniteCheck,
+    ParamGroups,
+    Stepper,
+    Transition,
+    box_space,
+    optimizer_step,
+)
 from palm_lightning.losses.sac import sac_critic_loss, sac_policy_loss, soft_td_target, temperature_loss
 from palm_lightning.nn.blocks import one_hot, polyak_update
 from palm_lightning.nn.sac import TwinQ, tanh_gaussian_sample
@@ -106,7 +115,7 @@ class SACAgent(Agent):
             self.policy.train(was_training)
 
     # --- updating ---------------------------------------------------------------------------
-    def optimizer_groups(self) -> dict[str, list[dict]]:
+    def optimizer_groups(self) -> dict[str, ParamGroups]:
         return {
             "alpha": [{"params": [self.log_alpha], "lr": self.alpha_lr, "name": "alpha"}],
             "actor_critic": [
@@ -128,7 +137,8 @@ class SACAgent(Agent):
                 "train/policy_grad_norm": clip(self.policy.parameters(), self.grad_clip, foreach=True),
                 "train/critic_grad_norm": clip(self.critic.parameters(), self.grad_clip, foreach=True),
             }
-        groups = self.policy.clip_groups() if hasattr(self.policy, "clip_groups") else [list(self.policy.parameters())]
+        clip_groups = getattr(self.policy, "clip_groups", None)
+        groups = clip_groups() if clip_groups is not None else [list(self.policy.parameters())]
         policy_norms = [clip(group, self.grad_clip, foreach=True) for group in groups]
         critic_norms = self.critic.clip_grad_norm_per_member(self.grad_clip)
         return {
@@ -140,7 +150,7 @@ class SACAgent(Agent):
         self,
         batch: Transition,
         step: int,
-        optimizers: Mapping[str, torch.optim.Optimizer],
+        optimizers: Mapping[str, Stepper],
         backward: Backward | None = None,
         check: FiniteCheck | None = None,
     ) -> dict[str, Tensor]:
