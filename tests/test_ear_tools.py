@@ -299,8 +299,6 @@ def test_cem_bad_input(checkpoints, capsys, args, message):
 def test_cem_beats_random_embeddings_on_a_known_scorer(monkeypatch):
     """CEM on a stand-in problem: the "return" of an embedding is its cosine with a hidden unit
     vector, so random unit vectors score 0 on average and the optimum scores 1."""
-    import types
-
     import torch.nn.functional as F
 
     from palm_lightning.envs.locomotion import FAMILIES
@@ -308,7 +306,7 @@ def test_cem_beats_random_embeddings_on_a_known_scorer(monkeypatch):
     optimum = F.normalize(torch.tensor([0.3, -0.8, 0.5]), dim=0)
 
     class FakeEAR:
-        hparams = types.SimpleNamespace(lte_dim=3)
+        lte_dim = 3
 
         def task_embeddings(self):
             return torch.eye(3)[:2]

@@ -52,6 +52,8 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         knn_bank_size, knn_k, knn_temperature: the online probe (10 000 images, 20, 0.07: PALM's).
     """
 
+    updates: Tensor  # buffer (registered in __init__)
+
     network_kind = "encoder"
 
     def __init__(
@@ -84,7 +86,7 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.save_hyperparameters()
-        self.encoder = DrQEncoder(tuple(image_shape), encoder_channels, encoder_layers, repr_dim)
+        self.encoder = DrQEncoder(image_shape, encoder_channels, encoder_layers, repr_dim)
         self.projector = Projector(self.encoder.out_dim, projector_hidden, projector_dim)
         self.predictor = Predictor(projector_dim, predictor_hidden)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))

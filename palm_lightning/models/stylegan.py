@@ -57,6 +57,10 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
     directly with :func:`palm_lightning.checkpoints.load_network` (kind ``"generator"``).
     """
 
+    iterations: Tensor  # buffers (registered in __init__)
+    images_seen: Tensor
+    sample_z: Tensor
+
     network_kind = "generator"
 
     def __init__(

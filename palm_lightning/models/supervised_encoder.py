@@ -53,7 +53,7 @@ class SupervisedEncoder(ExportableMixin, L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.encoder = DrQEncoder(tuple(image_shape), encoder_channels, encoder_layers, repr_dim)
+        self.encoder = DrQEncoder(image_shape, encoder_channels, encoder_layers, repr_dim)
         self.head = nn.Linear(self.encoder.out_dim, num_classes)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")

@@ -111,6 +111,8 @@ class MappingNetwork(nn.Module):
         w_avg_beta: decay of the running mean of w used by the truncation trick.
     """
 
+    w_avg: Tensor  # buffer (registered in __init__)
+
     def __init__(
         self,
         z_dim: int,
@@ -200,6 +202,8 @@ class ModulatedConv2d(nn.Module):
 
 class SynthesisLayer(nn.Module):
     """Modulated conv → per-pixel noise (learned strength) → bias → leaky ReLU."""
+
+    noise_const: Tensor  # buffer (registered in __init__)
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False) -> None:
         super().__init__()

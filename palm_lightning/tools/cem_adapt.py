@@ -54,10 +54,11 @@ def cem_search(
         env_kwargs["target"] = float(target)
         split, env_task, name = "train", 0, family_cls.describe(float(target), family_cls.kinds[0])
     else:
+        assert task is not None  # exactly one of task and target, checked above
         split, env_task = "adapt", int(task)
         name = family_cls.task_name(env_task, "adapt")  # raises with the valid range
     generator = torch.Generator().manual_seed(seed)
-    dim = model.hparams.lte_dim
+    dim = model.lte_dim
     population = F.normalize(torch.randn(elites, dim, generator=generator), dim=1)
     history = []
     env_steps = 0

@@ -27,11 +27,13 @@ def load_ear(path: str | Path, family: str | None = None) -> tuple[EAR, dict[str
         raise ValueError(f"{path} carries no task information (trained outside MultiTaskDataModule?)")
     family_cls = FAMILIES[info["family"]]
     probe = make_task_env(info["family"], 0, **info.get("env_kwargs", {}))
-    obs_dim, action_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+    obs_shape, action_shape = probe.observation_space.shape, probe.action_space.shape
+    assert obs_shape is not None and action_shape is not None  # the families' spaces are Boxes
+    obs_dim, action_dim = obs_shape[0], action_shape[0]
     probe.close()
-    if (obs_dim, action_dim) != (model.hparams.obs_dim, model.hparams.action_dim):
+    if (obs_dim, action_dim) != (model.hp.obs_dim, model.hp.action_dim):
         raise ValueError(
-            f"{path} was built for observations {model.hparams.obs_dim} / actions {model.hparams.action_dim} but "
+            f"{path} was built for observations {model.hp.obs_dim} / actions {model.hp.action_dim} but "
             f"{info['family']} has {obs_dim} / {action_dim}"
         )
     info["family_class"] = family_cls
