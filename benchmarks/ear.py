@@ -21,6 +21,7 @@ Sections (each prints a table; ratios come from runs side by side in this proces
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 import warnings
 
@@ -128,7 +129,7 @@ def bench_collect(device: torch.device, seconds: float, num_tasks: int) -> None:
 
     def bare_rate() -> float:
         vec = gymnasium.vector.SyncVectorEnv(
-            [lambda t=t: make_task_env("halfcheetah_vel", t) for t in range(num_tasks)]
+            [functools.partial(make_task_env, "halfcheetah_vel", t) for t in range(num_tasks)]
         )
         vec.reset(seed=0)
         actions = vec.action_space

@@ -77,7 +77,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -86,10 +86,10 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
-import lightning as L  # noqa: E402
+import lightning as L  # noqa: E402  (after the sys.path insert above)
 
-from palm_lightning.models import ConditionalStyleGAN  # noqa: E402
-from palm_lightning.nn.stylegan import StyleGANGenerator  # noqa: E402
+from palm_lightning.models import ConditionalStyleGAN  # noqa: E402  (after the sys.path insert above)
+from palm_lightning.nn.stylegan import StyleGANGenerator  # noqa: E402  (after the sys.path insert above)
 
 #: The generator config whose model and batch size are benchmarked unless --config-from says otherwise.
 DEFAULT_CONFIG = _REPO_ROOT / "configs" / "generator" / "fmnist.yaml"
@@ -110,7 +110,7 @@ def load_config(path: str | None) -> tuple[dict[str, Any], int]:
     return model_args, int(batch_size)
 
 
-def _accepted_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _accepted_kwargs(cls: type[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The subset of ``kwargs`` that ``cls.__init__`` accepts."""
     names = set(inspect.signature(cls.__init__).parameters) - {"self"}
     return {k: v for k, v in kwargs.items() if k in names}
@@ -215,8 +215,9 @@ class IterationTimer(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         # Same test as ConditionalStyleGAN.training_step uses to decide on the lazy R1 step.
-        gamma = pl_module.hparams.r1_gamma
-        self.is_r1.append(gamma > 0 and int(pl_module.iterations) % self.r1_interval == 0)
+        model = cast(ConditionalStyleGAN, pl_module)  # the module this callback times
+        gamma = model.hp.r1_gamma
+        self.is_r1.append(gamma > 0 and int(model.iterations) % self.r1_interval == 0)
         _sync(self.device)
         self.starts.append(time.perf_counter())
 
@@ -252,7 +253,7 @@ def time_training_iteration(
 ) -> TrainResult:
     """Mean wall time of one ``ConditionalStyleGAN`` iteration under a real Trainer."""
     model = ConditionalStyleGAN(**_accepted_kwargs(ConditionalStyleGAN, model_args))
-    hp = model.hparams
+    hp = model.hp
     total = warmup + iterations
     images = torch.rand(total * batch_size, hp.img_channels, hp.img_resolution, hp.img_resolution) * 2 - 1
     labels = torch.randint(0, hp.num_classes, (total * batch_size,))

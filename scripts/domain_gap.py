@@ -48,6 +48,7 @@ def main() -> None:
     (gen_bank, bank_info), (gen_query, query_info) = bank_env.reset(), query_env.reset()
     data = FashionMNISTDataModule(data_dir=args.data_dir, resolution=32)
     data.setup(None)
+    assert data.train_set is not None and data.test_set is not None  # made by setup()
     real_bank, real_bank_labels = data.train_set.images[:10_000], data.train_set.labels[:10_000]
     real_query, real_query_labels = data.test_set.images[:3000], data.test_set.labels[:3000]
     print("| encoder | generated → generated | real → real | generated → real |")

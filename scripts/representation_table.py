@@ -140,7 +140,7 @@ def build(row: Row, seed: int, out: Path) -> torch.nn.Module:
 
 def evaluate(encoder: torch.nn.Module, seed: int, data_dir: str) -> dict[str, float]:
     """Every column of the table for one frozen encoder."""
-    from palm_lightning.datamodules import DigitsDataModule, FashionMNISTDataModule
+    from palm_lightning.datamodules import DigitsDataModule, FashionMNISTDataModule, ImageDataModule
     from palm_lightning.evaluation import SCORERS, extract_features, fit_linear_probe, knn_votes, ood_metrics
     from palm_lightning.evaluation.linear import topk_accuracy
 
@@ -159,7 +159,10 @@ def evaluate(encoder: torch.nn.Module, seed: int, data_dir: str) -> dict[str, fl
     digits.setup("test")
     assert full.test_set is not None and full.train_set is not None and few.train_set is not None
     assert digits.train_set is not None and digits.test_set is not None
-    feats = lambda images, dm: extract_features(encoder, images, dm.normalize)  # noqa: E731
+
+    def feats(images: torch.Tensor, dm: ImageDataModule) -> torch.Tensor:
+        return extract_features(encoder, images, dm.normalize)
+
     train_x, train_y = feats(full.train_set.images, full), full.train_set.labels
     test_x, test_y = feats(full.test_set.images, full), full.test_set.labels
     few_x, few_y = feats(few.train_set.images, few), few.train_set.labels

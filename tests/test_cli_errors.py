@@ -177,7 +177,7 @@ def test_module_init_errors_are_not_wrapped_in_a_union(tmp_path: Path, monkeypat
             run=False,
         )
     assert type(err.value) is CheckpointError
-    assert err.value.option == "--model.init_args.encoder"  # type: ignore[attr-defined]
+    assert err.value.option == "--model.init_args.encoder"  # type: ignore[attr-defined]  # set by the CLI on the error
 
 
 def test_user_error_finds_the_cause() -> None:

@@ -83,7 +83,10 @@ def test_interpolation_endpoints_are_the_trained_embeddings(checkpoints, monkeyp
     model = EAR.from_checkpoint(checkpoints["ear"])
     trained = model.task_embeddings()
     zi, zj = trained[1], trained[0]  # --tasks 1 0: β = 1 is task 1, β = 0 is task 0
-    angle = lambda a, b: torch.arccos((F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1).clamp(-1, 1))  # noqa: E731
+
+    def angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.arccos((F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1).clamp(-1, 1))
+
     assert angle(zi, zj) > 0.05, "the two trained embeddings must differ for this test to mean anything"
     seen = []
 

@@ -325,7 +325,10 @@ def test_resize_brings_ood_images_to_the_in_shape(
     assert dm.out_test_set.images.shape == (899, 1, 32, 32)
 
     files = write_cifar(tmp_path / "cifar", "cifar10", monkeypatch)
-    cifar = lambda: CIFAR10DataModule(data_dir=str(tmp_path / "cifar"))  # noqa: E731
+
+    def cifar() -> CIFAR10DataModule:
+        return CIFAR10DataModule(data_dir=str(tmp_path / "cifar"))
+
     with pytest.raises(ValueError, match=r"\(1, 32, 32\) but CIFAR10DataModule serves \(3, 32, 32\): set resize: true"):
         OODDataModule(fmnist(fmnist_root), cifar())
     gray = OODDataModule(fmnist(fmnist_root), cifar(), resize=True)

@@ -62,7 +62,7 @@ class DigitsDataModule(ImageDataModule):
     class_names = tuple(str(i) for i in range(10))
 
     def __init__(self, *args, border: int = 2, resize_mode: ResizeMode = "resize", **kwargs) -> None:
-        super().__init__(*args, resize_mode=resize_mode, **kwargs)
+        super().__init__(*args, resize_mode=resize_mode, **kwargs)  # type: ignore[misc]  # a 3rd positional arg would be resize_mode: callers pass keywords
         if not 0 <= 2 * border < self.resolution:
             raise ValueError(
                 f"DigitsDataModule: border={border} leaves no room for the digit at resolution={self.resolution} "

@@ -17,14 +17,15 @@ deterministic episode per task copy on a separate set of environments (:meth:`ev
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from palm_lightning.datamodules.experience import ExperienceDataModule, Policy
 from palm_lightning.envs.locomotion import FAMILIES
+from palm_lightning.envs.locomotion.base import Split
 from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
 
 
@@ -106,7 +107,7 @@ class MultiTaskDataModule(ExperienceDataModule):
         self.eval_episodes_per_task = eval_episodes_per_task
         self.env_kwargs = dict(env_kwargs or {})
         self.stats_window = stats_window
-        self.task_names = [cls.task_name(t, split) for t in tasks]
+        self.task_names = [cls.task_name(t, cast(Split, split)) for t in tasks]  # task_name checks the split
         self.eval_env: MultiTaskVectorEnv | None = None
         # environment i runs task slot i // envs_per_task (task-major layout)
         self.env_task = torch.arange(num_tasks).repeat_interleave(envs_per_task)
@@ -135,6 +136,7 @@ class MultiTaskDataModule(ExperienceDataModule):
         copy = torch.randint(self.envs_per_task, (self.num_tasks * per,), device=self.device, generator=self._random)
         slot = torch.arange(self.num_tasks, device=self.device).repeat_interleave(per)
         env_ids = slot * self.envs_per_task + copy
+        assert self.buffer is not None  # made in setup()
         batch = self.buffer.sample(self.batch_size, self.nstep, self.discount, env_ids=env_ids, generator=self._random)
         batch["task"] = slot
         batch.update(self.counters())
@@ -160,7 +162,8 @@ class MultiTaskDataModule(ExperienceDataModule):
     # --- evaluation -----------------------------------------------------------------------
     def val_dataloader(self) -> DataLoader:
         """One evaluation request per validation: the module calls :meth:`evaluate`."""
-        return DataLoader([torch.arange(self.num_tasks)], batch_size=None)
+        requests = cast("Dataset[Tensor]", [torch.arange(self.num_tasks)])  # a list is a map-style dataset
+        return DataLoader(requests, batch_size=None)
 
     def evaluate(self, policy: Policy, seed: int = 10_000) -> list[dict[str, float]]:
         """One episode per task copy (``eval_episodes_per_task`` copies), acting with

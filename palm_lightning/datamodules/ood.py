@@ -135,7 +135,8 @@ class OODDataModule(L.LightningDataModule):
     # --- what the detector reads ---------------------------------------------------------------
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.in_data.image_shape)  # type: ignore[return-value]
+        channels, height, width = self.in_data.image_shape
+        return channels, height, width
 
     @property
     def num_classes(self) -> int:

@@ -59,8 +59,8 @@ class LatentManifoldEnv(gymnasium.Env):
     def step(self, action: np.ndarray):
         if self._last is None:
             raise RuntimeError("call reset() before step()")
-        action = torch.as_tensor(np.asarray(action, dtype=np.float32)).reshape(1, -1)
-        obs, reward, terminated, truncated, info = self.manifold.step(action)
+        batch = torch.as_tensor(np.asarray(action, dtype=np.float32)).reshape(1, -1)
+        obs, reward, terminated, truncated, info = self.manifold.step(batch)
         self._last = obs[0].cpu().numpy()
         return self._last, float(reward[0]), bool(terminated[0]), bool(truncated[0]), self._info(info)
 
@@ -105,12 +105,12 @@ class LatentManifoldVectorEnv(VectorEnv):
     def step(self, actions: np.ndarray):
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
-        actions = torch.as_tensor(np.asarray(actions, dtype=np.float32), device=self.manifold.device)
+        batch = torch.as_tensor(np.asarray(actions, dtype=np.float32), device=self.manifold.device)
         resetting = self._needs_reset.clone()
         if resetting.any():
             # Environments that finished last step restart now; their action is ignored.
-            actions = torch.where(resetting[:, None], torch.zeros_like(actions), actions)
-        obs, reward, terminated, truncated, info = self.manifold.step(actions)
+            batch = torch.where(resetting[:, None], torch.zeros_like(batch), batch)
+        obs, reward, terminated, truncated, info = self.manifold.step(batch)
         if resetting.any():
             fresh, info = self.manifold.reset(mask=resetting)
             obs = torch.where(resetting[:, None, None, None], fresh, obs)

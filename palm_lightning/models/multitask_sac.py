@@ -30,12 +30,8 @@ from torch import Tensor, nn
 from palm_lightning.agents.base import Stepper, Transition
 from palm_lightning.agents.sac import ClipPer, SACAgent
 from palm_lightning.models.nan_guard import stop_on_nan
-from palm_lightning.models.optimizer_steps import (
-    UncountedOptimizer,
-    attached_datamodule,
-    check_ddp_allows_partial_backward,
-    module_optimizers,
-)
+from palm_lightning.models.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
+from palm_lightning.models.typed_lightning import attached_datamodule, module_optimizers
 from palm_lightning.nn.multitask_policies import MultiTaskPolicy
 from palm_lightning.nn.sac import TwinQ
 

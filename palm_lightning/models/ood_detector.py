@@ -12,6 +12,7 @@ from palm_lightning.evaluation.features import encode, extract_features
 from palm_lightning.evaluation.ood_metrics import ood_metrics
 from palm_lightning.evaluation.ood_scorers import SCORERS, KNNDistanceScorer, OODScorer
 from palm_lightning.models.frozen_encoder import PIXELS, FrozenEncoder
+from palm_lightning.models.typed_lightning import all_gather_tensor
 
 
 def make_scorer(name: str, knn_k: int) -> OODScorer:
@@ -104,10 +105,10 @@ class OODDetector(L.LightningModule):
             self._scores[name][dataloader_idx].append(scorer.score(features))
 
     def _gather(self, scores: list[Tensor]) -> Tensor:
-        scores = torch.cat(scores) if scores else torch.zeros(0, device=self.device)
+        gathered = torch.cat(scores) if scores else torch.zeros(0, device=self.device)
         if self.trainer.world_size > 1:
-            scores = self.all_gather(scores).flatten()
-        return scores.cpu()
+            gathered = all_gather_tensor(self, gathered).flatten()
+        return gathered.cpu()
 
     def on_test_epoch_end(self) -> None:
         for name, by_loader in self._scores.items():

@@ -10,8 +10,6 @@ counter.
 
 from __future__ import annotations
 
-from typing import Any, cast
-
 import lightning as L
 import torch
 
@@ -33,21 +31,6 @@ class UncountedOptimizer:
             self.optimizer.step()
         else:
             trainer.strategy.optimizer_step(self.optimizer, closure=lambda: None, model=self.module)
-
-
-def module_optimizers(module: L.LightningModule) -> list[torch.optim.Optimizer]:
-    """``module.optimizers()`` as a list. Each is a ``LightningOptimizer``, whose class Lightning
-    derives from the wrapped optimiser's class at run time: an ``Optimizer``, which its type
-    annotation does not say."""
-    optimizers = module.optimizers()
-    return cast(list[torch.optim.Optimizer], optimizers if isinstance(optimizers, list) else [optimizers])
-
-
-def attached_datamodule(module: L.LightningModule) -> Any:
-    """``module.trainer.datamodule``: the DataModule of the running fit, validate or test (or
-    ``None``). Lightning sets the attribute when a ``Trainer`` is made but does not declare it on
-    the class, so it is read here, untyped, for every caller."""
-    return getattr(module.trainer, "datamodule", None)
 
 
 def check_ddp_allows_partial_backward(module: L.LightningModule) -> None:

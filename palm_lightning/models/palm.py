@@ -45,12 +45,8 @@ from palm_lightning.envs.latent_manifold import from_uint8
 from palm_lightning.evaluation.knn import knn_classify  # noqa: F401  (re-exported: older scripts import it from here)
 from palm_lightning.models.nan_guard import stop_on_nan
 from palm_lightning.models.online_probe import OnlineKNNProbe
-from palm_lightning.models.optimizer_steps import (
-    UncountedOptimizer,
-    attached_datamodule,
-    check_ddp_allows_partial_backward,
-    module_optimizers,
-)
+from palm_lightning.models.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
+from palm_lightning.models.typed_lightning import attached_datamodule, module_optimizers
 from palm_lightning.nn.blocks import frozen_batchnorm_stats
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector

@@ -94,7 +94,9 @@ class EARPolicy(MultiTaskPolicy):
 
     def task_embeddings(self) -> Tensor:
         """Every task's LTE ``(num_tasks, lte_dim)``, without noise."""
-        return self._project(self.task_encoder(torch.eye(self.num_tasks, device=self.decoder[0].weight.device)))
+        return self._project(
+            self.task_encoder(torch.eye(self.num_tasks, device=next(self.decoder.parameters()).device))
+        )
 
     def task_embedding(self, task: Tensor) -> Tensor:
         """The LTE of each task index (noisy while training when ``lte_noise > 0``)."""

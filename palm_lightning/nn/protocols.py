@@ -17,7 +17,7 @@ forward) and raises :class:`GeneratorProtocolError` naming what is wrong.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -58,7 +58,8 @@ def check_generator(generator: object, probe: bool = True, device: torch.device 
             "It needs latent_dim (int), num_classes (int), image_shape ((C, H, W)) and "
             "forward(z, c) -> images in [-1, 1]; see palm_lightning.nn.protocols."
         )
-    latent_dim, num_classes, image_shape = generator.latent_dim, generator.num_classes, generator.image_shape
+    duck: Any = generator  # has the three attributes (checked above)
+    latent_dim, num_classes, image_shape = duck.latent_dim, duck.num_classes, duck.image_shape
     if not isinstance(latent_dim, int) or latent_dim < 1:
         raise GeneratorProtocolError(f"{name}.latent_dim must be a positive int, got {latent_dim!r}")
     if not isinstance(num_classes, int) or num_classes < 1:

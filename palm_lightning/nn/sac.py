@@ -7,6 +7,8 @@ one fused first layer (see :class:`TwinQ`) and everything else stays plain ``add
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -97,7 +99,9 @@ class TwinQ(nn.Module):
         """Q-values ``(members, B)``."""
         hidden = F.relu(self._linear(self.first, torch.cat([inputs, action], dim=-1), detached))
         outputs = []
-        for member_hidden, layers in zip(hidden.split(self.hidden_dim, dim=-1), self.rest, strict=True):
+        for member_hidden, layers in zip(
+            hidden.split(self.hidden_dim, dim=-1), cast("Iterable[Sequence[nn.Linear]]", self.rest), strict=True
+        ):
             x = member_hidden
             for i, layer in enumerate(layers):
                 x = self._linear(layer, x, detached)

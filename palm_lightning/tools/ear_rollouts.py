@@ -96,10 +96,12 @@ def render_strip(
     env = make_task_env(family, task, render_mode="rgb_array", width=size, height=size, **camera, **(env_kwargs or {}))
     try:
         obs, _ = env.reset(seed=seed)
-        images = []
+        images: list[np.ndarray] = []
         for step in range(frames * every):
             if step % every == 0:
-                images.append(env.render())
+                frame = env.render()
+                assert isinstance(frame, np.ndarray)  # render_mode="rgb_array": one RGB array
+                images.append(frame)
             action = model.act_with_embedding(torch.as_tensor(obs, dtype=torch.float32)[None], lte[None])[0]
             obs, _, terminated, truncated, _ = env.step(action.numpy())
             if terminated or truncated:

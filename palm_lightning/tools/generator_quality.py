@@ -26,6 +26,7 @@ import inspect
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -49,11 +50,12 @@ class QualityRow:
 @torch.no_grad()
 def classify(classifier: nn.Module, images: Tensor, batch_size: int = 500) -> tuple[Tensor, Tensor]:
     """Predicted labels and penultimate features of ``images`` (already normalised like the data)."""
+    network = cast(Any, classifier)  # a ConvClassifier-like network: features(), head
     preds, feats = [], []
     for chunk in images.split(batch_size):
-        f = classifier.features(chunk)
+        f = network.features(chunk)
         feats.append(f)
-        preds.append(classifier.head(f).argmax(dim=1))
+        preds.append(network.head(f).argmax(dim=1))
     return torch.cat(preds), torch.cat(feats)
 
 
@@ -63,8 +65,9 @@ def sample_balanced(
 ) -> tuple[Tensor, Tensor]:
     """``num_samples`` images with labels cycling through the classes (balanced), and the labels."""
     g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(num_samples) % generator.num_classes
-    z = torch.randn(num_samples, generator.latent_dim, generator=g)
+    sizes = cast(Any, generator)  # the generator protocol's latent_dim and num_classes
+    labels = torch.arange(num_samples) % sizes.num_classes
+    z = torch.randn(num_samples, sizes.latent_dim, generator=g)
     accepts_psi = "truncation_psi" in inspect.signature(generator.forward).parameters
     if not accepts_psi and truncation_psi != 1.0:
         raise ValueError(f"{type(generator).__name__} does not take truncation_psi")
@@ -114,13 +117,14 @@ def evaluate(
 ) -> list[QualityRow]:
     """Reference rows (real test, real train subset) then one row per truncation ψ."""
     check_generator(generator)
-    if tuple(generator.image_shape) != tuple(datamodule.image_shape):
+    protocol = cast(Any, generator)  # image_shape and num_classes, checked just above
+    if tuple(protocol.image_shape) != tuple(datamodule.image_shape):
         raise ValueError(
-            f"generator makes {tuple(generator.image_shape)} images but the data are {datamodule.image_shape}; "
+            f"generator makes {tuple(protocol.image_shape)} images but the data are {datamodule.image_shape}; "
             "pick the matching dataset/resolution"
         )
-    if generator.num_classes != datamodule.num_classes:
-        raise ValueError(f"generator has {generator.num_classes} classes, the data {datamodule.num_classes}")
+    if protocol.num_classes != datamodule.num_classes:
+        raise ValueError(f"generator has {protocol.num_classes} classes, the data {datamodule.num_classes}")
     datamodule.prepare_data()
     datamodule.setup("fit")
     datamodule.setup("test")
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
 
     try:
-        generator = load_network(args.generator or packaged(SHIPPED_GENERATOR), kind="generator")
+        generator: Any = load_network(args.generator or packaged(SHIPPED_GENERATOR), kind="generator")
         classifier = load_network(args.classifier or packaged(SHIPPED_CLASSIFIER), kind="classifier")
         datamodule = FashionMNISTDataModule(
             data_dir=args.data_dir, resolution=generator.image_shape[-1], download=args.download
