@@ -207,3 +207,22 @@ def test_reward_overlays_parse(overlay):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"class_path: palm_lightning.rewards.{overlay.upper()}" in result.stdout
+
+
+def test_representation_hooks_of_the_wrong_shape_name_the_hook(tmp_path):
+    class OneView(PALM):
+        def representation_pair(self, images):
+            return images[:, 0]
+
+    class BareLoss(PALM):
+        def representation_loss(self, obs, next_obs):
+            return super().representation_loss(obs, next_obs)[0]
+
+    data = LatentManifoldDataModule(**tiny_data_kwargs(tiny_generator_file(tmp_path)))
+    with pytest.raises(
+        ValueError, match=r"OneView.representation_pair must return two Tensors of shape \(16, C, H, W\)"
+    ):
+        trainer(tmp_path, 1).fit(OneView(**tiny_palm_kwargs()), data)
+    data = LatentManifoldDataModule(**tiny_data_kwargs(tiny_generator_file(tmp_path)))
+    with pytest.raises(ValueError, match=r"BareLoss.representation_loss must return \(a scalar Tensor"):
+        trainer(tmp_path, 1).fit(BareLoss(**tiny_palm_kwargs()), data)

@@ -65,3 +65,71 @@ def test_compare_runs_names_a_missing_run_directory(tmp_path):
     compare_runs = load_script("compare_runs")
     with pytest.raises(FileNotFoundError, match="version_N"):
         compare_runs.load_scalars(str(tmp_path / "nope"), ["x"])
+
+
+def test_fidelity_variants_each_revert_what_they_name(tmp_path, monkeypatch):
+    """Every variant of scripts/fidelity.py parses on top of configs/palm.yaml and changes exactly
+    the settings of its fix; revert_all restores the old configuration of every fix."""
+    import shlex
+    import sys
+
+    from palm_lightning.cli import PalmCLI
+
+    fidelity = load_script("fidelity")
+    monkeypatch.setattr(sys, "argv", ["palm_lightning"])
+
+    def settings(overrides: str) -> dict:
+        cli = PalmCLI(
+            args=[
+                "--config",
+                str(REPO / "configs/palm.yaml"),
+                *shlex.split(overrides),
+                "--trainer.logger.init_args.save_dir",
+                str(tmp_path),
+            ],
+            run=False,
+        )
+        hp, reward = cli.model.hparams, cli.model.reward
+        return {
+            "straight_through": hp.straight_through,
+            "updates_per_step": cli.datamodule.updates_per_step,
+            "stddev_schedule": hp.stddev_schedule,
+            "weight_init": hp.weight_init,
+            "sequential_updates": hp.sequential_updates,
+            "knn_rms": reward.knn_rms,
+            "knn_clip": reward.knn_clip,
+            "source": reward.source,
+            "reward_window": hp.reward_window,
+            "freeze_reward_batchnorm": hp.freeze_reward_batchnorm,
+            "policy": hp.policy,
+        }
+
+    new = settings("")
+    assert new == {
+        "straight_through": True,
+        "updates_per_step": 8,
+        "stddev_schedule": "0.2",
+        "weight_init": "orthogonal",
+        "sequential_updates": True,
+        "knn_rms": False,
+        "knn_clip": 0.0,
+        "source": "obs",
+        "reward_window": "first",
+        "freeze_reward_batchnorm": True,
+        "policy": "apt",
+    }
+    changed_by = {
+        "revert_straight_through": {"straight_through"},
+        "revert_replay_ratio": {"updates_per_step"},
+        "revert_noise": {"stddev_schedule"},
+        "revert_weight_init": {"weight_init"},
+        "revert_sequential": {"sequential_updates"},
+        "revert_reward_batchnorm": {"freeze_reward_batchnorm"},
+        "revert_apt_settings": {"knn_rms", "knn_clip", "source", "reward_window"},
+        "random_policy": {"policy"},
+    }
+    for name, keys in changed_by.items():
+        got = settings(fidelity.VARIANTS[name][1])
+        assert {k for k in new if got[k] != new[k]} == keys, name
+    old = settings(fidelity.VARIANTS["revert_all"][1])
+    assert {k for k in new if old[k] != new[k]} == set().union(*changed_by.values()) - {"policy"}

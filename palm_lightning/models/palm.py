@@ -371,6 +371,45 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             return self.agent.act(self.encode(obs).float(), env_steps, eval_mode=eval_mode)
 
     # --- training -----------------------------------------------------------------------------
+    def checked_representation_loss(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """:meth:`representation_pair` then :meth:`representation_loss` on the float window, with
+        their return values checked (a ``ValueError`` names the hook and what it must return)."""
+        name = type(self).__name__
+        # Any: a subclass may return anything; these checks are what turns that into a clear error
+        pair: Any = self.representation_pair(images)
+        size = images.shape[0]
+        if not (
+            isinstance(pair, (tuple, list))
+            and len(pair) == 2
+            and all(isinstance(v, Tensor) and v.dim() == 4 and v.shape[0] == size for v in pair)
+        ):
+            got: object = (
+                [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in pair]
+                if isinstance(pair, (tuple, list))
+                else type(pair).__name__
+            )
+            raise ValueError(
+                f"{name}.representation_pair must return two Tensors of shape ({size}, C, H, W), got {got}"
+            )
+        result: Any = self.representation_loss(*pair)
+        if not (
+            isinstance(result, tuple)
+            and len(result) == 2
+            and isinstance(result[0], Tensor)
+            and result[0].dim() == 0
+            and isinstance(result[1], dict)
+        ):
+            got_loss: object = (
+                type(result).__name__
+                if not isinstance(result, tuple)
+                else [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in result]
+            )
+            raise ValueError(
+                f"{name}.representation_loss must return (a scalar Tensor of shape (), a dict of "
+                f"scalar Tensors to log), got {got_loss}"
+            )
+        return result
+
     def reward_steps(self, particles: Tensor, actions: Tensor) -> list[RewardStep]:
         """The transitions a window is rewarded for (``reward_window``), from reward-space features
         ``(B, n+1, D)`` and the window's actions ``(B, n, |A|)``."""
@@ -397,7 +436,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         self.env_steps.fill_(int(batch["env_steps"]))
         optimizers = module_optimizers(self)
         images = from_uint8(frames)
-        ssl_loss, logs = self.representation_loss(*self.representation_pair(images))
+        ssl_loss, logs = self.checked_representation_loss(images)
         losses = {"ssl_loss": ssl_loss}
 
         with torch.no_grad():

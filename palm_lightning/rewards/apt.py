@@ -61,8 +61,10 @@ class APT(ExplorationReward):
         if self.last_distances is None:
             return {}
         d = self.last_distances
-        return {
+        logs = {
             "knn/distance_mean": d[:, 1:].mean() if d.shape[1] > 1 else d.mean(),
             "knn/distance_kth": d[:, -1].mean(),
-            "reward/knn_scale": self.normalizer.mean.clone(),
         }
+        if self.knn_rms:
+            logs["reward/knn_scale"] = self.normalizer.mean.clone()
+        return logs
