@@ -21,6 +21,7 @@ Sections (each prints a table; ratios come from runs side by side in this proces
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 import warnings
 
@@ -35,8 +36,11 @@ from palm_lightning.models import EAR, MHMTSAC, OHESAC
 
 def filled_datamodule(num_tasks: int, batch_per_task: int, steps: int, device: torch.device) -> MultiTaskDataModule:
     dm = MultiTaskDataModule(
-        "halfcheetah_vel", tasks=list(range(num_tasks)), batch_size_per_task=batch_per_task,
-        warmup_steps_per_task=steps, buffer_capacity_per_task=max(steps * 2, 1000),
+        "halfcheetah_vel",
+        tasks=list(range(num_tasks)),
+        batch_size_per_task=batch_per_task,
+        warmup_steps_per_task=steps,
+        buffer_capacity_per_task=max(steps * 2, 1000),
     )
     dm.device = device
     dm.setup("fit")
@@ -59,8 +63,17 @@ def sb3_updates_per_s(seconds: float, device: torch.device) -> float:
     from stable_baselines3 import SAC
 
     env = gymnasium.make("HalfCheetah-v5")
-    model = SAC("MlpPolicy", env, batch_size=256, learning_starts=10_000, buffer_size=20_000,
-                policy_kwargs={"net_arch": [256, 256]}, device=str(device), verbose=0, seed=0)
+    model = SAC(
+        "MlpPolicy",
+        env,
+        batch_size=256,
+        learning_starts=10_000,
+        buffer_size=20_000,
+        policy_kwargs={"net_arch": [256, 256]},
+        device=str(device),
+        verbose=0,
+        seed=0,
+    )
     model.learn(total_timesteps=2_000)  # fills the buffer; no training before learning_starts
     model.train(gradient_steps=5, batch_size=256)
     done, start = 0, time.perf_counter()
@@ -72,7 +85,9 @@ def sb3_updates_per_s(seconds: float, device: torch.device) -> float:
 
 def bench_sac(device: torch.device, seconds: float, rounds: int) -> None:
     dm = filled_datamodule(1, 256, 2_000, device)
-    ours_module = OHESAC(obs_dim=17, action_dim=6, num_tasks=1, hidden_dim=256, q_layers=2, policy_layers=2, grad_clip=None).to(device)
+    ours_module = OHESAC(
+        obs_dim=17, action_dim=6, num_tasks=1, hidden_dim=256, q_layers=2, policy_layers=2, grad_clip=None
+    ).to(device)
     rows = []
     for r in range(rounds):  # interleaved, so drifts of the machine hit both sides alike
         ours = updates_per_s(ours_module, dm, seconds)
@@ -87,7 +102,10 @@ def bench_sac(device: torch.device, seconds: float, rounds: int) -> None:
 
 def bench_multitask(device: torch.device, seconds: float) -> None:
     dm = filled_datamodule(10, 128, 400, device)
-    print("| multi-task SAC, 10 tasks, batch 1280, 400-wide | updates/s | env steps/s at 1 step per task per update |\n|---|---|---|")
+    print(
+        "| multi-task SAC, 10 tasks, batch 1280, 400-wide | updates/s | env steps/s at 1 step per task per update |\n"
+        "|---|---|---|"
+    )
     for cls in (EAR, OHESAC, MHMTSAC):
         module = cls(obs_dim=17, action_dim=6, num_tasks=10).to(device)
         rate = updates_per_s(module, dm, seconds)
@@ -110,7 +128,9 @@ def bench_collect(device: torch.device, seconds: float, num_tasks: int) -> None:
         return done / (time.perf_counter() - start)
 
     def bare_rate() -> float:
-        vec = gymnasium.vector.SyncVectorEnv([lambda t=t: make_task_env("halfcheetah_vel", t) for t in range(num_tasks)])
+        vec = gymnasium.vector.SyncVectorEnv(
+            [functools.partial(make_task_env, "halfcheetah_vel", t) for t in range(num_tasks)]
+        )
         vec.reset(seed=0)
         actions = vec.action_space
         done, start = 0, time.perf_counter()
@@ -134,7 +154,9 @@ def bench_collect(device: torch.device, seconds: float, num_tasks: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", default=["sac", "multitask", "collect"], choices=["sac", "multitask", "collect"])
+    parser.add_argument(
+        "--sections", nargs="+", default=["sac", "multitask", "collect"], choices=["sac", "multitask", "collect"]
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per cell")

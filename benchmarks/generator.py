@@ -53,10 +53,11 @@ How to run
     python benchmarks/generator.py --config-from configs/generator/fmnist.yaml
     python benchmarks/generator.py --batch-sizes 1 4 --repeats 2 --train-iterations 4  # smoke test
 
-Without ``--config-from`` the model of ``configs/generator/fmnist.yaml`` is measured; with it, ``model.init_args`` and ``data.init_args.batch_size`` are read from that
-LightningCLI config. ``torch.set_float32_matmul_precision("high")`` is set as
-``palm_lightning.cli.main`` does (TF32 on recent GPUs; no effect on CPU). ``--train-batch-sizes``
-with no values skips the training measurement.
+Without ``--config-from`` the model of ``configs/generator/fmnist.yaml`` is measured; with it,
+``model.init_args`` and ``data.init_args.batch_size`` are read from that LightningCLI config.
+``torch.set_float32_matmul_precision("high")`` is set as ``palm_lightning.cli.main`` does (TF32 on
+recent GPUs; no effect on CPU). ``--train-batch-sizes`` with no values skips the training
+measurement.
 """
 
 from __future__ import annotations
@@ -73,9 +74,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, cast
 
 import torch
 
@@ -84,10 +86,10 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
-import lightning as L  # noqa: E402
+import lightning as L  # noqa: E402  (after the sys.path insert above)
 
-from palm_lightning.models import ConditionalStyleGAN  # noqa: E402
-from palm_lightning.nn.stylegan import StyleGANGenerator  # noqa: E402
+from palm_lightning.models import ConditionalStyleGAN  # noqa: E402  (after the sys.path insert above)
+from palm_lightning.nn.stylegan import StyleGANGenerator  # noqa: E402  (after the sys.path insert above)
 
 #: The generator config whose model and batch size are benchmarked unless --config-from says otherwise.
 DEFAULT_CONFIG = _REPO_ROOT / "configs" / "generator" / "fmnist.yaml"
@@ -108,7 +110,7 @@ def load_config(path: str | None) -> tuple[dict[str, Any], int]:
     return model_args, int(batch_size)
 
 
-def _accepted_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _accepted_kwargs(cls: type[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The subset of ``kwargs`` that ``cls.__init__`` accepts."""
     names = set(inspect.signature(cls.__init__).parameters) - {"self"}
     return {k: v for k, v in kwargs.items() if k in names}
@@ -151,7 +153,7 @@ def quiet_lightning() -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
 
 
@@ -213,8 +215,9 @@ class IterationTimer(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         # Same test as ConditionalStyleGAN.training_step uses to decide on the lazy R1 step.
-        gamma = pl_module.hparams.r1_gamma
-        self.is_r1.append(gamma > 0 and int(pl_module.iterations) % self.r1_interval == 0)
+        model = cast(ConditionalStyleGAN, pl_module)  # the module this callback times
+        gamma = model.hp.r1_gamma
+        self.is_r1.append(gamma > 0 and int(model.iterations) % self.r1_interval == 0)
         _sync(self.device)
         self.starts.append(time.perf_counter())
 
@@ -250,7 +253,7 @@ def time_training_iteration(
 ) -> TrainResult:
     """Mean wall time of one ``ConditionalStyleGAN`` iteration under a real Trainer."""
     model = ConditionalStyleGAN(**_accepted_kwargs(ConditionalStyleGAN, model_args))
-    hp = model.hparams
+    hp = model.hp
     total = warmup + iterations
     images = torch.rand(total * batch_size, hp.img_channels, hp.img_resolution, hp.img_resolution) * 2 - 1
     labels = torch.randint(0, hp.num_classes, (total * batch_size,))
@@ -283,11 +286,11 @@ def time_training_iteration(
             f"expected {total} training iterations, the timer saw {len(timer.starts)} "
             f"(module counted {int(model.iterations)})"
         )
-    steps = [(e - s) * 1e3 for s, e in zip(timer.starts, timer.ends)][warmup:]
+    steps = [(e - s) * 1e3 for s, e in zip(timer.starts, timer.ends, strict=True)][warmup:]
     loops = [(timer.ends[i] - timer.ends[i - 1]) * 1e3 for i in range(max(warmup, 1), total)]
     r1 = timer.is_r1[warmup:]
-    with_r1 = [t for t, flag in zip(steps, r1) if flag]
-    without = [t for t, flag in zip(steps, r1) if not flag]
+    with_r1 = [t for t, flag in zip(steps, r1, strict=True) if flag]
+    without = [t for t, flag in zip(steps, r1, strict=True) if not flag]
     return TrainResult(
         batch_size=batch_size,
         iterations=len(steps),
@@ -355,8 +358,10 @@ def _ms(value: float) -> str:
 def format_train_table(results: list[TrainResult]) -> str:
     """Markdown table of the training-iteration timings (ms per iteration unless stated)."""
     lines = [
-        "| batch | iterations (of which R1) | ms/iteration (mean) | median | mean R1 iteration "
-        "| mean non-R1 iteration | loop ms/iteration (mean) | images/s (from mean) |",
+        (
+            "| batch | iterations (of which R1) | ms/iteration (mean) | median | mean R1 iteration "
+            "| mean non-R1 iteration | loop ms/iteration (mean) | images/s (from mean) |"
+        ),
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -374,23 +379,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=DEFAULT_FORWARD_BATCH_SIZES,
-                   help="generator forward batch sizes (default: 1 2 4 … 1024)")
-    p.add_argument("--repeats", type=int, default=10,
-                   help="timed repeats per batch size; the median is reported")
+    p.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=DEFAULT_FORWARD_BATCH_SIZES,
+        help="generator forward batch sizes (default: 1 2 4 … 1024)",
+    )
+    p.add_argument("--repeats", type=int, default=10, help="timed repeats per batch size; the median is reported")
     p.add_argument("--warmup", type=int, default=3, help="untimed forward calls per batch size")
-    p.add_argument("--min-time", type=float, default=0.05,
-                   help="minimum seconds per repeat; short calls are looped to reach it (0 = one call)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch intra-op threads (default: torch's default)")
-    p.add_argument("--config-from", default=None,
-                   help="LightningCLI YAML to read model.init_args and data batch_size from "
-                        "(default: configs/generator/fmnist.yaml)")
-    p.add_argument("--train-batch-sizes", type=int, nargs="*", default=None,
-                   help="batch sizes for the training-iteration timing (default: config batch and 2×; "
-                        "empty to skip)")
-    p.add_argument("--train-iterations", type=int, default=32,
-                   help="timed iterations; a multiple of r1_interval (16) gives the R1-amortised mean")
+    p.add_argument(
+        "--min-time",
+        type=float,
+        default=0.05,
+        help="minimum seconds per repeat; short calls are looped to reach it (0 = one call)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's default)")
+    p.add_argument(
+        "--config-from",
+        default=None,
+        help="LightningCLI YAML to read model.init_args and data batch_size from "
+        "(default: configs/generator/fmnist.yaml)",
+    )
+    p.add_argument(
+        "--train-batch-sizes",
+        type=int,
+        nargs="*",
+        default=None,
+        help="batch sizes for the training-iteration timing (default: config batch and 2×; empty to skip)",
+    )
+    p.add_argument(
+        "--train-iterations",
+        type=int,
+        default=32,
+        help="timed iterations; a multiple of r1_interval (16) gives the R1-amortised mean",
+    )
     p.add_argument("--train-warmup", type=int, default=5, help="untimed training iterations before timing")
     args = p.parse_args(argv)
     if args.repeats < 1 or args.train_iterations < 1 or args.warmup < 0 or args.train_warmup < 0:
@@ -438,9 +461,7 @@ def main(argv: list[str] | None = None) -> str:
         forward = []
         for b in sorted(set(args.batch_sizes)):
             _progress(f"generator forward, batch {b}")
-            forward.append(
-                time_generator_forward(generator, b, device, args.repeats, args.warmup, args.min_time)
-            )
+            forward.append(time_generator_forward(generator, b, device, args.repeats, args.warmup, args.min_time))
         del generator
         out.append(format_forward_table(forward))
         if train_batches:
@@ -449,17 +470,17 @@ def main(argv: list[str] | None = None) -> str:
                 f"## GAN training iteration (D step + G step + EMA, Lightning Trainer, manual optimisation); "
                 f"mean of {args.train_iterations} iterations after {args.train_warmup} warm-up; "
                 f"lazy R1 every {r1_interval} iterations folded into the D step"
-                + (" (mean is R1-amortised)" if args.train_iterations % r1_interval == 0
-                   else f" (NOT R1-amortised: {args.train_iterations} iterations is not a multiple "
-                        f"of {r1_interval})"),
+                + (
+                    " (mean is R1-amortised)"
+                    if args.train_iterations % r1_interval == 0
+                    else f" (NOT R1-amortised: {args.train_iterations} iterations is not a multiple of {r1_interval})"
+                ),
                 "",
             ]
             train = []
             for b in train_batches:
                 _progress(f"training iterations, batch {b}")
-                train.append(
-                    time_training_iteration(model_args, b, device, args.train_iterations, args.train_warmup)
-                )
+                train.append(time_training_iteration(model_args, b, device, args.train_iterations, args.train_warmup))
             out.append(format_train_table(train))
             out.append("")
             out.append(

@@ -21,6 +21,7 @@ Sections (each prints a table; ratios are measured side by side in the same run)
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -59,7 +60,7 @@ def bench_env(envs: list[int], device: torch.device, budget: float) -> None:
         z = torch.randn(n, env.latent_dim, device=device)
         c = torch.randint(0, env.num_classes, (n,), device=device)
 
-        def bare() -> None:
+        def bare(z: torch.Tensor = z, c: torch.Tensor = c) -> None:
             with torch.no_grad():
                 generator(z, c)
 
@@ -68,7 +69,7 @@ def bench_env(envs: list[int], device: torch.device, budget: float) -> None:
         # Interleave to share any drift in machine load between the two.
         env_times, bare_times = [], []
         for _ in range(3):
-            env_times.append(timed(lambda: env.step(action), repeats, device))
+            env_times.append(timed(functools.partial(env.step, action), repeats, device))
             bare_times.append(timed(bare, repeats, device))
         t_env, t_bare = min(env_times), min(bare_times)
         print(f"| {n} | {n / t_env:,.0f} | {n / t_bare:,.0f} | {t_env / t_bare:.3f} |", flush=True)
@@ -81,7 +82,7 @@ def bench_apt(device: torch.device, update_seconds: float | None, nstep: int, di
     for batch in (256, 1024):
         features = torch.randn(batch, dim, device=device)
         normalizer = RunningMean().to(device)
-        t = timed(lambda: particle_reward(features, k=12, normalizer=normalizer), 30, device)
+        t = timed(functools.partial(particle_reward, features, k=12, normalizer=normalizer), 30, device)
         share = f"{nstep * t / update_seconds:.1%} ({nstep} rewards/update)" if update_seconds and batch == 256 else "—"
         print(f"| {batch} | {t * 1e3:.2f} | {share} |", flush=True)
 
@@ -96,11 +97,19 @@ def make_run(device: torch.device, capacity: int, steps: int, callbacks: list) -
     # environments are stepped before every update (updates_per_step=1, not palm.yaml's 8) so that
     # each gap between updates times one collection.
     model = PALM(hidden_dim=256, trajectory_every_n_updates=0)
-    data = LatentManifoldDataModule(num_envs=16, batch_size=256, buffer_capacity=capacity, nstep=3, seed_frames=4000,
-                                    updates_per_step=1)
+    data = LatentManifoldDataModule(
+        num_envs=16, batch_size=256, buffer_capacity=capacity, nstep=3, seed_frames=4000, updates_per_step=1
+    )
     trainer = L.Trainer(
-        max_steps=steps, accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks, limit_val_batches=0,
+        max_steps=steps,
+        accelerator=device.type,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+        limit_val_batches=0,
     )
     return trainer, model, data
 
@@ -132,7 +141,10 @@ def bench_update(device: torch.device, steps: int) -> float:
     print("\n## One PALM update (default config sizes: batch 256, n-step 3, 16 environments)")
     print("| part | median time (ms) | per second |")
     print("|---|---:|---:|")
-    print(f"| update (training_step: SimSiam + APT + DDPG, one backward) | {update * 1e3:.1f} | {1 / update:.1f} updates |")
+    print(
+        "| update (training_step: SimSiam + APT + DDPG, one backward) "
+        f"| {update * 1e3:.1f} | {1 / update:.1f} updates |"
+    )
     print(f"| collection + sampling between updates (16 frames) | {collect * 1e3:.1f} | |")
     print(f"| whole loop | {(update + collect) * 1e3:.1f} | {1 / (update + collect):.1f} updates |", flush=True)
     return update
@@ -168,7 +180,10 @@ def bench_memory(device: torch.device, capacity: int) -> None:
             print(f"| {update} | {frames:,} | {rss:.0f} |")
     full = [rss for _, frames, rss in memory.samples if frames >= data.buffer.capacity]
     if len(full) >= 2:
-        print(f"\nafter the buffer is full: RSS {min(full):.0f}–{max(full):.0f} MiB (growth {max(full) - full[0]:+.0f} MiB)")
+        print(
+            f"\nafter the buffer is full: RSS {min(full):.0f}–{max(full):.0f} MiB "
+            f"(growth {max(full) - full[0]:+.0f} MiB)"
+        )
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from palm_lightning.checkpoints import load_network, packaged
-from palm_lightning.envs import register_envs
+from palm_lightning.envs import register_envs  # noqa: F401  (importing envs registers the gymnasium ids)
 
 __version__ = "0.1.0"
 

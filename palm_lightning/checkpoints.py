@@ -36,9 +36,7 @@ class CheckpointError(RuntimeError):
     """A network file or checkpoint is missing, unreadable or not what was expected."""
 
 
-def describe(
-    network: nn.Module, kind: str, meta: dict[str, Any] | None = None, half: bool = False
-) -> dict[str, Any]:
+def describe(network: nn.Module, kind: str, meta: dict[str, Any] | None = None, half: bool = False) -> dict[str, Any]:
     """The network-file dictionary for ``network`` (which must have a ``config`` dict).
 
     ``half`` stores floating-point tensors as float16 (half the size); loading casts them back
@@ -78,9 +76,7 @@ NETWORK_FILE_HINT = (
     "Give the path of a network file (exported with `python -m palm_lightning.tools.export`) or of a "
     "Lightning .ckpt written by one of the package's modules."
 )
-LIGHTNING_CKPT_HINT = (
-    "Give a .ckpt written by the Trainer, e.g. runs/<name>/version_<n>/checkpoints/last.ckpt."
-)
+LIGHTNING_CKPT_HINT = "Give a .ckpt written by the Trainer, e.g. runs/<name>/version_<n>/checkpoints/last.ckpt."
 NETWORK_FILE_REDO = "Re-export or re-download it."
 LIGHTNING_CKPT_REDO = "Give another checkpoint, e.g. an earlier one from the same checkpoints/ folder."
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save writes a zip archive (since PyTorch 1.6)
@@ -300,12 +296,13 @@ def load_network(path: str | Path, kind: str | None = None, expect: dict[str, An
     if kind is not None and found != kind:
         raise CheckpointError(f"{path} holds a {found!r} network, but a {kind!r} was expected")
     network = build_network(description, source=str(path))
-    for attr, value in (expect or {}).items():
+    for attr, wanted in (expect or {}).items():
         actual = getattr(network, attr, None)
-        if isinstance(value, (list, tuple)):
-            actual, value = tuple(actual) if actual is not None else None, tuple(value)
-        if actual != value:
-            raise CheckpointError(f"{path}: {attr} is {actual!r}, expected {value!r}")
+        expected = wanted
+        if isinstance(wanted, (list, tuple)):
+            actual, expected = tuple(actual) if actual is not None else None, tuple(wanted)
+        if actual != expected:
+            raise CheckpointError(f"{path}: {attr} is {actual!r}, expected {expected!r}")
     return network.eval()
 
 

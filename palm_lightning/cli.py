@@ -130,9 +130,7 @@ class PalmArgumentParser(LightningArgumentParser):
     propagates as raised. Both keys were required anyway.
     """
 
-    def add_lightning_class_args(  # type: ignore[override]
-        self, lightning_class, nested_key, subclass_mode=False, required=True
-    ):
+    def add_lightning_class_args(self, lightning_class, nested_key, subclass_mode=False, required=True):
         if (
             subclass_mode
             and required
@@ -176,7 +174,7 @@ class PalmCLI(LightningCLI):
                 error.option = self.option_for(error)  # type: ignore[attr-defined]
                 raise error from err
             if error is not None and getattr(error, "option", None) is None:
-                error.option = self.option_for(error)  # type: ignore[attr-defined]
+                error.option = self.option_for(error)  # type: ignore[attr-defined]  # read back by main() with getattr
             raise
 
     def instantiation_error(self, report: str) -> ConfigValueError:
@@ -242,7 +240,7 @@ class PalmCLI(LightningCLI):
         try:
             read_lightning_checkpoint(text)
         except CheckpointError as err:
-            err.option = "--ckpt_path"  # type: ignore[attr-defined]
+            err.option = "--ckpt_path"  # type: ignore[attr-defined]  # read back by main() with getattr
             raise
 
 

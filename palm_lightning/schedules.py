@@ -34,6 +34,5 @@ def schedule(spec: str | float, step: int) -> float:
         mix = min((step - d1) / d2, 1.0)
         return (1.0 - mix) * v1 + mix * v2
     raise ValueError(
-        f"unknown schedule {spec!r}: use a number, 'linear(start,end,steps)' or "
-        "'step_linear(v0,v1,steps1,v2,steps2)'"
+        f"unknown schedule {spec!r}: use a number, 'linear(start,end,steps)' or 'step_linear(v0,v1,steps1,v2,steps2)'"
     )

@@ -53,7 +53,7 @@ def load_groups(groups: dict[str, list[str]], tags: list[str]) -> dict[str, list
 def mean_over_seeds(series: list[Series]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps logged by every seed, and the mean and std of the seeds' values there."""
     common = sorted(set.intersection(*(set(steps) for steps, _ in series)))
-    values = np.array([[dict(zip(steps, vals))[s] for s in common] for steps, vals in series])
+    values = np.array([[dict(zip(steps, vals, strict=True))[s] for s in common] for steps, vals in series])
     return np.array(common), values.mean(axis=0), values.std(axis=0)
 
 
@@ -65,7 +65,7 @@ def plot(data: dict[str, list[dict[str, Series]]], tags: list[str], out: str) ->
 
     fig, axes = plt.subplots(1, len(tags), figsize=(5 * len(tags), 3.4), squeeze=False)
     for label, runs in data.items():
-        for ax, tag in zip(axes.flat, tags):
+        for ax, tag in zip(axes.flat, tags, strict=True):
             series = [run[tag] for run in runs if tag in run]
             if not series:
                 continue
@@ -74,7 +74,7 @@ def plot(data: dict[str, list[dict[str, Series]]], tags: list[str], out: str) ->
             (line,) = ax.plot(steps, mean, marker="o", ms=3, lw=1.2, label=name)
             if len(series) > 1:
                 ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
-    for ax, tag in zip(axes.flat, tags):
+    for ax, tag in zip(axes.flat, tags, strict=True):
         ax.set_title(tag, fontsize=10)
         ax.set_xlabel("update")
         ax.grid(alpha=0.3)
@@ -98,7 +98,8 @@ def summary(data: dict[str, list[dict[str, Series]]], tags: list[str], last: int
             final = np.array([v[-1] for v in values])
             tail = np.array([np.mean(v[-last:]) for v in values])
             rows.append(
-                f"| {tag} | {label} | {len(values)} | {final.mean():.2f} ± {final.std():.2f} | {tail.mean():.2f} ± {tail.std():.2f} |"
+                f"| {tag} | {label} | {len(values)} | {final.mean():.2f} ± {final.std():.2f} "
+                f"| {tail.mean():.2f} ± {tail.std():.2f} |"
             )
     return rows
 

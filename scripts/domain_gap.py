@@ -16,11 +16,21 @@ from __future__ import annotations
 import argparse
 
 import torch
+from torch import Tensor
 
 from palm_lightning.datamodules import FashionMNISTDataModule
 from palm_lightning.envs import LatentManifold
 from palm_lightning.evaluation.knn import knn_classify
 from palm_lightning.models.palm import PALM
+
+
+def features(model: PALM, x: Tensor) -> Tensor:
+    return torch.cat([model.encode(chunk) for chunk in x.split(1000)])
+
+
+def accuracy(model: PALM, bank: Tensor, bank_labels: Tensor, query: Tensor, query_labels: Tensor) -> float:
+    predicted = knn_classify(features(model, bank), bank_labels, features(model, query), 10)
+    return float((predicted == query_labels).float().mean())
 
 
 def main() -> None:
@@ -38,21 +48,16 @@ def main() -> None:
     (gen_bank, bank_info), (gen_query, query_info) = bank_env.reset(), query_env.reset()
     data = FashionMNISTDataModule(data_dir=args.data_dir, resolution=32)
     data.setup(None)
+    assert data.train_set is not None and data.test_set is not None  # made by setup()
     real_bank, real_bank_labels = data.train_set.images[:10_000], data.train_set.labels[:10_000]
     real_query, real_query_labels = data.test_set.images[:3000], data.test_set.labels[:3000]
     print("| encoder | generated → generated | real → real | generated → real |")
     print("|---|---:|---:|---:|")
     with torch.no_grad():
         for name, model in (("PALM checkpoint", trained), ("same encoder, random init", random)):
-            def features(x):
-                return torch.cat([model.encode(chunk) for chunk in x.split(1000)])
-
-            def accuracy(bank, bank_labels, query, query_labels):
-                return float((knn_classify(features(bank), bank_labels, features(query), 10) == query_labels).float().mean())
-
-            gg = accuracy(gen_bank, bank_info["class"], gen_query, query_info["class"])
-            rr = accuracy(real_bank, real_bank_labels, real_query, real_query_labels)
-            gr = accuracy(gen_bank, bank_info["class"], real_query, real_query_labels)
+            gg = accuracy(model, gen_bank, bank_info["class"], gen_query, query_info["class"])
+            rr = accuracy(model, real_bank, real_bank_labels, real_query, real_query_labels)
+            gr = accuracy(model, gen_bank, bank_info["class"], real_query, real_query_labels)
             print(f"| {name} | {gg:.1%} | {rr:.1%} | {gr:.1%} |")
 
 

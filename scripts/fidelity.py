@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import palm_sweep  # noqa: E402
+import palm_sweep
 
 ROOT = palm_sweep.ROOT
 _REWARD = "--model.init_args.reward.init_args"
@@ -46,15 +46,28 @@ VARIANTS = {
     "revert_noise": ("3 reverted: std linear(1.0,0.2,50k frames) (was: constant 0.2)", REVERTS["noise"]),
     "revert_weight_init": ("4 reverted: PyTorch's default init (was: orthogonal)", REVERTS["weight_init"]),
     "revert_sequential": ("5 reverted: actor and critic from one backward", REVERTS["sequential"]),
-    "revert_apt_settings": ("6 reverted: knn_rms, clip 1e-4, next-frame particles summed over the window",
-                            REVERTS["apt_settings"]),
-    "revert_reward_batchnorm": ("7 reverted: reward forwards move the projector's BN statistics", REVERTS["reward_batchnorm"]),
+    "revert_apt_settings": (
+        "6 reverted: knn_rms, clip 1e-4, next-frame particles summed over the window",
+        REVERTS["apt_settings"],
+    ),
+    "revert_reward_batchnorm": (
+        "7 reverted: reward forwards move the projector's BN statistics",
+        REVERTS["reward_batchnorm"],
+    ),
     "revert_all": ("1-7 reverted (the old configs/palm.yaml)", " ".join(REVERTS.values())),
 }
-TITLES = {**{name: title for name, (title, _) in VARIANTS.items()},
-          "random_encoder": "PALM's encoder untrained, orthogonal init"}
-COLUMNS = (("linear, 100%", "linear_100"), ("linear, 1%", "linear_1"), ("kNN", "knn"),
-           ("far AUROC", "far_knn_auroc"), ("near AUROC", "near_knn_auroc"), ("near FPR95 ↓", "near_knn_fpr95"))
+TITLES = {
+    **{name: title for name, (title, _) in VARIANTS.items()},
+    "random_encoder": "PALM's encoder untrained, orthogonal init",
+}
+COLUMNS = (
+    ("linear, 100%", "linear_100"),
+    ("linear, 1%", "linear_1"),
+    ("kNN", "knn"),
+    ("far AUROC", "far_knn_auroc"),
+    ("near AUROC", "near_knn_auroc"),
+    ("near FPR95 ↓", "near_knn_fpr95"),
+)
 
 
 def main() -> None:
@@ -63,8 +76,11 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--evaluate-only", action="store_true", help="only runs already trained; skip the others")
-    parser.add_argument("--random-encoder", action="store_true",
-                        help="also score PALM's encoder untrained at the new (orthogonal) initialisation")
+    parser.add_argument(
+        "--random-encoder",
+        action="store_true",
+        help="also score PALM's encoder untrained at the new (orthogonal) initialisation",
+    )
     parser.add_argument("--json", type=Path, help="write the rows in the results pages' JSON shape")
     args = parser.parse_args()
     found: dict[str, dict[str, list[float]]] = {}
@@ -79,9 +95,9 @@ def main() -> None:
     if args.random_encoder:
         # the untrained encoder at the new defaults (orthogonal init): PALM's architecture from the
         # default run's checkpoint, re-initialised with the seed (as representation_table's row)
+        import representation_table as table
         import torch
 
-        import representation_table as table
         from palm_lightning.models.frozen_encoder import build_encoder
 
         for seed in args.seeds:
@@ -106,10 +122,19 @@ def main() -> None:
             std = statistics.stdev(values) if n > 1 else 0.0
             cells.append(f"{statistics.mean(values):.1f}" + (f" ± {std:.1f}" if n > 1 else ""))
         print(f"| {TITLES[name]} (`{name}`) | {n} | " + " | ".join(cells) + " |", flush=True)
-        rows.append({"name": name, "metrics": {
-            key: {"mean": statistics.mean(metrics[key]), "std": statistics.stdev(metrics[key]) if n > 1 else None, "n": n}
-            for _, key in COLUMNS
-        }})
+        rows.append(
+            {
+                "name": name,
+                "metrics": {
+                    key: {
+                        "mean": statistics.mean(metrics[key]),
+                        "std": statistics.stdev(metrics[key]) if n > 1 else None,
+                        "n": n,
+                    }
+                    for _, key in COLUMNS
+                },
+            }
+        )
     if args.json:
         command = "python scripts/fidelity.py --seeds " + " ".join(map(str, args.seeds))
         if args.variants != list(VARIANTS):

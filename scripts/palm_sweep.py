@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import representation_table as table  # noqa: E402
+import representation_table as table
 
 ROOT = table.ROOT
 
@@ -30,7 +30,9 @@ def run_variant(name: str, overrides: list[str], seed: int, out: Path, data_dir:
     """Train (unless finished) and evaluate (unless cached) one variant."""
     from palm_lightning.models.linear_probe import build_encoder
 
-    ckpt = table.train(table.ROW_BY_KEY["palm_temporal_apt"], seed, out, data_dir, name=name, overrides=tuple(overrides))
+    ckpt = table.train(
+        table.ROW_BY_KEY["palm_temporal_apt"], seed, out, data_dir, name=name, overrides=tuple(overrides)
+    )
     cache = ckpt.parent.parent / "results.json"
     if not cache.is_file():
         cache.write_text(json.dumps(table.evaluate(build_encoder(str(ckpt)), seed, data_dir), indent=2))
@@ -55,7 +57,12 @@ def main() -> None:
     for name, overrides in variants.items():
         r = run_variant(name, overrides, args.seed, args.out, args.data_dir)
         cells = [r["linear_100"], r["linear_1"], r["knn"], r["far_knn_auroc"], r["near_knn_auroc"], r["near_knn_fpr95"]]
-        print(f"| {name} (`{' '.join(overrides) or 'configs/palm.yaml'}`) | " + " | ".join(f"{100 * c:.1f}" for c in cells) + " |", flush=True)
+        print(
+            f"| {name} (`{' '.join(overrides) or 'configs/palm.yaml'}`) | "
+            + " | ".join(f"{100 * c:.1f}" for c in cells)
+            + " |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -34,12 +34,12 @@ def render(run_dir: str, out: str, step: int | None = None) -> list[Path]:
         cols = 3
         rows = math.ceil(len(scalars) / cols)
         fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3 * rows), squeeze=False)
-        for ax, tag in zip(axes.flat, scalars):
+        for ax, tag in zip(axes.flat, scalars, strict=False):  # the last row may have spare axes
             events = acc.Scalars(tag)
             ax.plot([e.step for e in events], [e.value for e in events], lw=0.8)
             ax.set_title(tag, fontsize=9)
             ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[len(scalars):]:
+        for ax in list(axes.flat)[len(scalars) :]:
             ax.axis("off")
         fig.tight_layout()
         path = out_dir / "scalars.png"

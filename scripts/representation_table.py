@@ -59,9 +59,14 @@ ROWS = (
     Row("pixels", "raw pixels", encoder="pixels"),
     Row("simsiam_real", "SimSiam on real images (augmentations)", ("baselines/simsiam_fmnist.yaml",)),
     Row("palm_temporal_apt", "PALM: temporal pairs, APT (default)", ("palm.yaml",)),
-    Row("palm_temporal_apt_lr1e-3", "PALM: temporal pairs, APT, representation lr 1e-3 (old default)",
-        ("palm.yaml", "palm_variants/repr_lr_1e-3.yaml")),
-    Row("palm_temporal_random", "PALM: temporal pairs, random policy", ("palm.yaml", "palm_variants/random_policy.yaml")),
+    Row(
+        "palm_temporal_apt_lr1e-3",
+        "PALM: temporal pairs, APT, representation lr 1e-3 (old default)",
+        ("palm.yaml", "palm_variants/repr_lr_1e-3.yaml"),
+    ),
+    Row(
+        "palm_temporal_random", "PALM: temporal pairs, random policy", ("palm.yaml", "palm_variants/random_policy.yaml")
+    ),
     Row("palm_augpairs_apt", "PALM: augmentation pairs, APT", ("palm.yaml", "palm_variants/augmentation_pairs.yaml")),
     Row("palm_curl_apt", "PALM: CURL objective, APT", ("palm.yaml", "palm_variants/curl.yaml")),
 )
@@ -72,7 +77,9 @@ def run_dir(out: Path, key: str, seed: int) -> Path:
     return out / f"{key}_s{seed}" / "version_0"
 
 
-def train(row: Row, seed: int, out: Path, data_dir: str, name: str | None = None, overrides: tuple[str, ...] = ()) -> Path:
+def train(
+    row: Row, seed: int, out: Path, data_dir: str, name: str | None = None, overrides: tuple[str, ...] = ()
+) -> Path:
     """Train ``row`` for ``seed`` through the CLI (skipped when it finished before: ``trained.json``).
 
     The run is ``out/<name>/version_0`` (``name`` defaults to ``<row key>_s<seed>``); ``overrides``
@@ -87,9 +94,19 @@ def train(row: Row, seed: int, out: Path, data_dir: str, name: str | None = None
     for config in row.configs:
         command += ["--config", str(CONFIGS / config)]
     command += [
-        *overrides, "--seed_everything", str(seed), "--data.init_args.seed", str(seed),
-        "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.name", name,
-        "--trainer.logger.init_args.version", "0", "--trainer.enable_progress_bar", "false",
+        *overrides,
+        "--seed_everything",
+        str(seed),
+        "--data.init_args.seed",
+        str(seed),
+        "--trainer.logger.init_args.save_dir",
+        str(out),
+        "--trainer.logger.init_args.name",
+        name,
+        "--trainer.logger.init_args.version",
+        "0",
+        "--trainer.enable_progress_bar",
+        "false",
     ]
     if not row.configs[0].startswith("palm"):  # the real-image baselines read Fashion-MNIST from data_dir
         command += ["--data.init_args.data_dir", data_dir]
@@ -123,12 +140,14 @@ def build(row: Row, seed: int, out: Path) -> torch.nn.Module:
 
 def evaluate(encoder: torch.nn.Module, seed: int, data_dir: str) -> dict[str, float]:
     """Every column of the table for one frozen encoder."""
-    from palm_lightning.datamodules import DigitsDataModule, FashionMNISTDataModule
+    from palm_lightning.datamodules import DigitsDataModule, FashionMNISTDataModule, ImageDataModule
     from palm_lightning.evaluation import SCORERS, extract_features, fit_linear_probe, knn_votes, ood_metrics
     from palm_lightning.evaluation.linear import topk_accuracy
 
     def fmnist(fraction: float) -> FashionMNISTDataModule:
-        dm = FashionMNISTDataModule(data_dir=data_dir, resolution=32, val_size=VAL_SIZE, train_fraction=fraction, seed=seed, download=True)
+        dm = FashionMNISTDataModule(
+            data_dir=data_dir, resolution=32, val_size=VAL_SIZE, train_fraction=fraction, seed=seed, download=True
+        )
         dm.prepare_data()
         dm.setup("fit")
         return dm
@@ -140,7 +159,10 @@ def evaluate(encoder: torch.nn.Module, seed: int, data_dir: str) -> dict[str, fl
     digits.setup("test")
     assert full.test_set is not None and full.train_set is not None and few.train_set is not None
     assert digits.train_set is not None and digits.test_set is not None
-    feats = lambda images, dm: extract_features(encoder, images, dm.normalize)  # noqa: E731
+
+    def feats(images: torch.Tensor, dm: ImageDataModule) -> torch.Tensor:
+        return extract_features(encoder, images, dm.normalize)
+
     train_x, train_y = feats(full.train_set.images, full), full.train_set.labels
     test_x, test_y = feats(full.test_set.images, full), full.test_set.labels
     few_x, few_y = feats(few.train_set.images, few), few.train_set.labels
@@ -177,9 +199,13 @@ def cell(values: list[float], percent: bool = True) -> str:
 
 def table(results: dict[str, dict[str, list[float]]], scorer: str) -> str:
     columns = [
-        ("linear, 100%", "linear_100"), ("linear, 1%", "linear_1"), ("kNN", "knn"),
-        ("far AUROC", f"far_{scorer}_auroc"), ("far FPR95 ↓", f"far_{scorer}_fpr95"),
-        ("near AUROC", f"near_{scorer}_auroc"), ("near FPR95 ↓", f"near_{scorer}_fpr95"),
+        ("linear, 100%", "linear_100"),
+        ("linear, 1%", "linear_1"),
+        ("kNN", "knn"),
+        ("far AUROC", f"far_{scorer}_auroc"),
+        ("far FPR95 ↓", f"far_{scorer}_fpr95"),
+        ("near AUROC", f"near_{scorer}_auroc"),
+        ("near FPR95 ↓", f"near_{scorer}_fpr95"),
     ]
     lines = ["| encoder | " + " | ".join(title for title, _ in columns) + " |", "|---|" + "---:|" * len(columns)]
     for key, by_metric in results.items():
@@ -201,7 +227,9 @@ def main() -> None:
 
     rows = [ROW_BY_KEY[key] for key in args.rows]
     needed = [row.key for row in rows if row.configs]
-    needed += [key for row in rows if row.encoder.startswith("random:") and (key := row.encoder.split(":", 1)[1]) not in needed]
+    needed += [
+        key for row in rows if row.encoder.startswith("random:") and (key := row.encoder.split(":", 1)[1]) not in needed
+    ]
     for seed in args.seeds:
         for key in needed:
             if args.train:

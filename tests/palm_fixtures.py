@@ -8,10 +8,12 @@ import lightning as L
 import torch
 
 from palm_lightning.checkpoints import save_network
-from palm_lightning.rewards import APT, ExplorationReward, RewardStep
 from palm_lightning.nn.stylegan import StyleGANGenerator
+from palm_lightning.rewards import APT, ExplorationReward, RewardStep
 
-TINY_GENERATOR = dict(z_dim=8, w_dim=16, num_classes=3, img_resolution=16, img_channels=1, channel_base=64, channel_max=16)
+TINY_GENERATOR = dict(
+    z_dim=8, w_dim=16, num_classes=3, img_resolution=16, img_channels=1, channel_base=64, channel_max=16
+)
 
 
 def tiny_generator(seed: int = 0) -> StyleGANGenerator:
@@ -26,8 +28,16 @@ def tiny_generator_file(directory: Path) -> Path:
 def tiny_palm_kwargs(**overrides) -> dict:
     """PALM init args sized for the tiny generator (1×16×16 images, 8-d latents)."""
     kwargs = dict(
-        image_shape=(1, 16, 16), action_dim=8, encoder_channels=8, repr_dim=16, projector_hidden=32,
-        projector_dim=16, predictor_hidden=8, feature_dim=8, hidden_dim=32, reward=APT(k=4),
+        image_shape=(1, 16, 16),
+        action_dim=8,
+        encoder_channels=8,
+        repr_dim=16,
+        projector_hidden=32,
+        projector_dim=16,
+        predictor_hidden=8,
+        feature_dim=8,
+        hidden_dim=32,
+        reward=APT(k=4),
         trajectory_every_n_updates=0,
     )
     kwargs.update(overrides)
@@ -36,8 +46,14 @@ def tiny_palm_kwargs(**overrides) -> dict:
 
 def tiny_data_kwargs(generator: Path, **overrides) -> dict:
     kwargs = dict(
-        generator=str(generator), num_envs=4, episode_length=6, batch_size=16, buffer_capacity=400,
-        nstep=2, seed_frames=32, updates_per_step=1,
+        generator=str(generator),
+        num_envs=4,
+        episode_length=6,
+        batch_size=16,
+        buffer_capacity=400,
+        nstep=2,
+        seed_frames=32,
+        updates_per_step=1,
     )
     kwargs.update(overrides)
     return kwargs
@@ -55,7 +71,9 @@ class RecordRankEnvironments(L.Callback):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         torch.save(
             {
-                "latent": dm.env.latent.cpu(), "seed": dm.seed + dm.rank, "env_steps": dm.env_steps,
+                "latent": dm.env.latent.cpu(),
+                "seed": dm.seed + dm.rank,
+                "env_steps": dm.env_steps,
                 "updates": int(pl_module.updates),
                 "finite": all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()),
             },

@@ -27,8 +27,13 @@ def trainer(tmp_path: Path, steps: int, **kwargs) -> L.Trainer:
     kwargs.setdefault("logger", False)
     kwargs.setdefault("enable_checkpointing", False)
     return L.Trainer(
-        max_steps=steps, accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tmp_path, **kwargs,
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **kwargs,
     )
 
 
@@ -118,7 +123,7 @@ def test_simsiam_images_trains_probes_and_exports_its_encoder(tmp_path, fmnist_r
     fit = checkpointing_trainer(tmp_path, 4, val_check_interval=2, check_val_every_n_epoch=None)
     fit.fit(model, data)
     assert int(model.updates) == 4 == fit.global_step
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters(), strict=True))
     assert 0.0 <= float(fit.callback_metrics["probe/knn_acc"]) <= 1.0 and "val/knn_acc" not in fit.callback_metrics
     assert torch.isfinite(fit.callback_metrics["train/ssl_loss"]) and "train/z_std" in fit.callback_metrics
     encoder = load_network(tmp_path / "checkpoints" / "last.ckpt", kind="encoder")
@@ -173,7 +178,7 @@ def test_palm_with_augmentation_pairs_trains(tmp_path, generator_file):
     before = [p.detach().clone() for p in model.encoder.parameters()]
     trainer(tmp_path, 3).fit(model, LatentManifoldDataModule(**tiny_data_kwargs(generator_file)))
     assert int(model.updates) == 3
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters(), strict=True))
 
 
 def test_curl_loss_prefers_the_matching_key():
@@ -212,10 +217,12 @@ def test_curl_trains_keeps_key_networks_out_of_the_optimizer_and_checkpoints_the
     assert all(not p.requires_grad and id(p) not in optimised for p in keys)
     assert all(id(p) not in optimised for p in model.predictor.parameters())
     assert id(model.bilinear) in optimised and not torch.equal(bilinear_before, model.bilinear)
-    assert all(torch.equal(a, b) for a, b in zip(predictor_before, model.predictor.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(predictor_before, model.predictor.parameters(), strict=True))
     # The key encoder moved (Polyak towards the online encoder) but is not the online encoder.
-    assert any(not torch.equal(a, b) for a, b in zip(key_before, model.key_encoder.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(model.encoder.parameters(), model.key_encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(key_before, model.key_encoder.parameters(), strict=True))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(model.encoder.parameters(), model.key_encoder.parameters(), strict=True)
+    )
     assert "train/contrastive_acc" in fit.callback_metrics
     rewards = model.reward_features(torch.randn(5, 16))
     torch.testing.assert_close(rewards.norm(dim=1), torch.ones(5))
@@ -231,7 +238,7 @@ def test_curl_trains_keeps_key_networks_out_of_the_optimizer_and_checkpoints_the
 
 # --- config overlays ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("overlay", "cls", "pairing", "policy", "repr_lr", "name"),
+    "overlay, cls, pairing, policy, repr_lr, name",
     [
         ("curl", PALMCURL, "temporal", "apt", 1e-4, "palm_curl"),
         ("augmentation_pairs", PALM, "augmentation", "apt", 1e-4, "palm_augmentation_pairs"),
@@ -245,8 +252,14 @@ def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pa
     monkeypatch.setattr(sys, "argv", ["palm_lightning"])  # the CLI reads args=, not pytest's argv
     cli = PalmCLI(
         args=[
-            "--config", str(REPO / "configs/palm.yaml"), "--config", str(REPO / f"configs/palm_variants/{overlay}.yaml"),
-            "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+            "--config",
+            str(REPO / "configs/palm.yaml"),
+            "--config",
+            str(REPO / f"configs/palm_variants/{overlay}.yaml"),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--trainer.enable_progress_bar",
+            "false",
         ],
         run=False,
     )
@@ -254,7 +267,9 @@ def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pa
     hp = cli.model.hparams
     assert (hp.pairing, hp.policy, hp.repr_lr) == (pairing, policy, repr_lr)
     assert tuple(hp.image_shape) == (1, 32, 32) and hp.hidden_dim == 256 and hp.stddev_schedule == "0.2"
-    assert type(cli.model.reward).__name__ == "APT" and cli.model.reward.source == "obs" and not cli.model.reward.knn_rms
+    assert (
+        type(cli.model.reward).__name__ == "APT" and cli.model.reward.source == "obs" and not cli.model.reward.knn_rms
+    )
     assert cli.trainer.logger.name == name and cli.trainer.max_steps == 1000
 
 
@@ -264,9 +279,19 @@ def test_baseline_configs_parse(tmp_path, monkeypatch, config):
 
     monkeypatch.setattr(sys, "argv", ["palm_lightning"])  # the CLI reads args=, not pytest's argv
     cli = PalmCLI(
-        args=["--config", str(REPO / f"configs/baselines/{config}.yaml"), "--trainer.logger.init_args.save_dir", str(tmp_path)],
+        args=[
+            "--config",
+            str(REPO / f"configs/baselines/{config}.yaml"),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ],
         run=False,
     )
-    assert cli.model.encoder.config == {"image_shape": (1, 32, 32), "channels": 32, "num_layers": 4, "repr_dim": 256,
-                                         "weight_init": "default"}
+    assert cli.model.encoder.config == {
+        "image_shape": (1, 32, 32),
+        "channels": 32,
+        "num_layers": 4,
+        "repr_dim": 256,
+        "weight_init": "default",
+    }
     assert cli.datamodule.batch_size == 256 and cli.trainer.max_steps == 1000

@@ -37,15 +37,25 @@ def test_generator_benchmark_tiny_run(capsys, monkeypatch) -> None:
     bench = _load_script(monkeypatch)
     report = bench.main(
         [
-            "--device", "cpu",
-            "--threads", "1",
-            "--batch-sizes", "1", "2",
-            "--repeats", "1",
-            "--warmup", "1",
-            "--min-time", "0",
-            "--train-batch-sizes", "4",
-            "--train-iterations", "2",
-            "--train-warmup", "1",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--batch-sizes",
+            "1",
+            "2",
+            "--repeats",
+            "1",
+            "--warmup",
+            "1",
+            "--min-time",
+            "0",
+            "--train-batch-sizes",
+            "4",
+            "--train-iterations",
+            "2",
+            "--train-warmup",
+            "1",
         ]
     )
     assert report.strip() == capsys.readouterr().out.strip()  # what is printed is what is returned
@@ -54,8 +64,8 @@ def test_generator_benchmark_tiny_run(capsys, monkeypatch) -> None:
 
     forward = _table_rows(report, "batch")
     assert [row[0] for row in forward] == ["1", "2"]
-    for batch, ms, ips, rel in forward:
-        ms, ips, rel = float(ms), float(ips), float(rel.rstrip("×"))
+    for batch, ms_text, ips_text, rel_text in forward:
+        ms, ips, rel = float(ms_text), float(ips_text), float(rel_text.rstrip("×"))
         assert ms > 0 and ips > 0 and rel > 0
         # images/s consistent with ms/forward (up to the printed rounding)
         assert abs(ips - int(batch) / (ms / 1e3)) <= 0.01 * ips + 0.05

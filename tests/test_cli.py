@@ -16,6 +16,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     return subprocess.run(
         [sys.executable, "-m", "palm_lightning", *args],
+        check=False,
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -24,7 +25,9 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("config", ["configs/generator/fmnist.yaml", "configs/classifier/fmnist.yaml", "configs/palm.yaml"])
+@pytest.mark.parametrize(
+    "config", ["configs/generator/fmnist.yaml", "configs/classifier/fmnist.yaml", "configs/palm.yaml"]
+)
 def test_print_config_resolves(config: str) -> None:
     result = run_cli("fit", "--config", str(REPO / config), "--print_config", cwd=REPO)
     assert result.returncode == 0, result.stderr
@@ -33,12 +36,18 @@ def test_print_config_resolves(config: str) -> None:
 
 def test_generator_fit_and_resume(fmnist_root: Path, tmp_path: Path) -> None:
     common = [
-        "--config", str(REPO / "configs/generator/fmnist.yaml"),
-        "--data.init_args.data_dir", str(fmnist_root),
-        "--data.init_args.batch_size", "8",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar", "false",
-        "--model.init_args.sample_every_n_iterations", "2",
+        "--config",
+        str(REPO / "configs/generator/fmnist.yaml"),
+        "--data.init_args.data_dir",
+        str(fmnist_root),
+        "--data.init_args.batch_size",
+        "8",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--model.init_args.sample_every_n_iterations",
+        "2",
     ]
     result = run_cli("fit", *common, "--trainer.max_steps", "4", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -55,12 +64,18 @@ def test_generator_fit_and_resume(fmnist_root: Path, tmp_path: Path) -> None:
 
 def test_classifier_fit_then_test(fmnist_root: Path, tmp_path: Path) -> None:
     common = [
-        "--config", str(REPO / "configs/classifier/fmnist.yaml"),
-        "--data.init_args.data_dir", str(fmnist_root),
-        "--data.init_args.val_size", "20",
-        "--data.init_args.batch_size", "32",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar", "false",
+        "--config",
+        str(REPO / "configs/classifier/fmnist.yaml"),
+        "--data.init_args.data_dir",
+        str(fmnist_root),
+        "--data.init_args.val_size",
+        "20",
+        "--data.init_args.batch_size",
+        "32",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar",
+        "false",
     ]
     result = run_cli("fit", *common, "--trainer.max_epochs", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -89,11 +104,16 @@ def test_wrong_type_is_refused() -> None:
 def test_missing_dataset_is_one_clear_error(tmp_path: Path) -> None:
     result = run_cli(
         "fit",
-        "--config", str(REPO / "configs/classifier/fmnist.yaml"),
-        "--data.init_args.data_dir", str(tmp_path / "empty"),
-        "--data.init_args.system_dir", str(tmp_path / "nowhere"),
-        "--data.init_args.download", "false",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--config",
+        str(REPO / "configs/classifier/fmnist.yaml"),
+        "--data.init_args.data_dir",
+        str(tmp_path / "empty"),
+        "--data.init_args.system_dir",
+        str(tmp_path / "nowhere"),
+        "--data.init_args.download",
+        "false",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
         cwd=tmp_path,
     )
     assert result.returncode != 0

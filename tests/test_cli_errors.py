@@ -25,6 +25,7 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env.pop("JSONARGPARSE_DEBUG", None)
     return subprocess.run(
         [sys.executable, "-m", "palm_lightning", *args],
+        check=False,
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -66,22 +67,33 @@ def probe_args(config: str, fmnist_root: Path, tmp_path: Path, encoder: Path) ->
     data_dir = "--data.init_args.in_data.init_args.data_dir" if "ood" in config else "--data.init_args.data_dir"
     download = "--data.init_args.in_data.init_args.download" if "ood" in config else "--data.init_args.download"
     return [
-        "--config", str(REPO / config),
-        "--model.init_args.encoder", str(encoder),
-        data_dir, str(fmnist_root),
-        download, "false",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--config",
+        str(REPO / config),
+        "--model.init_args.encoder",
+        str(encoder),
+        data_dir,
+        str(fmnist_root),
+        download,
+        "false",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
     ]
 
 
 def palm_args(fmnist_root: Path, tmp_path: Path) -> list[str]:
     return [
-        "--config", str(REPO / "configs/palm.yaml"),
-        "--data.init_args.probe_data.init_args.data_dir", str(fmnist_root),
-        "--data.init_args.probe_data.init_args.download", "false",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.max_steps", "1",
-        "--trainer.enable_progress_bar", "false",
+        "--config",
+        str(REPO / "configs/palm.yaml"),
+        "--data.init_args.probe_data.init_args.data_dir",
+        str(fmnist_root),
+        "--data.init_args.probe_data.init_args.download",
+        "false",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.max_steps",
+        "1",
+        "--trainer.enable_progress_bar",
+        "false",
     ]
 
 
@@ -153,26 +165,33 @@ def test_module_init_errors_are_not_wrapped_in_a_union(tmp_path: Path, monkeypat
     with pytest.raises(CheckpointError, match="does not exist") as err:
         PalmCLI(
             args=[
-                "--model", "palm_lightning.models.LinearProbe",
-                "--model.init_args.encoder", str(missing),
-                "--data", "palm_lightning.datamodules.FashionMNISTDataModule",
-                "--data.init_args.data_dir", str(tmp_path),
+                "--model",
+                "palm_lightning.models.LinearProbe",
+                "--model.init_args.encoder",
+                str(missing),
+                "--data",
+                "palm_lightning.datamodules.FashionMNISTDataModule",
+                "--data.init_args.data_dir",
+                str(tmp_path),
             ],
             run=False,
         )
     assert type(err.value) is CheckpointError
-    assert err.value.option == "--model.init_args.encoder"  # type: ignore[attr-defined]
+    assert err.value.option == "--model.init_args.encoder"  # type: ignore[attr-defined]  # set by the CLI on the error
 
 
 def test_user_error_finds_the_cause() -> None:
     cause = CheckpointError("cannot read x.pt")
-    try:
+
+    def validate() -> None:
         try:
             raise cause
         except CheckpointError as inner:
             raise ValueError("Does not validate against any of the Union subtypes") from inner
-    except ValueError as wrapped:
-        assert user_error(wrapped) is cause
+
+    with pytest.raises(ValueError, match="Union subtypes") as wrapped:
+        validate()
+    assert user_error(wrapped.value) is cause
     assert user_error(ValueError("unrelated")) is None
 
 
@@ -200,7 +219,9 @@ def test_unreadable_files_say_why(content: bytes | str, phrase: str, tmp_path: P
 def test_pickled_objects_are_refused_with_a_reason(tmp_path: Path) -> None:
     path = tmp_path / "module.pt"
     torch.save({"net": torch.nn.Linear(2, 2)}, path)
-    with pytest.raises(CheckpointError, match=r"holds pickled Python objects \(GLOBAL torch\.nn\.modules\.linear\.Linear"):
+    with pytest.raises(
+        CheckpointError, match=r"holds pickled Python objects \(GLOBAL torch\.nn\.modules\.linear\.Linear"
+    ):
         read_description(path)
 
 
@@ -212,5 +233,5 @@ def test_lightning_checkpoint_checks(tmp_path: Path) -> None:
     good = tmp_path / "good.ckpt"
     torch.save({"state_dict": {"w": torch.ones(3)}, "pytorch-lightning_version": "2.6.6"}, good)
     assert torch.equal(read_lightning_checkpoint(good)["state_dict"]["w"], torch.ones(3))
-    with pytest.raises(CheckpointError, match="no checkpoint at .*: it is a directory"):
+    with pytest.raises(CheckpointError, match=r"no checkpoint at .*: it is a directory"):
         read_lightning_checkpoint(tmp_path)

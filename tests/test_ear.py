@@ -4,6 +4,7 @@ pieces, policies, the LightningModules (fit, checkpoint, resume) and the CLI con
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,6 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-import torch.nn.functional as F
 
 from palm_lightning.datamodules import MultiTaskDataModule
 from palm_lightning.datamodules.replay import ReplayBuffer
@@ -19,8 +19,8 @@ from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
 from palm_lightning.losses.sac import sac_critic_loss, soft_td_target
 from palm_lightning.models import EAR, MHMTSAC, OHESAC, MultiTaskSAC
 from palm_lightning.models.multitask_sac import TASK_INFO_KEY
-from palm_lightning.nn.multitask_policies import EARPolicy, MultiHeadPolicy
 from palm_lightning.nn.blocks import polyak_update
+from palm_lightning.nn.multitask_policies import EARPolicy, MultiHeadPolicy
 from palm_lightning.nn.sac import TwinQ, tanh_gaussian_sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,21 +28,34 @@ TINY_MODEL = dict(obs_dim=17, action_dim=6, num_tasks=2, hidden_dim=32, q_layers
 
 
 def tiny_data(**kwargs) -> MultiTaskDataModule:
-    args = dict(family="halfcheetah_vel", tasks=[0, 4], batch_size_per_task=16, buffer_capacity_per_task=2000,
-                warmup_steps_per_task=40, eval_episodes_per_task=1)
+    args = dict(
+        family="halfcheetah_vel",
+        tasks=[0, 4],
+        batch_size_per_task=16,
+        buffer_capacity_per_task=2000,
+        warmup_steps_per_task=40,
+        eval_episodes_per_task=1,
+    )
     args.update(kwargs)
     return MultiTaskDataModule(**args)
 
 
 def tiny_trainer(tmp_path: Path, max_steps: int, **kwargs) -> L.Trainer:
     return L.Trainer(
-        max_steps=max_steps, val_check_interval=max_steps, check_val_every_n_epoch=None, num_sanity_val_steps=0,
-        logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="ear"), enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path, **kwargs,
+        max_steps=max_steps,
+        val_check_interval=max_steps,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="ear"),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **kwargs,
     )
 
 
 # --- environments and data -------------------------------------------------------------------
+
 
 def test_vector_env_runs_each_task_and_truncates_at_200_steps():
     env = MultiTaskVectorEnv("halfcheetah_vel", [0, 4, 4], seed=3)
@@ -81,7 +94,7 @@ def test_vector_env_state_dict_resumes_the_same_trajectory():
 def test_replay_buffer_samples_the_requested_environments():
     buffer = ReplayBuffer(200, 4, (2,), 1, obs_dtype=torch.float32)
     buffer.add(torch.zeros(4, 2), first=True)
-    for step in range(1, 20):
+    for _ in range(1, 20):
         obs = torch.arange(4).float()[:, None].repeat(1, 2)  # obs identifies the environment
         buffer.add(obs, torch.zeros(4, 1), torch.ones(4), torch.zeros(4, dtype=torch.bool))
     env_ids = torch.tensor([3] * 5 + [1] * 5)
@@ -110,6 +123,7 @@ def test_datamodule_rejects_unknown_tasks_and_families():
 
 
 # --- SAC pieces --------------------------------------------------------------------------------
+
 
 def test_tanh_gaussian_log_prob_matches_torch_distributions():
     torch.manual_seed(0)
@@ -144,7 +158,9 @@ def test_twin_q_members_are_independent_functions():
 
 def test_soft_td_target_and_polyak():
     next_q = torch.tensor([[1.0, 4.0], [2.0, 3.0]])
-    target = soft_td_target(torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.0]), next_q, torch.tensor([2.0, 2.0]), torch.tensor(0.5))
+    target = soft_td_target(
+        torch.tensor([1.0, 1.0]), torch.tensor([0.5, 0.0]), next_q, torch.tensor([2.0, 2.0]), torch.tensor(0.5)
+    )
     torch.testing.assert_close(target, torch.tensor([1.0 + 0.5 * (1.0 - 1.0), 1.0]))
     target_params, online = [torch.zeros(3)], [torch.ones(3)]
     polyak_update(target_params, online, 0.25)
@@ -185,9 +201,15 @@ def test_sac_update_fits_a_fixed_batch():
     torch.manual_seed(0)
     model = OHESAC(**{**TINY_MODEL, "hidden_dim": 64})
     optimizer = model.configure_optimizers()
-    batch = {"obs": torch.randn(64, 17), "next_obs": torch.randn(64, 17), "action": torch.rand(64, 6) * 2 - 1,
-             "reward": torch.randn(64), "discount": torch.full((64,), 0.9), "task": torch.randint(2, (64,)),
-             "env_steps": torch.tensor(0)}
+    batch = {
+        "obs": torch.randn(64, 17),
+        "next_obs": torch.randn(64, 17),
+        "action": torch.rand(64, 6) * 2 - 1,
+        "reward": torch.randn(64),
+        "discount": torch.full((64,), 0.9),
+        "task": torch.randint(2, (64,)),
+        "env_steps": torch.tensor(0),
+    }
     first, _ = model.update(batch, optimizer)
     for _ in range(150):
         last, _ = model.update(batch, optimizer)
@@ -200,12 +222,25 @@ def test_temperature_moves_towards_the_target_entropy():
     from palm_lightning.agents import SACAgent, Transition
     from palm_lightning.nn.multitask_policies import OneHotPolicy
 
-    batch = Transition(torch.randn(64, 5), torch.rand(64, 2) * 2 - 1, torch.zeros(64), torch.full((64,), 0.9),
-                       torch.randn(64, 5), task=torch.zeros(64, dtype=torch.long))
+    batch = Transition(
+        torch.randn(64, 5),
+        torch.rand(64, 2) * 2 - 1,
+        torch.zeros(64),
+        torch.full((64,), 0.9),
+        torch.randn(64, 5),
+        task=torch.zeros(64, dtype=torch.long),
+    )
     for target, direction in ((-10.0, -1), (10.0, 1)):  # far below / above any 2-d tanh-Gaussian entropy
         torch.manual_seed(0)
-        agent = SACAgent(OneHotPolicy(5, 2, 1, hidden_dim=16, num_hidden=1), 5, 2, 1, hidden_dim=16, q_layers=1,
-                         target_entropy=target)
+        agent = SACAgent(
+            OneHotPolicy(5, 2, 1, hidden_dim=16, num_hidden=1),
+            5,
+            2,
+            1,
+            hidden_dim=16,
+            q_layers=1,
+            target_entropy=target,
+        )
         optimizers = {k: torch.optim.Adam(g) for k, g in agent.optimizer_groups().items()}
         for _ in range(20):
             logs = agent.update(batch, 0, optimizers)
@@ -222,13 +257,24 @@ def test_alpha_first_uses_the_updated_temperature():
     seen = {}
     for alpha_first in (True, False):
         torch.manual_seed(0)
-        agent = SACAgent(OneHotPolicy(5, 2, 1, hidden_dim=8, num_hidden=1), 5, 2, 1, hidden_dim=8, q_layers=1,
-                         alpha_first=alpha_first, alpha_lr=0.5)
+        agent = SACAgent(
+            OneHotPolicy(5, 2, 1, hidden_dim=8, num_hidden=1),
+            5,
+            2,
+            1,
+            hidden_dim=8,
+            q_layers=1,
+            alpha_first=alpha_first,
+            alpha_lr=0.5,
+        )
         optimizers = {k: torch.optim.SGD(g) for k, g in agent.optimizer_groups().items()}
         used: list[float] = []
 
         real_loss = sac_module.sac_policy_loss
-        sac_module.sac_policy_loss = lambda q, lp, alpha: (used.append(float(alpha)), real_loss(q, lp, alpha))[1]
+        sac_module.sac_policy_loss = lambda q, lp, alpha, used=used, real_loss=real_loss: (
+            used.append(float(alpha)),
+            real_loss(q, lp, alpha),
+        )[1]
         try:
             agent.update(batch, 0, optimizers)
         finally:
@@ -244,16 +290,25 @@ def test_per_member_clipping_equals_clipping_separate_networks():
     q = critic(torch.randn(16, 5), torch.randn(16, 2))
     (100 * q[0].pow(2).mean() + 0.001 * q[1].mean()).backward()  # member 0 large, member 1 tiny gradients
     h = critic.hidden_dim
-    member_grads = [[critic.first.weight.grad[m * h:(m + 1) * h].clone(), critic.first.bias.grad[m * h:(m + 1) * h].clone(),
-                     *[p.grad.clone() for p in critic.rest[m].parameters()]] for m in range(2)]
+    member_grads = [
+        [
+            critic.first.weight.grad[m * h : (m + 1) * h].clone(),
+            critic.first.bias.grad[m * h : (m + 1) * h].clone(),
+            *[p.grad.clone() for p in critic.rest[m].parameters()],
+        ]
+        for m in range(2)
+    ]
     norms = critic.clip_grad_norm_per_member(1.0)
     for m in range(2):
         expected = torch.linalg.vector_norm(torch.stack([g.norm() for g in member_grads[m]]))
         torch.testing.assert_close(norms[m], expected)
-        clipped = [critic.first.weight.grad[m * h:(m + 1) * h], critic.first.bias.grad[m * h:(m + 1) * h],
-                   *[p.grad for p in critic.rest[m].parameters()]]
+        clipped = [
+            critic.first.weight.grad[m * h : (m + 1) * h],
+            critic.first.bias.grad[m * h : (m + 1) * h],
+            *[p.grad for p in critic.rest[m].parameters()],
+        ]
         scale = min(1.0, 1.0 / (float(expected) + 1e-6))
-        for before, after in zip(member_grads[m], clipped):
+        for before, after in zip(member_grads[m], clipped, strict=True):
             torch.testing.assert_close(after, before * scale)
     assert norms[0] > 1.0 > norms[1]  # only member 0 was scaled
 
@@ -266,6 +321,7 @@ def test_ear_policy_clips_its_three_networks_separately():
 
 
 # --- LightningModules ----------------------------------------------------------------------------
+
 
 def test_base_class_cannot_be_trained_directly():
     with pytest.raises(TypeError, match="MultiTaskSAC is a base class"):
@@ -292,7 +348,9 @@ def test_fit_evaluates_checkpoints_and_resumes(tmp_path, cls):
     # resume: counters, target critics and α continue from the checkpoint
     state = saved["state_dict"]
     saved_alpha = float(state["agent.log_alpha"])
-    saved_target = {k.removeprefix("agent.critic_target."): v for k, v in state.items() if k.startswith("agent.critic_target.")}
+    saved_target = {
+        k.removeprefix("agent.critic_target."): v for k, v in state.items() if k.startswith("agent.critic_target.")
+    }
     resumed = cls(**TINY_MODEL)
     fresh_target = {k: v.clone() for k, v in resumed.critic_target.state_dict().items()}
     resumed_dm = tiny_data()
@@ -311,10 +369,13 @@ def test_fit_evaluates_checkpoints_and_resumes(tmp_path, cls):
 
 def test_wrong_sizes_are_named_with_the_fix(tmp_path):
     model = EAR(**{**TINY_MODEL, "obs_dim": 11})
-    with pytest.raises(ValueError, match="model.obs_dim is 11 but the halfcheetah_vel data has 17: set --model.init_args.obs_dim 17"):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("model.obs_dim is 11 but the halfcheetah_vel data has 17: set --model.init_args.obs_dim 17"),
+    ):
         tiny_trainer(tmp_path, 2).fit(model, tiny_data())
     model = EAR(**{**TINY_MODEL, "num_tasks": 3})
-    with pytest.raises(ValueError, match="model.num_tasks is 3"):
+    with pytest.raises(ValueError, match=re.escape("model.num_tasks is 3")):
         tiny_trainer(tmp_path, 2).fit(model, tiny_data())
 
 
@@ -330,9 +391,18 @@ def test_nan_loss_stops_with_a_checkpoint(tmp_path):
 
 # --- command line ----------------------------------------------------------------------------------
 
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "palm_lightning", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "palm_lightning", *args],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.parametrize("config", sorted(str(p.relative_to(REPO)) for p in (REPO / "configs/ear").glob("*.yaml")))
@@ -351,4 +421,7 @@ def test_ear_configs_parse_and_match_their_family(config):
     env = make_task_env(dm.family, 0)
     model = cfg["model"]["init_args"]
     assert (model["obs_dim"], model["action_dim"], model["num_tasks"]) == (
-        env.observation_space.shape[0], env.action_space.shape[0], dm.num_tasks)
+        env.observation_space.shape[0],
+        env.action_space.shape[0],
+        dm.num_tasks,
+    )

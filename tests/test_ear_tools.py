@@ -4,12 +4,14 @@ their outputs, and their errors for bad input."""
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 import re
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
@@ -22,8 +24,15 @@ from tests.test_ear import TINY_MODEL, tiny_data
 def train(tmp_path: Path, cls, name: str, family: str = "halfcheetah_vel", **model_kwargs) -> Path:
     model = cls(**{**TINY_MODEL, **model_kwargs})
     dm = tiny_data(family=family, tasks=[0, 4] if family == "halfcheetah_vel" else [0, 1])
-    trainer = L.Trainer(max_steps=5, limit_val_batches=0, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path / name, enable_checkpointing=False)
+    trainer = L.Trainer(
+        max_steps=5,
+        limit_val_batches=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path / name,
+        enable_checkpointing=False,
+    )
     trainer.fit(model, dm)
     path = tmp_path / f"{name}.ckpt"
     trainer.save_checkpoint(path)
@@ -41,8 +50,23 @@ def checkpoints(tmp_path_factory):
 
 
 def test_interpolation_writes_a_table_json_and_plot(checkpoints, tmp_path, capsys):
-    rc = interpolate.main(["--ckpt", str(checkpoints["ear"]), "--tasks", "1", "0", "--betas", "0", "0.5", "1",
-                           "--episodes", "1", "--out", str(tmp_path)])
+    rc = interpolate.main(
+        [
+            "--ckpt",
+            str(checkpoints["ear"]),
+            "--tasks",
+            "1",
+            "0",
+            "--betas",
+            "0",
+            "0.5",
+            "1",
+            "--episodes",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "| β | velocity (m/s) | return |" in out and "monotonic in β" in out
@@ -59,7 +83,10 @@ def test_interpolation_endpoints_are_the_trained_embeddings(checkpoints, monkeyp
     model = EAR.from_checkpoint(checkpoints["ear"])
     trained = model.task_embeddings()
     zi, zj = trained[1], trained[0]  # --tasks 1 0: β = 1 is task 1, β = 0 is task 0
-    angle = lambda a, b: torch.arccos((F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1).clamp(-1, 1))  # noqa: E731
+
+    def angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.arccos((F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1).clamp(-1, 1))
+
     assert angle(zi, zj) > 0.05, "the two trained embeddings must differ for this test to mean anything"
     seen = []
 
@@ -92,7 +119,10 @@ def test_interpolation_endpoints_are_the_trained_embeddings(checkpoints, monkeyp
     "args, message",
     [
         (["--tasks", "0", "1", "--betas", "1.5"], r"β must lie in \[0, 1\]; got \[1.5\]"),
-        (["--tasks", "0", "7"], r"task 7 is not a trained task of this checkpoint; its tasks are \{0: v=1.0, 1: v=5.0\}"),
+        (
+            ["--tasks", "0", "7"],
+            r"task 7 is not a trained task of this checkpoint; its tasks are \{0: v=1.0, 1: v=5.0\}",
+        ),
         (["--tasks", "0", "1", "--family", "ant_dir"], "was trained on 'halfcheetah_vel', not 'ant_dir'"),
     ],
 )
@@ -135,11 +165,15 @@ def working_gl_backend() -> str | None:
     import sys
 
     platform = os.environ.get("PYOPENGL_PLATFORM")
-    candidates = [platform] if platform else list(dict.fromkeys(filter(None, [os.environ.get("MUJOCO_GL"), "egl", "osmesa"])))
+    candidates = (
+        [platform] if platform else list(dict.fromkeys(filter(None, [os.environ.get("MUJOCO_GL"), "egl", "osmesa"])))
+    )
     for backend in candidates:
         env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": backend}
         try:
-            probe = subprocess.run([sys.executable, "-c", GL_PROBE], env=env, capture_output=True, timeout=60)
+            probe = subprocess.run(
+                [sys.executable, "-c", GL_PROBE], check=False, env=env, capture_output=True, timeout=60
+            )
         except subprocess.TimeoutExpired:
             continue
         if probe.returncode == 0:
@@ -162,11 +196,9 @@ class GaitPolicy:
         return action[None]
 
 
-def body_pixels(frame) -> "np.ndarray":
+def body_pixels(frame) -> np.ndarray:
     """Mask of the bodies' tan colour (rgba 0.8 0.6 0.4 in every family's model), which the floor
     (checker of grey-green and black) and the sky (grey or blue) never have."""
-    import numpy as np
-
     rgb = frame.astype(np.int32)
     return (rgb[..., 0] - rgb[..., 2] > 50) & (rgb[..., 0] > 100)
 
@@ -176,7 +208,6 @@ def test_filmstrips_follow_the_body_with_the_track_camera(monkeypatch, family):
     """Rendered for real: with the default "track" camera the body stays at the centre of every
     frame; the running cheetah leaves gymnasium's free camera within two frames."""
     import mujoco
-    import numpy as np
 
     from palm_lightning.envs.locomotion import make_task_env
     from palm_lightning.tools.ear_rollouts import render_strip
@@ -195,10 +226,18 @@ def test_filmstrips_follow_the_body_with_the_track_camera(monkeypatch, family):
     lte = torch.zeros(3)
 
     def strip(**env_kwargs):
-        image = render_strip(GaitPolicy(action_dim, cheetah), family, 0, lte, frames=frames, every=every, size=size,
-                             env_kwargs=env_kwargs)
+        image = render_strip(
+            GaitPolicy(action_dim, cheetah),
+            family,
+            0,
+            lte,
+            frames=frames,
+            every=every,
+            size=size,
+            env_kwargs=env_kwargs,
+        )
         assert image.shape == (size, frames * size, 3) and image.dtype == np.uint8
-        return [image[:, k * size:(k + 1) * size] for k in range(frames)]
+        return [image[:, k * size : (k + 1) * size] for k in range(frames)]
 
     for k, frame in enumerate(strip()):  # default: the track camera
         mask = body_pixels(frame)
@@ -208,12 +247,30 @@ def test_filmstrips_follow_the_body_with_the_track_camera(monkeypatch, family):
     if cheetah:
         free = strip(camera_id=-1)  # a caller's camera_* choice wins: gymnasium's free camera
         assert body_pixels(free[0]).sum() >= 5  # the cheetah starts in view …
-        assert all(body_pixels(frame).sum() == 0 for frame in free[frames // 2:]), "the cheetah never left the free camera's view"
+        assert all(body_pixels(frame).sum() == 0 for frame in free[frames // 2 :]), (
+            "the cheetah never left the free camera's view"
+        )
 
 
 def test_cem_adapts_and_saves_the_embedding(checkpoints, tmp_path, capsys):
-    rc = cem_adapt.main(["--ckpt", str(checkpoints["hopper"]), "--task", "1", "--elites", "2", "--perturbations", "2",
-                         "--epochs", "2", "--final-episodes", "1", "--out", str(tmp_path)])
+    rc = cem_adapt.main(
+        [
+            "--ckpt",
+            str(checkpoints["hopper"]),
+            "--task",
+            "1",
+            "--elites",
+            "2",
+            "--perturbations",
+            "2",
+            "--epochs",
+            "2",
+            "--final-episodes",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "epoch 1: best return" in out and "hopper_vel held-out v=0.51" in out
@@ -233,15 +290,18 @@ def test_cem_adapts_and_saves_the_embedding(checkpoints, tmp_path, capsys):
     ],
 )
 def test_cem_bad_input(checkpoints, capsys, args, message):
-    assert cem_adapt.main(["--ckpt", str(checkpoints["ear"]), "--epochs", "1", "--elites", "1", "--perturbations", "0", *args]) == 2
+    assert (
+        cem_adapt.main(
+            ["--ckpt", str(checkpoints["ear"]), "--epochs", "1", "--elites", "1", "--perturbations", "0", *args]
+        )
+        == 2
+    )
     assert re.search(message, capsys.readouterr().err)
 
 
 def test_cem_beats_random_embeddings_on_a_known_scorer(monkeypatch):
     """CEM on a stand-in problem: the "return" of an embedding is its cosine with a hidden unit
     vector, so random unit vectors score 0 on average and the optimum scores 1."""
-    import types
-
     import torch.nn.functional as F
 
     from palm_lightning.envs.locomotion import FAMILIES
@@ -249,13 +309,17 @@ def test_cem_beats_random_embeddings_on_a_known_scorer(monkeypatch):
     optimum = F.normalize(torch.tensor([0.3, -0.8, 0.5]), dim=0)
 
     class FakeEAR:
-        hparams = types.SimpleNamespace(lte_dim=3)
+        lte_dim = 3
 
         def task_embeddings(self):
             return torch.eye(3)[:2]
 
-    info = {"family": "halfcheetah_vel", "family_class": FAMILIES["halfcheetah_vel"], "env_kwargs": {},
-            "task_names": ["v=1.0", "v=5.0"]}
+    info = {
+        "family": "halfcheetah_vel",
+        "family_class": FAMILIES["halfcheetah_vel"],
+        "env_kwargs": {},
+        "task_names": ["v=1.0", "v=5.0"],
+    }
     monkeypatch.setattr(cem_adapt, "load_ear", lambda ckpt, family=None: (FakeEAR(), info))
     batches = []
 
@@ -265,10 +329,13 @@ def test_cem_beats_random_embeddings_on_a_known_scorer(monkeypatch):
         return [{"return": float(v), "length": 1} for v in ltes @ optimum]
 
     monkeypatch.setattr(cem_adapt, "rollout_embeddings", score)
-    result = cem_adapt.cem_search("fake.ckpt", task=0, elites=6, perturbations=15, noise=0.5, epochs=10,
-                                  final_episodes=3, seed=0)
+    result = cem_adapt.cem_search(
+        "fake.ckpt", task=0, elites=6, perturbations=15, noise=0.5, epochs=10, final_episodes=3, seed=0
+    )
     assert len(batches) == 11 and all(b.shape == (6 + 6 * 15, 3) for b in batches[:10])  # 10 epochs + final
-    random_mean = (F.normalize(torch.randn(4096, 3, generator=torch.Generator().manual_seed(1)), dim=1) @ optimum).mean()
+    random_mean = (
+        F.normalize(torch.randn(4096, 3, generator=torch.Generator().manual_seed(1)), dim=1) @ optimum
+    ).mean()
     assert abs(random_mean) < 0.05
     best = result["lte"]
     cosine = float(best @ optimum)
@@ -277,6 +344,6 @@ def test_cem_beats_random_embeddings_on_a_known_scorer(monkeypatch):
     assert result["evaluation"]["return_mean"] == pytest.approx(cosine, abs=1e-6)  # the best, re-evaluated
     torch.testing.assert_close(batches[-1], best.repeat(3, 1))
     history = [h["best_return"] for h in result["history"]]
-    assert all(b >= a for a, b in zip(history, history[1:])), "elites survive: the best never gets worse"
+    assert all(b >= a for a, b in itertools.pairwise(history)), "elites survive: the best never gets worse"
     assert history[-1] > history[0]
     assert result["history"][-1]["elite_mean_return"] > result["history"][0]["elite_mean_return"] + 0.05

@@ -94,7 +94,9 @@ def test_knn_probe_bank_follows_train_fraction_and_encoder_files(fmnist_root: Pa
 
 def test_knn_probe_shape_and_class_checks(fmnist_root: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"KNNProbe: the encoder takes images of shape \(3, 32, 32\).*channel"):
-        trainer(tmp_path).test(KNNProbe(encoder=str(encoder_file(tmp_path, (3, 32, 32)))), datamodule=fmnist(fmnist_root))
+        trainer(tmp_path).test(
+            KNNProbe(encoder=str(encoder_file(tmp_path, (3, 32, 32)))), datamodule=fmnist(fmnist_root)
+        )
     with pytest.raises(ValueError, match="num_classes 10"):
         trainer(tmp_path).test(KNNProbe(num_classes=5), datamodule=fmnist(fmnist_root))
 
@@ -122,10 +124,12 @@ def test_far_ood_with_an_encoder_file(fmnist_root: Path, tmp_path: Path) -> None
 def test_ood_detector_errors(fmnist_root: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown OOD scorer 'energy'; known scorers: knn, mahalanobis"):
         OODDetector(scorers=["knn", "energy"])
-    with pytest.raises(TypeError, match="needs an OODDataModule.*FashionMNISTDataModule"):
+    with pytest.raises(TypeError, match=r"needs an OODDataModule.*FashionMNISTDataModule"):
         trainer(tmp_path).test(OODDetector(), datamodule=fmnist(fmnist_root))
     data = OODDataModule(fmnist(fmnist_root), in_classes=[0, 1])
-    with pytest.raises(ValueError, match=r"OODDetector: the encoder takes images of shape \(1, 28, 28\).*\(1, 32, 32\)"):
+    with pytest.raises(
+        ValueError, match=r"OODDetector: the encoder takes images of shape \(1, 28, 28\).*\(1, 32, 32\)"
+    ):
         trainer(tmp_path).test(OODDetector(image_shape=(1, 28, 28)), datamodule=data)
     with pytest.raises(ValueError, match=r"\(1, 32, 32\) but DigitsDataModule serves \(1, 8, 8\): set resize: true"):
         OODDataModule(fmnist(fmnist_root), DigitsDataModule(resolution=8, border=0))
@@ -135,7 +139,9 @@ def test_ood_detector_errors(fmnist_root: Path, tmp_path: Path) -> None:
 def cli(config: str, root: Path, tmp_path: Path, *extra: str):
     from palm_lightning.cli import PalmCLI
 
-    data_dir = "--data.init_args.in_data.init_args.data_dir" if config.startswith("ood_") else "--data.init_args.data_dir"
+    data_dir = (
+        "--data.init_args.in_data.init_args.data_dir" if config.startswith("ood_") else "--data.init_args.data_dir"
+    )
     args = [
         "--config", str(REPO / "configs" / "eval" / config), data_dir, str(root),
         "--trainer.logger", "false", "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu",
@@ -154,12 +160,28 @@ def test_eval_configs_parse_and_instantiate(config: str, fmnist_root: Path, tmp_
 
 
 def test_fmnist_eval_configs_run_on_tiny_data(fmnist_root: Path, tmp_path: Path) -> None:
-    made = cli("knn_fmnist.yaml", fmnist_root, tmp_path, "--data.init_args.val_size", "20", "--data.init_args.download", "false")
+    made = cli(
+        "knn_fmnist.yaml",
+        fmnist_root,
+        tmp_path,
+        "--data.init_args.val_size",
+        "20",
+        "--data.init_args.download",
+        "false",
+    )
     (results,) = made.trainer.test(made.model, made.datamodule, verbose=False)
     assert results["test/knn_acc"] > 0.8
     for config in ("ood_fmnist.yaml", "ood_fmnist_near.yaml"):
         # k 50 of the config would span 2.5 classes of this 100-image bank: 5 suits its size
-        made = cli(config, fmnist_root, tmp_path, "--data.init_args.in_data.init_args.download", "false", "--model.init_args.knn_k", "5")
+        made = cli(
+            config,
+            fmnist_root,
+            tmp_path,
+            "--data.init_args.in_data.init_args.download",
+            "false",
+            "--model.init_args.knn_k",
+            "5",
+        )
         results, _ = made.trainer.test(made.model, made.datamodule, verbose=False)
         assert results["test/knn/auroc"] > 0.9 and results["test/mahalanobis/auroc"] > 0.9, (config, results)
     assert len(made.datamodule.out_test_set) == 50  # near: the test images of classes 5-9

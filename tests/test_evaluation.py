@@ -70,7 +70,9 @@ def test_extract_features_names_both_shapes() -> None:
     with pytest.raises(ValueError, match=r"\(N, 1, 32, 32\), got \(2, 1, 28, 28\).*resolution"):
         extract_features(PixelEncoder((1, 32, 32)), torch.zeros(2, 1, 28, 28, dtype=torch.uint8), symmetric)
     with pytest.raises(ValueError, match="positive"):
-        extract_features(PixelEncoder((1, 32, 32)), torch.zeros(2, 1, 32, 32, dtype=torch.uint8), symmetric, batch_size=0)
+        extract_features(
+            PixelEncoder((1, 32, 32)), torch.zeros(2, 1, 32, 32, dtype=torch.uint8), symmetric, batch_size=0
+        )
 
 
 # --- kNN votes ----------------------------------------------------------------------------------------
@@ -129,10 +131,20 @@ def test_mahalanobis_matches_the_textbook_formula(chunked: bool, monkeypatch: py
 
     # a single Gaussian without labels (or with class_conditional=False)
     center = x - x.mean(0)
-    single = -torch.einsum("qd,de,qe->q", test.double() - x.mean(0), torch.linalg.inv(center.T @ center / len(x)), test.double() - x.mean(0))
-    torch.testing.assert_close(MahalanobisScorer(eps=1e-12).fit(train).score(test).double(), single, rtol=1e-4, atol=1e-4)
+    single = -torch.einsum(
+        "qd,de,qe->q",
+        test.double() - x.mean(0),
+        torch.linalg.inv(center.T @ center / len(x)),
+        test.double() - x.mean(0),
+    )
     torch.testing.assert_close(
-        MahalanobisScorer(class_conditional=False, eps=1e-12).fit(train, labels).score(test).double(), single, rtol=1e-4, atol=1e-4
+        MahalanobisScorer(eps=1e-12).fit(train).score(test).double(), single, rtol=1e-4, atol=1e-4
+    )
+    torch.testing.assert_close(
+        MahalanobisScorer(class_conditional=False, eps=1e-12).fit(train, labels).score(test).double(),
+        single,
+        rtol=1e-4,
+        atol=1e-4,
     )
 
 
@@ -223,13 +235,15 @@ def test_digits_are_scaled_resized_and_split_fixed() -> None:
     assert np.array_equal(all_images[order], expected[ref_order])
     assert all_images.max() == 255 and all_images.min() == 0
     assert sorted(torch.cat([train_labels, test_labels]).tolist()) == sorted(raw.target.tolist())
-    assert torch.equal(DigitsDataModule(seed=0, resolution=8, border=0).load_split("test")[0], test)  # the split ignores seed
+    assert torch.equal(
+        DigitsDataModule(seed=0, resolution=8, border=0).load_split("test")[0], test
+    )  # the split ignores seed
 
     dm32 = DigitsDataModule()
     dm32.setup()
     assert dm32.image_shape == (1, 32, 32) and dm32.train_set.images.shape == (898, 1, 32, 32)
     x, _ = dm32.on_after_batch_transfer(next(iter(dm32.test_dataloader())), 0)
-    assert x.dtype == torch.float32 and -1.0 <= x.min() and x.max() <= 1.0
+    assert x.dtype == torch.float32 and x.min() >= -1.0 and x.max() <= 1.0
     # Fashion-MNIST's layout: 28×28 content in a black 2-pixel border (no border-pixel shortcut)
     border = torch.ones(32, 32, dtype=torch.bool)
     border[2:30, 2:30] = False
@@ -283,7 +297,7 @@ def test_near_protocol_restricts_and_remaps(fmnist_root: Path) -> None:
 
 
 def test_ood_datamodule_errors(fmnist_root: Path) -> None:
-    with pytest.raises(ValueError, match="exactly one of out_data .* or in_classes"):
+    with pytest.raises(ValueError, match=r"exactly one of out_data .* or in_classes"):
         OODDataModule(fmnist(fmnist_root))
     with pytest.raises(ValueError, match="exactly one"):
         OODDataModule(fmnist(fmnist_root), DigitsDataModule(), in_classes=[0])
@@ -295,7 +309,9 @@ def test_ood_datamodule_errors(fmnist_root: Path) -> None:
         OODDataModule(fmnist(fmnist_root), in_classes=[1, 1])
     with pytest.raises(ValueError, match="out_split applies to out_data"):
         OODDataModule(fmnist(fmnist_root), in_classes=[1], out_split="all")
-    with pytest.raises(ValueError, match=r"\(1, 32, 32\) but DigitsDataModule serves \(1, 16, 16\).*resize: true.*resolution to 32"):
+    with pytest.raises(
+        ValueError, match=r"\(1, 32, 32\) but DigitsDataModule serves \(1, 16, 16\).*resize: true.*resolution to 32"
+    ):
         OODDataModule(fmnist(fmnist_root), DigitsDataModule(resolution=16))
     with pytest.raises(RuntimeError, match="setup"):
         OODDataModule(fmnist(fmnist_root), DigitsDataModule()).test_dataloader()
@@ -309,7 +325,10 @@ def test_resize_brings_ood_images_to_the_in_shape(
     assert dm.out_test_set.images.shape == (899, 1, 32, 32)
 
     files = write_cifar(tmp_path / "cifar", "cifar10", monkeypatch)
-    cifar = lambda: CIFAR10DataModule(data_dir=str(tmp_path / "cifar"))  # noqa: E731
+
+    def cifar() -> CIFAR10DataModule:
+        return CIFAR10DataModule(data_dir=str(tmp_path / "cifar"))
+
     with pytest.raises(ValueError, match=r"\(1, 32, 32\) but CIFAR10DataModule serves \(3, 32, 32\): set resize: true"):
         OODDataModule(fmnist(fmnist_root), cifar())
     gray = OODDataModule(fmnist(fmnist_root), cifar(), resize=True)

@@ -105,8 +105,9 @@ class DQNAgent(Agent):
     def optimizer_groups(self) -> dict[str, list[dict]]:
         return {"q": [{"params": list(self.q.parameters()), "lr": 1e-2, "name": "q"}]}
 
-    def update(self, batch: Transition, step: int, optimizers: Mapping[str, torch.optim.Optimizer],
-               backward=None, check=None) -> dict[str, Tensor]:
+    def update(
+        self, batch: Transition, step: int, optimizers: Mapping[str, torch.optim.Optimizer], backward=None, check=None
+    ) -> dict[str, Tensor]:
         with torch.no_grad():
             target = batch.reward + batch.discount * self.q_target(batch.next_obs).max(1).values
         q = self.q(batch.obs).gather(1, batch.action.long()[:, None]).squeeze(1)
@@ -140,8 +141,15 @@ def test_a_discrete_action_space_streams_integer_actions_and_a_dqn_agent_learns_
     torch.manual_seed(0)
     dm = ChainData(num_envs=4, batch_size=64, buffer_capacity=4000, nstep=1, discount=0.9, seed_frames=40)
     module = DQNModule()
-    L.Trainer(max_steps=300, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              enable_model_summary=False, default_root_dir=tmp_path).fit(module, dm)
+    L.Trainer(
+        max_steps=300,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    ).fit(module, dm)
     assert isinstance(dm.action_space, gymnasium.spaces.Discrete)
     assert dm.buffer.action.dtype == torch.long and dm.buffer.action.shape[2:] == ()
     written = dm.buffer.action[~dm.buffer.first]

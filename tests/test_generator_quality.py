@@ -30,7 +30,9 @@ class ReplayGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         index = (z[:, 0].abs() * 1000).long()
-        return torch.stack([self.by_class[int(k)][int(i) % len(self.by_class[int(k)])] for k, i in zip(c, index)])
+        return torch.stack(
+            [self.by_class[int(k)][int(i) % len(self.by_class[int(k)])] for k, i in zip(c, index, strict=True)]
+        )
 
 
 def trained_classifier(dm: FashionMNISTDataModule) -> ConvClassifier:

@@ -81,7 +81,7 @@ def make_fmnist(rng: np.random.Generator, per_class_train: int = 4) -> dict[str,
 def write_fmnist(directory: Path, data: dict, gz: bool) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for split, (images, labels) in data.items():
-        for name, array in zip(FMNIST_FILES[split], (images, labels)):
+        for name, array in zip(FMNIST_FILES[split], (images, labels), strict=True):
             raw = idx_bytes(array)
             if gz:
                 (directory / f"{name}.gz").write_bytes(gzip.compress(raw))
@@ -95,11 +95,13 @@ def write_fmnist(directory: Path, data: dict, gz: bool) -> None:
 IMAGES_2x3x4 = np.array([[[100 * i + 10 * j + k for k in range(4)] for j in range(3)] for i in range(2)], np.uint8)
 IMAGES_2x3x4_IDX = (
     b"\x00\x00\x08\x03"  # magic 0x00000803 = 2051: ubyte, 3 dimensions
-    b"\x00\x00\x00\x02" b"\x00\x00\x00\x03" b"\x00\x00\x00\x04"  # 2 × 3 × 4
+    b"\x00\x00\x00\x02"
+    b"\x00\x00\x00\x03"
+    b"\x00\x00\x00\x04"  # 2 × 3 × 4
     + bytes([0, 1, 2, 3, 10, 11, 12, 13, 20, 21, 22, 23, 100, 101, 102, 103, 110, 111, 112, 113, 120, 121, 122, 123])
 )
 LABELS_4 = np.array([7, 0, 9, 255], np.uint8)
-LABELS_4_IDX = b"\x00\x00\x08\x01" b"\x00\x00\x00\x04" + bytes([7, 0, 9, 255])  # magic 2049, 1 dimension of 4
+LABELS_4_IDX = b"\x00\x00\x08\x01\x00\x00\x00\x04" + bytes([7, 0, 9, 255])  # magic 2049, 1 dimension of 4
 
 
 def test_idx_writer_matches_the_spec(tmp_path: Path) -> None:
@@ -206,7 +208,7 @@ def test_fmnist_val_split(fmnist_dir: tuple[Path, dict], val_size: int | float, 
     # disjoint and complete: the same 40 images, each once (compare as sorted rows)
     assert torch.equal(together.unique(dim=0), original.unique(dim=0)) and len(together.unique(dim=0)) == 40
     # labels travel with their images
-    lookup = {bytes(row.numpy()): int(label) for row, label in zip(original, data["train"][1])}
+    lookup = {bytes(row.numpy()): int(label) for row, label in zip(original, data["train"][1], strict=True)}
     got = torch.cat([dm.train_set.labels, dm.val_set.labels]).tolist()
     assert got == [lookup[bytes(row.numpy())] for row in together]
 
@@ -355,7 +357,9 @@ def test_cifar_standard_normalization(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 @pytest.mark.parametrize("kind, module", CIFAR_CASES)
-def test_cifar_corrupt_or_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, module: type) -> None:
+def test_cifar_corrupt_or_missing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, module: type
+) -> None:
     files = write_cifar(tmp_path, kind, monkeypatch)
     folder: Path = files["folder"]
     bad, gone = ("data_batch_3", "test_batch") if kind == "cifar10" else ("train", "test")
@@ -475,5 +479,5 @@ def test_fmnist_truncated_file_is_named(tmp_path: Path) -> None:
     images = root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:500])  # an interrupted copy
     dm = FashionMNISTDataModule(data_dir=str(root), system_dir=str(tmp_path / "none"))
-    with pytest.raises(DatasetNotFoundError, match="unreadable .*Delete that folder"):
+    with pytest.raises(DatasetNotFoundError, match=r"unreadable .*Delete that folder"):
         dm.setup("fit")

@@ -171,14 +171,16 @@ def test_gymnasium_single_env_passes_check_env(tmp_path):
     check_env(env.unwrapped)
     obs, info = env.reset(seed=0)
     assert obs.shape == (1, 16, 16) and obs.dtype == np.uint8 and "class" in info
-    for t in range(5):
+    for _ in range(5):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         assert reward == 0.0 and not terminated
     assert truncated
 
 
 def test_gymnasium_vector_env_autoresets_on_the_next_step(tmp_path):
-    envs = gymnasium.make_vec(LATENT_MANIFOLD_ID, num_envs=3, generator=str(tiny_generator_file(tmp_path)), episode_length=2)
+    envs = gymnasium.make_vec(
+        LATENT_MANIFOLD_ID, num_envs=3, generator=str(tiny_generator_file(tmp_path)), episode_length=2
+    )
     obs, info = envs.reset(seed=0)
     assert obs.shape == (3, 1, 16, 16)
     _, _, _, truncated, _ = envs.step(envs.action_space.sample())

@@ -91,7 +91,9 @@ def test_encoder_file_is_loaded_and_stays_frozen(fmnist_root: Path, tmp_path: Pa
 def test_encoder_from_a_package_lightning_checkpoint(tmp_path: Path) -> None:
     _, network = encoder_file(tmp_path)
     ckpt = tmp_path / "palm.ckpt"  # what ExportableMixin modules write: the network under CKPT_KEY
-    torch.save({"state_dict": {}, "pytorch-lightning_version": L.__version__, CKPT_KEY: describe(network, "encoder")}, ckpt)
+    torch.save(
+        {"state_dict": {}, "pytorch-lightning_version": L.__version__, CKPT_KEY: describe(network, "encoder")}, ckpt
+    )
     probe = LinearProbe(encoder=str(ckpt))
     for k, v in network.state_dict().items():
         torch.testing.assert_close(probe.encoder.state_dict()[k], v)
@@ -197,7 +199,9 @@ def test_probe_checkpoint_of_another_feature_size_is_a_clear_error(fmnist_root: 
     ckpt = tmp_path / "pixels_probe.ckpt"
     t.save_checkpoint(ckpt)
     path, _ = encoder_file(tmp_path)
-    with pytest.raises(ValueError, match="maps 1024 features to 10 classes, but this probe's encoder .* gives 32 features"):
+    with pytest.raises(
+        ValueError, match=r"maps 1024 features to 10 classes, but this probe's encoder .* gives 32 features"
+    ):
         trainer(tmp_path).test(LinearProbe(encoder=str(path)), datamodule=tiny_data(fmnist_root), ckpt_path=str(ckpt))
 
 

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("mujoco")
 
-import gymnasium  # noqa: E402
-from gymnasium.utils.env_checker import check_env  # noqa: E402
+import gymnasium
+from gymnasium.utils.env_checker import check_env
 
-from palm_lightning.envs import LOCOMOTION_FAMILIES  # noqa: E402
-from palm_lightning.envs.locomotion import (  # noqa: E402
+from palm_lightning.envs import LOCOMOTION_FAMILIES
+from palm_lightning.envs.locomotion import (
     FAMILIES,
     AntDirEnv,
     HalfCheetahRunJumpEnv,
@@ -44,7 +44,7 @@ def test_registry() -> None:
         assert spec.max_episode_steps == 200
         assert gymnasium.make(spec.id).unwrapped.__class__ is cls
     assert env_id("halfcheetah_vel") == "palm_lightning/HalfCheetahVel-v0"
-    with pytest.raises(ValueError, match="known:.*halfcheetah_vel"):
+    with pytest.raises(ValueError, match=r"known:.*halfcheetah_vel"):
         env_id("cheetah")
     with pytest.raises(ValueError, match="hopper_vel"):
         make_task_env("hopper", 0)

@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from palm_lightning.losses import RunningMean, actor_loss, critic_loss, negative_cosine, particle_reward, simsiam_loss, td_target
+from palm_lightning.losses import (
+    RunningMean,
+    actor_loss,
+    critic_loss,
+    negative_cosine,
+    particle_reward,
+    simsiam_loss,
+    td_target,
+)
 from palm_lightning.nn.actor_critic import Critic, truncated_normal_sample
 from palm_lightning.nn.blocks import polyak_update
 from palm_lightning.schedules import parse_schedule, schedule

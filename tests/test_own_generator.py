@@ -57,7 +57,7 @@ def run_fit(
     env.pop("JSONARGPARSE_DEBUG", None)
     configs = ["--config", str(REPO / "configs/palm.yaml"), *(["--config", str(overlay)] if overlay else [])]
     command = [sys.executable, "-m", "palm_lightning", "fit", *configs, *TINY, *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def error_tail(result: subprocess.CompletedProcess[str], *phrases: str) -> str:
@@ -118,7 +118,7 @@ def test_gymnasium_takes_a_class_path_and_a_state_dict(cvae_module: ModuleType, 
     tiny_cvae_weights(cvae_module, weights, seed=1)
     spec = {"class_path": "cvae.CVAEDecoder", "init_args": TINY_CVAE}
     env = gymnasium.make(LATENT_MANIFOLD_ID, generator=spec, generator_weights=str(weights), episode_length=3)
-    obs, info = env.reset(seed=0)
+    obs, _ = env.reset(seed=0)
     assert obs.shape == (1, 16, 16) and env.action_space.shape == (8,)
     manifold = env.unwrapped.manifold  # type: ignore[attr-defined]
     assert type(manifold.generator).__name__ == "CVAEDecoder"
@@ -324,8 +324,10 @@ UNION_REPORT = """Parser key "data":
         (
             "torch.nn.Module",
             "Option 'latent_dim' is not accepted",
-            "Problem with given class_path 'torch.nn.Module': Option 'latent_dim' is not accepted. "
-            "Give --data.init_args.generator.class_path before its init_args",
+            (
+                "Problem with given class_path 'torch.nn.Module': Option 'latent_dim' is not accepted. "
+                "Give --data.init_args.generator.class_path before its init_args"
+            ),
         ),
         (
             "cvae.CVAEDecoder",

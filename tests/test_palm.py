@@ -18,8 +18,13 @@ def trainer(tmp_path: Path, steps: int, **kwargs) -> L.Trainer:
     kwargs.setdefault("logger", False)
     kwargs.setdefault("enable_checkpointing", False)
     return L.Trainer(
-        max_steps=steps, accelerator="cpu", devices=1, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tmp_path, **kwargs,
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **kwargs,
     )
 
 
@@ -40,10 +45,12 @@ def test_fit_counts_updates_and_env_steps(tmp_path, generator_file):
     # Warm-up: 32 seed frames (8 steps of 4 envs); then 2 steps of 4 envs per batch. The stream
     # collects one batch ahead of the update it feeds, so up to 7 batches were collected.
     assert data.env_steps >= 32 + 6 * 8 and int(model.env_steps) >= 32 + 5 * 8
-    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(critic_before, model.agent.critic.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(actor_before, model.agent.actor.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(target_before, model.agent.critic_target.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, model.agent.critic.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(actor_before, model.agent.actor.parameters(), strict=True))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(target_before, model.agent.critic_target.parameters(), strict=True)
+    )
     assert model.reward.last_distances is not None
 
 
@@ -73,7 +80,7 @@ def test_random_policy_trains_only_the_representation(tmp_path, generator_file):
     actor_before = [p.detach().clone() for p in model.agent.actor.parameters()]
     data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file))
     trainer(tmp_path, 3).fit(model, data)
-    assert all(torch.equal(a, b) for a, b in zip(actor_before, model.agent.actor.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(actor_before, model.agent.actor.parameters(), strict=True))
     actions = model.act(torch.zeros(5, 1, 16, 16, dtype=torch.uint8), 0)
     assert actions.shape == (5, 8) and actions.abs().max() <= 1
 
@@ -129,7 +136,11 @@ def test_nan_loss_stops_with_a_named_loss_after_saving(tmp_path, generator_file)
         fit.fit(model, data)
     saved = list(tmp_path.rglob("nan-update2.ckpt"))
     assert saved, "the last finite state is saved before stopping"
-    assert all(torch.isfinite(v).all() for v in torch.load(saved[0], weights_only=False)["state_dict"].values() if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all()
+        for v in torch.load(saved[0], weights_only=False)["state_dict"].values()
+        if v.is_floating_point()
+    )
 
 
 def test_mismatched_latent_size_is_named(tmp_path, generator_file):
@@ -145,7 +156,9 @@ def test_mismatched_latent_size_is_named(tmp_path, generator_file):
 def test_palm_refuses_a_static_image_datamodule(tmp_path, fmnist_root):
     model = PALM(**tiny_palm_kwargs())
     with pytest.raises(TypeError, match="experience stream"):
-        trainer(tmp_path, 1).fit(model, FashionMNISTDataModule(data_dir=str(fmnist_root), resolution=16, resize_mode="resize"))
+        trainer(tmp_path, 1).fit(
+            model, FashionMNISTDataModule(data_dir=str(fmnist_root), resolution=16, resize_mode="resize")
+        )
 
 
 def test_online_knn_probe_and_trajectory_grid_are_logged(tmp_path, generator_file, fmnist_root):
@@ -155,8 +168,15 @@ def test_online_knn_probe_and_trajectory_grid_are_logged(tmp_path, generator_fil
     data = LatentManifoldDataModule(**tiny_data_kwargs(generator_file), probe_data=probe, probe_bank_size=150)
     model = PALM(**tiny_palm_kwargs(trajectory_every_n_updates=2, trajectory_envs=3, trajectory_steps=4))
     logger = L.pytorch.loggers.TensorBoardLogger(tmp_path, name="tb")
-    trainer(tmp_path, 4, logger=logger, val_check_interval=2, check_val_every_n_epoch=None,
-            num_sanity_val_steps=-1, log_every_n_steps=1).fit(model, data)
+    trainer(
+        tmp_path,
+        4,
+        logger=logger,
+        val_check_interval=2,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=-1,
+        log_every_n_steps=1,
+    ).fit(model, data)
     events = EventAccumulator(logger.log_dir)
     events.Reload()
     probe_steps = [e.step for e in events.Scalars("probe/knn_acc")]

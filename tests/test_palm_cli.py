@@ -16,20 +16,58 @@ from tests.palm_fixtures import tiny_generator_file
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = [
-    "--model.init_args.image_shape", "[1, 16, 16]", "--model.init_args.action_dim", "8",
-    "--model.init_args.encoder_channels", "8", "--model.init_args.repr_dim", "16",
-    "--model.init_args.projector_hidden", "32", "--model.init_args.projector_dim", "16",
-    "--model.init_args.predictor_hidden", "8", "--model.init_args.hidden_dim", "32",
-    "--model.init_args.reward.init_args.k", "4", "--data.init_args.updates_per_step", "1", "--model.init_args.trajectory_every_n_updates", "0",
-    "--data.init_args.num_envs", "4", "--data.init_args.episode_length", "6", "--data.init_args.batch_size", "16",
-    "--data.init_args.buffer_capacity", "400", "--data.init_args.nstep", "2", "--data.init_args.seed_frames", "32",
-    "--data.init_args.probe_data", "null", "--trainer.enable_progress_bar", "false",
+    "--model.init_args.image_shape",
+    "[1, 16, 16]",
+    "--model.init_args.action_dim",
+    "8",
+    "--model.init_args.encoder_channels",
+    "8",
+    "--model.init_args.repr_dim",
+    "16",
+    "--model.init_args.projector_hidden",
+    "32",
+    "--model.init_args.projector_dim",
+    "16",
+    "--model.init_args.predictor_hidden",
+    "8",
+    "--model.init_args.hidden_dim",
+    "32",
+    "--model.init_args.reward.init_args.k",
+    "4",
+    "--data.init_args.updates_per_step",
+    "1",
+    "--model.init_args.trajectory_every_n_updates",
+    "0",
+    "--data.init_args.num_envs",
+    "4",
+    "--data.init_args.episode_length",
+    "6",
+    "--data.init_args.batch_size",
+    "16",
+    "--data.init_args.buffer_capacity",
+    "400",
+    "--data.init_args.nstep",
+    "2",
+    "--data.init_args.seed_frames",
+    "32",
+    "--data.init_args.probe_data",
+    "null",
+    "--trainer.enable_progress_bar",
+    "false",
 ]
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "palm_lightning", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "palm_lightning", *args],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def record(out: Path) -> list[str]:
@@ -39,10 +77,24 @@ def record(out: Path) -> list[str]:
 def test_ddp_two_cpu_processes_train(tmp_path):
     generator = tiny_generator_file(tmp_path)
     result = run(
-        "fit", "--config", str(REPO / "configs/palm.yaml"), *TINY, "--data.init_args.generator", str(generator),
-        "--trainer.max_steps", "3", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-        "--trainer.strategy", "ddp_find_unused_parameters_true", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        *record(tmp_path / "ddp"), cwd=tmp_path,
+        "fit",
+        "--config",
+        str(REPO / "configs/palm.yaml"),
+        *TINY,
+        "--data.init_args.generator",
+        str(generator),
+        "--trainer.max_steps",
+        "3",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp_find_unused_parameters_true",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        *record(tmp_path / "ddp"),
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / "ddp" / f"rank{r}.pt") for r in (0, 1)]
@@ -54,9 +106,20 @@ def test_ddp_two_cpu_processes_train(tmp_path):
     ckpt = tmp_path / "runs" / "palm" / "version_0" / "checkpoints" / "last.ckpt"
     assert ckpt.is_file()
     resumed = run(
-        "fit", "--config", str(REPO / "configs/palm.yaml"), *TINY, "--data.init_args.generator", str(generator),
-        "--trainer.max_steps", "5", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--ckpt_path", str(ckpt), *record(tmp_path / "resumed"), cwd=tmp_path,
+        "fit",
+        "--config",
+        str(REPO / "configs/palm.yaml"),
+        *TINY,
+        "--data.init_args.generator",
+        str(generator),
+        "--trainer.max_steps",
+        "5",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--ckpt_path",
+        str(ckpt),
+        *record(tmp_path / "resumed"),
+        cwd=tmp_path,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = torch.load(tmp_path / "resumed" / "rank0.pt")
@@ -67,8 +130,19 @@ def test_ddp_two_cpu_processes_train(tmp_path):
 def test_bad_latent_size_in_the_config_is_named(tmp_path):
     generator = tiny_generator_file(tmp_path)
     result = run(
-        "fit", "--config", str(REPO / "configs/palm.yaml"), *TINY, "--model.init_args.action_dim", "64", "--data.init_args.generator", str(generator),
-        "--trainer.max_steps", "1", "--trainer.logger", "false", cwd=tmp_path,
+        "fit",
+        "--config",
+        str(REPO / "configs/palm.yaml"),
+        *TINY,
+        "--model.init_args.action_dim",
+        "64",
+        "--data.init_args.generator",
+        str(generator),
+        "--trainer.max_steps",
+        "1",
+        "--trainer.logger",
+        "false",
+        cwd=tmp_path,
     )
     assert result.returncode != 0
     assert "action_dim is 64 but the environment's latent (action) size is 8" in result.stderr

@@ -19,8 +19,11 @@ def fill(buffer: ReplayBuffer, episodes: list[int], env: int = 0, terminal_last:
         for t in range(length):
             done = torch.tensor([terminal_last and t == length - 1])
             buffer.add(
-                torch.full((1, 1), index, dtype=torch.uint8), torch.full((1, 2), float(index)),
-                torch.tensor([float(index)]), done, env_ids=ids,
+                torch.full((1, 1), index, dtype=torch.uint8),
+                torch.full((1, 2), float(index)),
+                torch.tensor([float(index)]),
+                done,
+                env_ids=ids,
             )
             index += 1
 
@@ -85,8 +88,15 @@ def test_state_dict_round_trip_and_shape_check():
 
 # --- wrap-around and n-step returns, with rewards that encode the time step ----------------------
 
-def write_timeline(buffer: ReplayBuffer, env: int, episodes: list[int], offset: float = 0.0,
-                   terminal: set[int] | None = None, resets: bool = True) -> int:
+
+def write_timeline(
+    buffer: ReplayBuffer,
+    env: int,
+    episodes: list[int],
+    offset: float = 0.0,
+    terminal: set[int] | None = None,
+    resets: bool = True,
+) -> int:
     """Write episodes into one environment, one row per time step t = 0, 1, 2, …: a reset row
     (``first``) opens each episode, then one row per step. Row t has observation ``offset + t``
     and reward ``t``; rows whose t is in ``terminal`` are written as terminated. Returns the
@@ -99,15 +109,17 @@ def write_timeline(buffer: ReplayBuffer, env: int, episodes: list[int], offset: 
             t += 1
         for _ in range(length):
             done = torch.tensor([t in (terminal or set())])
-            buffer.add(torch.tensor([[offset + t]]), torch.tensor([[float(t)]]), torch.tensor([float(t)]), done, env_ids=ids)
+            buffer.add(
+                torch.tensor([[offset + t]]), torch.tensor([[float(t)]]), torch.tensor([float(t)]), done, env_ids=ids
+            )
             t += 1
     return t
 
 
 def starts_by_env(batch: dict, offsets: dict[int, float]) -> dict[int, set[int]]:
     out: dict[int, set[int]] = {e: set() for e in offsets}
-    for e, o in zip(batch["env"].tolist(), batch["obs"][:, 0].tolist()):
-        out[e].add(int(round(o - offsets[e])))
+    for e, o in zip(batch["env"].tolist(), batch["obs"][:, 0].tolist(), strict=True):
+        out[e].add(round(o - offsets[e]))
     return out
 
 
@@ -129,19 +141,30 @@ def test_wrapped_ring_gives_contiguous_windows_inside_episodes_with_exact_return
     # The windows from t = 17 cross the end of the ring (t = 19 sits in the last row, t = 20 in the first).
     assert starts_by_env(batch, offsets) == {0: {17, 21, 22, 23}, 1: {17, 18, 19, 20}}
     # frames are consecutive time steps of one environment, even across the ring's end
-    for e, frames in zip(batch["env"].tolist(), batch["frames"][:, :, 0]):
+    for e, frames in zip(batch["env"].tolist(), batch["frames"][:, :, 0], strict=True):
         t = (frames - offsets[e]).round().long()
         assert torch.equal(t, t[0] + torch.arange(n + 1)), f"non-contiguous window {t.tolist()} in env {e}"
     # reward = r(t0+1) + γ r(t0+2) + γ² r(t0+3) with r(t) = t and γ = 1/2, by hand:
     expected = {
-        (0, 17): 18 + 9.5 + 5.0, (0, 21): 22 + 11.5 + 6.0, (0, 22): 23 + 12.0 + 6.25, (0, 23): 24 + 12.5 + 6.5,
-        (1, 17): 18 + 9.5 + 5.0, (1, 18): 19 + 10.0 + 5.25, (1, 19): 20 + 10.5 + 5.5, (1, 20): 21 + 11.0 + 5.75,
+        (0, 17): 18 + 9.5 + 5.0,
+        (0, 21): 22 + 11.5 + 6.0,
+        (0, 22): 23 + 12.0 + 6.25,
+        (0, 23): 24 + 12.5 + 6.5,
+        (1, 17): 18 + 9.5 + 5.0,
+        (1, 18): 19 + 10.0 + 5.25,
+        (1, 19): 20 + 10.5 + 5.5,
+        (1, 20): 21 + 11.0 + 5.75,
     }
     for e, obs, reward, discount, action, next_obs in zip(
-        batch["env"].tolist(), batch["obs"][:, 0].tolist(), batch["reward"].tolist(), batch["discount"].tolist(),
-        batch["action"][:, 0].tolist(), batch["next_obs"][:, 0].tolist(),
+        batch["env"].tolist(),
+        batch["obs"][:, 0].tolist(),
+        batch["reward"].tolist(),
+        batch["discount"].tolist(),
+        batch["action"][:, 0].tolist(),
+        batch["next_obs"][:, 0].tolist(),
+        strict=True,
     ):
-        t0 = int(round(obs - offsets[e]))
+        t0 = round(obs - offsets[e])
         assert reward == pytest.approx(expected[(e, t0)]), (e, t0)
         assert discount == pytest.approx(0.125)  # γ³, nothing terminated
         assert action == t0 + 1  # the action written with the step after the start
@@ -156,17 +179,25 @@ def test_nstep_return_bootstraps_truncation_and_cuts_at_termination():
     gamma = 0.9
     batch = buffer.sample(500, nstep=2, gamma=gamma, generator=torch.Generator().manual_seed(1))
     by_start = {}
-    for obs, reward, discount, steps in zip(batch["obs"][:, 0].tolist(), batch["reward"].tolist(),
-                                            batch["discount"].tolist(), batch["step_discounts"].tolist()):
+    for obs, reward, discount, steps in zip(
+        batch["obs"][:, 0].tolist(),
+        batch["reward"].tolist(),
+        batch["discount"].tolist(),
+        batch["step_discounts"].tolist(),
+        strict=True,
+    ):
         by_start[int(obs)] = (reward, discount, steps)
     assert set(by_start) == {0, 1, 2, 5, 6, 9, 10, 11}
     # (t0 → r(t0+1) + 0.9·r(t0+2), discount) by hand
     expected = {
-        0: (1 + 1.8, 0.81), 1: (2 + 2.7, 0.81),
+        0: (1 + 1.8, 0.81),
+        1: (2 + 2.7, 0.81),
         2: (3 + 3.6, 0.81),  # ends on the truncated step: still bootstraps with γ²
         5: (6 + 6.3, 0.81),
         6: (7 + 7.2, 0.0),  # ends on the terminal step: no bootstrap
-        9: (10 + 9.9, 0.81), 10: (11 + 10.8, 0.81), 11: (12 + 11.7, 0.81),
+        9: (10 + 9.9, 0.81),
+        10: (11 + 10.8, 0.81),
+        11: (12 + 11.7, 0.81),
     }
     for t0, (reward, discount, steps) in by_start.items():
         assert reward == pytest.approx(expected[t0][0]), t0
@@ -180,8 +211,16 @@ def test_rewards_after_a_terminal_step_inside_a_window_are_cut():
     buffer = ReplayBuffer(40, 1, (1,), 1, obs_dtype=torch.float32)
     write_timeline(buffer, 0, [6], terminal={2})
     batch = buffer.sample(300, nstep=3, gamma=0.9, generator=torch.Generator().manual_seed(2))
-    rows = {int(o): (r, d, s) for o, r, d, s in zip(batch["obs"][:, 0].tolist(), batch["reward"].tolist(),
-                                                   batch["discount"].tolist(), batch["step_discounts"].tolist())}
+    rows = {
+        int(o): (r, d, s)
+        for o, r, d, s in zip(
+            batch["obs"][:, 0].tolist(),
+            batch["reward"].tolist(),
+            batch["discount"].tolist(),
+            batch["step_discounts"].tolist(),
+            strict=True,
+        )
+    }
     assert set(rows) == {0, 1, 2, 3}
     # t0 = 0: r1 + 0.9 r2, then the terminal at t = 2 stops the sum: 1 + 1.8
     assert rows[0][0] == pytest.approx(2.8) and rows[0][1] == 0.0 and rows[0][2] == pytest.approx([1.0, 0.9, 0.0])

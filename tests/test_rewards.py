@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,9 @@ def test_apt_rewards_the_chosen_particles():
     expected_next, _ = particle_reward(step.next_obs, k=4, normalizer=None, knn_clip=0.0)
     torch.testing.assert_close(APT(k=4)(step), expected_obs)
     torch.testing.assert_close(APT(k=4, source="next_obs")(step), expected_next)
-    isolated = RewardStep(torch.cat([torch.zeros(20, 2), torch.full((1, 2), 50.0)]), torch.zeros(21, 1), torch.zeros(21, 2))
+    isolated = RewardStep(
+        torch.cat([torch.zeros(20, 2), torch.full((1, 2), 50.0)]), torch.zeros(21, 1), torch.zeros(21, 2)
+    )
     reward = APT(k=3)(isolated)
     assert reward[-1] > 10 * reward[:-1].max()  # the lone particle is the novel one
     assert APT().loss(step) is None  # nothing to train
@@ -82,16 +85,25 @@ def test_rnd_predictor_learns_the_seen_features_and_target_stays_fixed():
     rnd.eval()  # fixed input normalisation for the comparison
     novel = RewardStep(seen.obs * 3 + 2, seen.action, seen.next_obs)
     assert rnd.prediction_error(novel.obs).mean() > 3 * rnd.prediction_error(seen.obs).mean()
-    assert all(torch.equal(a, b) for a, b in zip(target_before, rnd.target.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(target_before, rnd.target.parameters(), strict=True))
     assert rnd(seen).shape == (64,)
 
 
 def trainer(tmp_path: Path, steps: int) -> L.Trainer:
-    return L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    return L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
 
 
-@pytest.mark.parametrize("reward", [ICM(feature_dim=8, hidden_dim=16), RND(rep_dim=8, hidden_dim=16)], ids=["icm", "rnd"])
+@pytest.mark.parametrize(
+    "reward", [ICM(feature_dim=8, hidden_dim=16), RND(rep_dim=8, hidden_dim=16)], ids=["icm", "rnd"]
+)
 def test_palm_trains_a_reward_with_its_own_parameters(tmp_path, reward):
     model = PALM(**tiny_palm_kwargs(reward=reward))
     names = [g["name"] for g in model.configure_optimizers()[0].param_groups]
@@ -100,7 +112,7 @@ def test_palm_trains_a_reward_with_its_own_parameters(tmp_path, reward):
     before = [p.detach().clone() for p in trained]
     trainer(tmp_path, 3).fit(model, LatentManifoldDataModule(**tiny_data_kwargs(tiny_generator_file(tmp_path))))
     assert int(model.updates) == 3
-    assert all(not torch.equal(a, b) for a, b in zip(before, trained))
+    assert all(not torch.equal(a, b) for a, b in zip(before, trained, strict=True))
 
 
 def test_reward_window_first_and_sum(tmp_path):
@@ -128,7 +140,7 @@ def test_a_reward_of_the_wrong_shape_names_the_hook(tmp_path):
     data = LatentManifoldDataModule(**tiny_data_kwargs(tiny_generator_file(tmp_path)))
     with pytest.raises(ValueError, match=r"PALM.intrinsic_reward must return a Tensor of shape \(16,\), got \(16, 1\)"):
         trainer(tmp_path, 1).fit(model, data)
-    with pytest.raises(TypeError, match="reward must be a palm_lightning.rewards.ExplorationReward"):
+    with pytest.raises(TypeError, match=re.escape("reward must be a palm_lightning.rewards.ExplorationReward")):
         PALM(**tiny_palm_kwargs(reward=torch.nn.Linear(2, 2)))
 
 
@@ -136,13 +148,36 @@ def test_a_users_reward_by_class_path_from_the_command_line(tmp_path):
     generator = tiny_generator_file(tmp_path)
     from tests.test_palm_cli import TINY
 
-    tiny = [*TINY, "--trainer.max_steps", "2", "--trainer.logger", "false", "--trainer.callbacks", "[]",
-            "--data.init_args.generator", str(generator)]
+    tiny = [
+        *TINY,
+        "--trainer.max_steps",
+        "2",
+        "--trainer.logger",
+        "false",
+        "--trainer.callbacks",
+        "[]",
+        "--data.init_args.generator",
+        str(generator),
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     result = subprocess.run(
-        [sys.executable, "-m", "palm_lightning", "fit", "--config", str(REPO / "configs/palm.yaml"), *tiny,
-         "--model.init_args.reward.class_path", "tests.palm_fixtures.NoveltyOfChange"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "palm_lightning",
+            "fit",
+            "--config",
+            str(REPO / "configs/palm.yaml"),
+            *tiny,
+            "--model.init_args.reward.class_path",
+            "tests.palm_fixtures.NoveltyOfChange",
+        ],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max_steps=2" in result.stderr
@@ -152,9 +187,23 @@ def test_a_users_reward_by_class_path_from_the_command_line(tmp_path):
 def test_reward_overlays_parse(overlay):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     result = subprocess.run(
-        [sys.executable, "-m", "palm_lightning", "fit", "--config", str(REPO / "configs/palm.yaml"),
-         "--config", str(REPO / f"configs/palm_variants/{overlay}.yaml"), "--print_config"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "palm_lightning",
+            "fit",
+            "--config",
+            str(REPO / "configs/palm.yaml"),
+            "--config",
+            str(REPO / f"configs/palm_variants/{overlay}.yaml"),
+            "--print_config",
+        ],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"class_path: palm_lightning.rewards.{overlay.upper()}" in result.stdout
@@ -170,7 +219,9 @@ def test_representation_hooks_of_the_wrong_shape_name_the_hook(tmp_path):
             return super().representation_loss(obs, next_obs)[0]
 
     data = LatentManifoldDataModule(**tiny_data_kwargs(tiny_generator_file(tmp_path)))
-    with pytest.raises(ValueError, match=r"OneView.representation_pair must return two Tensors of shape \(16, C, H, W\)"):
+    with pytest.raises(
+        ValueError, match=r"OneView.representation_pair must return two Tensors of shape \(16, C, H, W\)"
+    ):
         trainer(tmp_path, 1).fit(OneView(**tiny_palm_kwargs()), data)
     data = LatentManifoldDataModule(**tiny_data_kwargs(tiny_generator_file(tmp_path)))
     with pytest.raises(ValueError, match=r"BareLoss.representation_loss must return \(a scalar Tensor"):

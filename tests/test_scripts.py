@@ -49,7 +49,9 @@ def test_compare_runs_treats_a_repeated_label_as_seeds(tmp_path):
     assert groups == {"EAR": [str(tmp_path / "s0"), str(tmp_path / "s1")], "OHE": [str(tmp_path / "other")]}
     data = compare_runs.load_groups(groups, ["err"])
     steps, mean, std = compare_runs.mean_over_seeds([run["err"] for run in data["EAR"]])
-    assert steps.tolist() == [0, 10, 20, 30] and mean.tolist() == [3.0, 2.0, 1.5, 1.0] and std.tolist() == [0, 0, 0.5, 1.0]
+    assert (
+        steps.tolist() == [0, 10, 20, 30] and mean.tolist() == [3.0, 2.0, 1.5, 1.0] and std.tolist() == [0, 0, 0.5, 1.0]
+    )
     rows = compare_runs.summary(data, ["err"], last=2)
     # final: 0 and 2 -> 1.00 ± 1.00; last two: 0.5 and 2.0 -> 1.25 ± 0.75
     assert rows[2] == "| err | EAR | 2 | 1.00 ± 1.00 | 1.25 ± 0.75 |"
@@ -77,24 +79,54 @@ def test_fidelity_variants_each_revert_what_they_name(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["palm_lightning"])
 
     def settings(overrides: str) -> dict:
-        cli = PalmCLI(args=["--config", str(REPO / "configs/palm.yaml"), *shlex.split(overrides),
-                            "--trainer.logger.init_args.save_dir", str(tmp_path)], run=False)
+        cli = PalmCLI(
+            args=[
+                "--config",
+                str(REPO / "configs/palm.yaml"),
+                *shlex.split(overrides),
+                "--trainer.logger.init_args.save_dir",
+                str(tmp_path),
+            ],
+            run=False,
+        )
         hp, reward = cli.model.hparams, cli.model.reward
-        return {"straight_through": hp.straight_through, "updates_per_step": cli.datamodule.updates_per_step,
-                "stddev_schedule": hp.stddev_schedule, "weight_init": hp.weight_init,
-                "sequential_updates": hp.sequential_updates, "knn_rms": reward.knn_rms, "knn_clip": reward.knn_clip,
-                "source": reward.source, "reward_window": hp.reward_window,
-                "freeze_reward_batchnorm": hp.freeze_reward_batchnorm, "policy": hp.policy}
+        return {
+            "straight_through": hp.straight_through,
+            "updates_per_step": cli.datamodule.updates_per_step,
+            "stddev_schedule": hp.stddev_schedule,
+            "weight_init": hp.weight_init,
+            "sequential_updates": hp.sequential_updates,
+            "knn_rms": reward.knn_rms,
+            "knn_clip": reward.knn_clip,
+            "source": reward.source,
+            "reward_window": hp.reward_window,
+            "freeze_reward_batchnorm": hp.freeze_reward_batchnorm,
+            "policy": hp.policy,
+        }
 
     new = settings("")
-    assert new == {"straight_through": True, "updates_per_step": 8, "stddev_schedule": "0.2", "weight_init": "orthogonal",
-                   "sequential_updates": True, "knn_rms": False, "knn_clip": 0.0, "source": "obs",
-                   "reward_window": "first", "freeze_reward_batchnorm": True, "policy": "apt"}
+    assert new == {
+        "straight_through": True,
+        "updates_per_step": 8,
+        "stddev_schedule": "0.2",
+        "weight_init": "orthogonal",
+        "sequential_updates": True,
+        "knn_rms": False,
+        "knn_clip": 0.0,
+        "source": "obs",
+        "reward_window": "first",
+        "freeze_reward_batchnorm": True,
+        "policy": "apt",
+    }
     changed_by = {
-        "revert_straight_through": {"straight_through"}, "revert_replay_ratio": {"updates_per_step"},
-        "revert_noise": {"stddev_schedule"}, "revert_weight_init": {"weight_init"},
-        "revert_sequential": {"sequential_updates"}, "revert_reward_batchnorm": {"freeze_reward_batchnorm"},
-        "revert_apt_settings": {"knn_rms", "knn_clip", "source", "reward_window"}, "random_policy": {"policy"},
+        "revert_straight_through": {"straight_through"},
+        "revert_replay_ratio": {"updates_per_step"},
+        "revert_noise": {"stddev_schedule"},
+        "revert_weight_init": {"weight_init"},
+        "revert_sequential": {"sequential_updates"},
+        "revert_reward_batchnorm": {"freeze_reward_batchnorm"},
+        "revert_apt_settings": {"knn_rms", "knn_clip", "source", "reward_window"},
+        "random_policy": {"policy"},
     }
     for name, keys in changed_by.items():
         got = settings(fidelity.VARIANTS[name][1])

@@ -55,12 +55,12 @@ def test_training_updates_counters_ema_and_logs(fmnist_root: Path, tmp_path: Pat
     # two optimiser steps per iteration: D then G
     assert int(model.iterations) == 4 and t.global_step == 8
     assert int(model.images_seen) == 32
-    assert any(not torch.equal(a, b) for a, b in zip(g0, model.generator.parameters()))
-    assert any(not torch.equal(a, b) for a, b in zip(d0, model.discriminator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, model.generator.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, model.discriminator.parameters(), strict=True))
     # the EMA copy moved, but lags behind the trained generator
     ema = list(model.generator_ema.parameters())
-    assert any(not torch.equal(a, b) for a, b in zip(g0, ema))
-    assert any(not torch.equal(a, b) for a, b in zip(ema, model.generator.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g0, ema, strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(ema, model.generator.parameters(), strict=True))
     assert not any(p.requires_grad for p in model.generator_ema.parameters())
     logged = t.logged_metrics
     for key in ("train/loss_d", "train/loss_g", "train/r1_penalty", "train/kimg"):
@@ -165,6 +165,7 @@ def test_model_data_mismatch_is_named(fmnist_root: Path, tmp_path: Path) -> None
 
 # --- mode-seeking loss and lazy R1 ------------------------------------------------------------
 
+
 def test_mode_seeking_loss_by_hand() -> None:
     from palm_lightning.models.stylegan import mode_seeking_loss
 
@@ -191,7 +192,9 @@ def test_mode_seeking_loss_rewards_image_distance_in_proportion_to_latent_distan
     # images 10× further apart for the same latents: 10× smaller loss (it is an inverse ratio)
     assert mode_seeking_loss(a, a + 10 * (b - a), za, zb, eps=0.0).item() == pytest.approx(base.item() / 10, rel=1e-5)
     # images and latents both 3× further apart: same ratio, same loss
-    assert mode_seeking_loss(a, a + 3 * (b - a), za, za + 3 * (zb - za), eps=0.0).item() == pytest.approx(base.item(), rel=1e-5)
+    assert mode_seeking_loss(a, a + 3 * (b - a), za, za + 3 * (zb - za), eps=0.0).item() == pytest.approx(
+        base.item(), rel=1e-5
+    )
     # a collapsed generator (same image for both latents) is penalised by 1/eps
     assert mode_seeking_loss(a, a.clone(), za, zb, eps=1e-5).item() == pytest.approx(1e5)
     # low when images differ a lot: 1 per unit of image distance per latent distance
@@ -218,15 +221,25 @@ class LinearDiscriminator(torch.nn.Module):
         return img.flatten(1) @ self.a + self.b
 
 
-def discriminator_gradients(r1_gamma: float, r1_interval: int, iterations: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+def discriminator_gradients(
+    r1_gamma: float, r1_interval: int, iterations: int
+) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Train a tiny GAN with learning rate 0 (so every iteration sees the same networks) and
     record the gradient of the discriminator's ``a`` at each discriminator step."""
     from torch.optim.optimizer import register_optimizer_step_pre_hook
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(0)
-    model = ConditionalStyleGAN(**{**TINY, "lr": 0.0, "r1_gamma": r1_gamma, "r1_interval": r1_interval,
-                                    "mode_seeking_weight": 0.0, "sample_every_n_iterations": 10_000})
+    model = ConditionalStyleGAN(
+        **{
+            **TINY,
+            "lr": 0.0,
+            "r1_gamma": r1_gamma,
+            "r1_interval": r1_interval,
+            "mode_seeking_weight": 0.0,
+            "sample_every_n_iterations": 10_000,
+        }
+    )
     model.discriminator = LinearDiscriminator(16 * 16)
     a = model.discriminator.a
     recorded: list[torch.Tensor] = []
@@ -238,8 +251,13 @@ def discriminator_gradients(r1_gamma: float, r1_interval: int, iterations: int) 
     data = TensorDataset(torch.rand(8 * iterations, 1, 16, 16) * 2 - 1, torch.arange(8 * iterations) % 10)
     handle = register_optimizer_step_pre_hook(before_step)
     try:
-        L.Trainer(max_steps=2 * iterations, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                  enable_model_summary=False).fit(model, DataLoader(data, batch_size=8, shuffle=False))
+        L.Trainer(
+            max_steps=2 * iterations,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        ).fit(model, DataLoader(data, batch_size=8, shuffle=False))
     finally:
         handle.remove()
     assert len(recorded) == iterations
@@ -253,6 +271,6 @@ def test_lazy_r1_is_applied_every_interval_and_scaled_by_it() -> None:
     torch.testing.assert_close(a, a0)  # lr 0: the same discriminator all along
     # γ/2 · interval · ‖∇ₓD‖² = γ/2 · interval · ‖a‖² adds γ · interval · a to the gradient of a,
     # on iterations 0, 3, 6 only; the logistic part is the same in both runs (same seed, same nets)
-    for it, (g, g0) in enumerate(zip(with_r1, without)):
+    for it, (g, g0) in enumerate(zip(with_r1, without, strict=True)):
         extra = gamma * interval * a if it % interval == 0 else torch.zeros_like(a)
         torch.testing.assert_close(g - g0, extra, atol=1e-5, rtol=1e-4, msg=f"iteration {it}")

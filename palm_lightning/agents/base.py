@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import gymnasium
-import torch
 from torch import Tensor, nn
 
 Backward = Callable[[Tensor], None]
@@ -33,6 +33,18 @@ Backward = Callable[[Tensor], None]
 
 FiniteCheck = Callable[[dict[str, Tensor]], None]
 """``check(losses)`` raises before a step if a loss is not finite (e.g. the module's NaN guard)."""
+
+ParamGroups = list[dict[str, Any]]
+"""Optimiser parameter groups: dicts with ``params``, ``lr`` and ``name``."""
+
+
+class Stepper(Protocol):
+    """What an agent does with an optimiser: a ``torch.optim.Optimizer``, Lightning's wrapper of
+    one, or a module's :class:`~palm_lightning.models.optimizer_steps.UncountedOptimizer`."""
+
+    def zero_grad(self, set_to_none: bool = True) -> None: ...
+
+    def step(self) -> object: ...
 
 
 @dataclass
@@ -55,14 +67,14 @@ class Transition:
 class Agent(nn.Module):
     """Interface of the package's agents (see the module docstring)."""
 
-    action_space: gymnasium.spaces.Space
+    action_space: gymnasium.spaces.Space[Any]
 
     def act(self, obs: Tensor, step: int, eval_mode: bool = False, task: Tensor | None = None) -> Tensor:
         """Actions for a batch of observations ``(N, …)``: ``(N, |A|)`` in the ``Box``'s bounds or
         ``(N,)`` indices of a ``Discrete`` space. ``step`` counts environment frames (schedules)."""
         raise NotImplementedError
 
-    def optimizer_groups(self) -> dict[str, list[dict]]:
+    def optimizer_groups(self) -> dict[str, ParamGroups]:
         """``{name: param groups}``: one optimiser per name (each group a dict with ``params``,
         ``lr`` and ``name``), in the order :meth:`update` steps them."""
         raise NotImplementedError
@@ -71,7 +83,7 @@ class Agent(nn.Module):
         self,
         batch: Transition,
         step: int,
-        optimizers: Mapping[str, torch.optim.Optimizer],
+        optimizers: Mapping[str, Stepper],
         backward: Backward | None = None,
         check: FiniteCheck | None = None,
     ) -> dict[str, Tensor]:
@@ -81,7 +93,7 @@ class Agent(nn.Module):
 
 def optimizer_step(
     loss: Tensor,
-    optimizers: list[torch.optim.Optimizer],
+    optimizers: list[Stepper],
     backward: Backward | None,
     before_step: Callable[[], None] | None = None,
 ) -> None:

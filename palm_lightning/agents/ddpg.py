@@ -24,7 +24,16 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from palm_lightning.agents.base import Agent, Backward, FiniteCheck, Transition, box_space, optimizer_step
+from palm_lightning.agents.base import (
+    Agent,
+    Backward,
+    FiniteCheck,
+    ParamGroups,
+    Stepper,
+    Transition,
+    box_space,
+    optimizer_step,
+)
 from palm_lightning.losses.ddpg import actor_loss, critic_loss, td_target
 from palm_lightning.nn.actor_critic import Actor, Critic, truncated_normal_sample
 from palm_lightning.nn.blocks import orthogonal_init_, polyak_update
@@ -94,12 +103,12 @@ class DDPGAgent(Agent):
 
     @torch.no_grad()
     def act(self, obs: Tensor, step: int, eval_mode: bool = False, task: Tensor | None = None) -> Tensor:
-        mean = self.actor(obs.float())
+        mean: Tensor = self.actor(obs.float())
         if eval_mode:
             return mean
         return truncated_normal_sample(mean, self.stddev(step), clip=None, straight_through=False)
 
-    def optimizer_groups(self) -> dict[str, list[dict]]:
+    def optimizer_groups(self) -> dict[str, ParamGroups]:
         return {
             "critic": [{"params": list(self.critic.parameters()), "lr": self.lr, "name": "critic"}],
             "actor": [{"params": list(self.actor.parameters()), "lr": self.lr, "name": "actor"}],
@@ -108,10 +117,16 @@ class DDPGAgent(Agent):
     def critic_loss(self, batch: Transition, std: float) -> tuple[Tensor, dict[str, Tensor]]:
         """Twin-critic TD loss against the target critic's clipped double-Q."""
         with torch.no_grad():
-            next_action = truncated_normal_sample(self.actor(batch.next_obs), std, self.stddev_clip, self.straight_through)
+            next_action = truncated_normal_sample(
+                self.actor(batch.next_obs), std, self.stddev_clip, self.straight_through
+            )
             target_q = td_target(batch.reward, batch.discount, self.critic_target(batch.next_obs, next_action))
         q = self.critic(batch.obs, batch.action)
-        logs = {"train/q": q[0].detach().mean(), "train/target_q": target_q.mean(), "train/batch_reward": batch.reward.mean()}
+        logs = {
+            "train/q": q[0].detach().mean(),
+            "train/target_q": target_q.mean(),
+            "train/batch_reward": batch.reward.mean(),
+        }
         return critic_loss(q, target_q), logs
 
     def actor_loss(self, batch: Transition, std: float) -> Tensor:
@@ -127,12 +142,18 @@ class DDPGAgent(Agent):
         self,
         batch: Transition,
         step: int,
-        optimizers: Mapping[str, torch.optim.Optimizer],
+        optimizers: Mapping[str, Stepper],
         backward: Backward | None = None,
         check: FiniteCheck | None = None,
     ) -> dict[str, Tensor]:
-        batch = Transition(batch.obs.detach().float(), batch.action.float(), batch.reward.float(),
-                           batch.discount.float(), batch.next_obs.detach().float(), batch.task)
+        batch = Transition(
+            batch.obs.detach().float(),
+            batch.action.float(),
+            batch.reward.float(),
+            batch.discount.float(),
+            batch.next_obs.detach().float(),
+            batch.task,
+        )
         std = self.stddev(step)
         logs: dict[str, Tensor] = {"train/exploration_std": torch.tensor(std)}
         loss_critic, critic_logs = self.critic_loss(batch, std)
@@ -140,7 +161,9 @@ class DDPGAgent(Agent):
         if self.sequential_updates:
             if check is not None:
                 check({"critic_loss": loss_critic})
-            optimizer_step(loss_critic, [optimizers["critic"]], backward, lambda: self._clip(self.critic, "critic", logs))
+            optimizer_step(
+                loss_critic, [optimizers["critic"]], backward, lambda: self._clip(self.critic, "critic", logs)
+            )
             loss_actor = self.actor_loss(batch, std)
             if check is not None:
                 check({"actor_loss": loss_actor})

@@ -26,7 +26,16 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from palm_lightning.agents.base import Agent, Backward, FiniteCheck, Transition, box_space, optimizer_step
+from palm_lightning.agents.base import (
+    Agent,
+    Backward,
+    FiniteCheck,
+    ParamGroups,
+    Stepper,
+    Transition,
+    box_space,
+    optimizer_step,
+)
 from palm_lightning.losses.sac import sac_critic_loss, sac_policy_loss, soft_td_target, temperature_loss
 from palm_lightning.nn.blocks import one_hot, polyak_update
 from palm_lightning.nn.sac import TwinQ, tanh_gaussian_sample
@@ -106,7 +115,7 @@ class SACAgent(Agent):
             self.policy.train(was_training)
 
     # --- updating ---------------------------------------------------------------------------
-    def optimizer_groups(self) -> dict[str, list[dict]]:
+    def optimizer_groups(self) -> dict[str, ParamGroups]:
         return {
             "alpha": [{"params": [self.log_alpha], "lr": self.alpha_lr, "name": "alpha"}],
             "actor_critic": [
@@ -128,7 +137,8 @@ class SACAgent(Agent):
                 "train/policy_grad_norm": clip(self.policy.parameters(), self.grad_clip, foreach=True),
                 "train/critic_grad_norm": clip(self.critic.parameters(), self.grad_clip, foreach=True),
             }
-        groups = self.policy.clip_groups() if hasattr(self.policy, "clip_groups") else [list(self.policy.parameters())]
+        clip_groups = getattr(self.policy, "clip_groups", None)
+        groups = clip_groups() if clip_groups is not None else [list(self.policy.parameters())]
         policy_norms = [clip(group, self.grad_clip, foreach=True) for group in groups]
         critic_norms = self.critic.clip_grad_norm_per_member(self.grad_clip)
         return {
@@ -140,7 +150,7 @@ class SACAgent(Agent):
         self,
         batch: Transition,
         step: int,
-        optimizers: Mapping[str, torch.optim.Optimizer],
+        optimizers: Mapping[str, Stepper],
         backward: Backward | None = None,
         check: FiniteCheck | None = None,
     ) -> dict[str, Tensor]:
@@ -158,8 +168,9 @@ class SACAgent(Agent):
         with torch.no_grad():
             next_action, next_log_prob = tanh_gaussian_sample(*self.policy(next_obs, task))
             next_q = self.critic_target(self.critic_input(next_obs, task), next_action)
-            target = soft_td_target(self.reward_scale * batch.reward.float(), batch.discount.float(), next_q,
-                                    next_log_prob, alpha.detach())
+            target = soft_td_target(
+                self.reward_scale * batch.reward.float(), batch.discount.float(), next_q, next_log_prob, alpha.detach()
+            )
         q = self.critic(critic_input, batch.action.float())
         q_pi = self.critic(critic_input, action, detached=True)
         losses["critic_loss"] = sac_critic_loss(q, target)
@@ -176,8 +187,13 @@ class SACAgent(Agent):
         optimizer_step(total, stepped, backward, lambda: logs.update(self.clip_gradients()))
         polyak_update(self.critic_target, self.critic, self.tau)
         logs.update({f"train/{k}": v.detach() for k, v in losses.items()})
-        logs.update({
-            "train/q": q.detach().mean(), "train/target_q": target.mean(), "train/entropy": -log_prob.detach().mean(),
-            "train/alpha": self.log_alpha.detach().exp(), "train/batch_reward": batch.reward.float().mean(),
-        })
+        logs.update(
+            {
+                "train/q": q.detach().mean(),
+                "train/target_q": target.mean(),
+                "train/entropy": -log_prob.detach().mean(),
+                "train/alpha": self.log_alpha.detach().exp(),
+                "train/batch_reward": batch.reward.float().mean(),
+            }
+        )
         return logs

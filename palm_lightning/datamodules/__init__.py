@@ -1,9 +1,9 @@
 """LightningDataModules: static image datasets and experience streams fed by an agent."""
 
 from palm_lightning.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
-from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
 from palm_lightning.datamodules.digits import DigitsDataModule
 from palm_lightning.datamodules.experience import ExperienceDataModule, ExperienceStream
+from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
 from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataModule
 from palm_lightning.datamodules.latent_manifold import LatentManifoldDataModule
 from palm_lightning.datamodules.multitask import MultiTaskDataModule
@@ -12,8 +12,8 @@ from palm_lightning.datamodules.replay import ReplayBuffer
 from palm_lightning.datamodules.svhn import SVHNDataModule
 
 __all__ = [
-    "CIFAR100DataModule",
     "CIFAR10DataModule",
+    "CIFAR100DataModule",
     "DatasetNotFoundError",
     "DigitsDataModule",
     "ExperienceDataModule",

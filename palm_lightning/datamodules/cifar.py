@@ -39,9 +39,7 @@ class _CIFARDataModule(ImageDataModule):
 
     def _expected_files(self) -> list[tuple[str, str]]:
         cls = self.torchvision_class
-        return [(name, md5) for name, md5 in cls.train_list + cls.test_list] + [
-            (cls.meta["filename"], cls.meta["md5"])
-        ]
+        return [(name, md5) for name, md5 in cls.train_list + cls.test_list] + [(cls.meta["filename"], cls.meta["md5"])]
 
     def _problems(self) -> list[str]:
         """``"<file> (missing)"`` / ``"<file> (corrupt: md5 mismatch)"`` for each bad file; empty if all verify."""

@@ -5,8 +5,9 @@ of handwritten digits: 1797 images of 8×8, values 0–16), so this data module 
 a network. The images are scaled to ``uint8`` (× 255/16, rounded), resized to
 ``resolution − 2·border`` and zero-padded by ``border`` (2) on each side: at 32×32 that is the
 layout of Fashion-MNIST's padded images (28×28 content in a black 2-pixel border). Without the
-border (``border: 0``, the digit fills the frame) any detector separates the two sets by the border pixels alone — raw pixels with the
-Mahalanobis scorer then reach AUROC 1.0 — which is not the far-OOD question.
+border (``border: 0``, the digit fills the frame) any detector separates the two sets by the
+border pixels alone — raw pixels with the Mahalanobis scorer then reach AUROC 1.0 — which is not
+the far-OOD question.
 
 There is no official split: :meth:`DigitsDataModule.load_split` returns a fixed split, drawn once
 with seed 0 whatever the data module's ``seed`` — half the images (898) are ``"train"``, the rest
@@ -38,7 +39,9 @@ def load_digits_uint8() -> tuple[Tensor, Tensor]:
         ) from error
     bunch = load_digits()
     images = np.rint(np.asarray(bunch.images, dtype=np.float64) * (255.0 / MAX_VALUE)).clip(0, 255)
-    return torch.from_numpy(images.astype(np.uint8)).unsqueeze(1).contiguous(), torch.as_tensor(bunch.target, dtype=torch.long)
+    return torch.from_numpy(images.astype(np.uint8)).unsqueeze(1).contiguous(), torch.as_tensor(
+        bunch.target, dtype=torch.long
+    )
 
 
 class DigitsDataModule(ImageDataModule):
@@ -59,7 +62,7 @@ class DigitsDataModule(ImageDataModule):
     class_names = tuple(str(i) for i in range(10))
 
     def __init__(self, *args, border: int = 2, resize_mode: ResizeMode = "resize", **kwargs) -> None:
-        super().__init__(*args, resize_mode=resize_mode, **kwargs)
+        super().__init__(*args, resize_mode=resize_mode, **kwargs)  # type: ignore[misc]  # a 3rd positional arg would be resize_mode: callers pass keywords
         if not 0 <= 2 * border < self.resolution:
             raise ValueError(
                 f"DigitsDataModule: border={border} leaves no room for the digit at resolution={self.resolution} "

@@ -42,7 +42,7 @@ batched over environments (``task``: each environment's task index, multi-task s
 actions ``(N, |A|)`` inside a ``Box`` or ``(N,)`` integers of a ``Discrete`` space."""
 
 
-def env_action_space(env: Any) -> gymnasium.spaces.Space:
+def env_action_space(env: Any) -> gymnasium.spaces.Box | gymnasium.spaces.Discrete:
     """A batched environment's per-environment action space: its ``action_space`` if it has one,
     else ``Box(-1, 1, (action_dim,))``."""
     space = getattr(env, "action_space", None)
@@ -122,7 +122,7 @@ class ExperienceDataModule(L.LightningDataModule):
         self.save_buffer = save_buffer
         self.seed = seed
         self.env: Any = None
-        self.action_space: gymnasium.spaces.Space | None = None
+        self.action_space: gymnasium.spaces.Box | gymnasium.spaces.Discrete | None = None
         self.buffer: ReplayBuffer | None = None
         self.policy: Policy | None = None
         self.device = torch.device("cpu")
@@ -150,8 +150,13 @@ class ExperienceDataModule(L.LightningDataModule):
         self.action_space = env_action_space(self.env)
         discrete = isinstance(self.action_space, gymnasium.spaces.Discrete)
         self.buffer = ReplayBuffer(
-            self.buffer_capacity, self.num_envs, self.env.obs_shape, self.action_space.shape, self.device,
-            obs_dtype=self.obs_dtype, action_dtype=torch.long if discrete else torch.float32,
+            self.buffer_capacity,
+            self.num_envs,
+            self.env.obs_shape,
+            self.action_space.shape or (),  # a Discrete space's shape is ()
+            self.device,
+            obs_dtype=self.obs_dtype,
+            action_dtype=torch.long if discrete else torch.float32,
         )
         self._random = torch.Generator(device=self.device)
         self._random.manual_seed(self.seed + self.rank + 1_000_003)
@@ -180,6 +185,7 @@ class ExperienceDataModule(L.LightningDataModule):
     def random_actions(self, num: int | None = None) -> Tensor:
         """Uniform samples of the action space for ``num`` environments (all by default)."""
         num = self.num_envs if num is None else num
+        assert self.action_space is not None  # set in setup()
         return sample_space(self.action_space, num, self.device, self._random)
 
     def act(self) -> Tensor:
@@ -191,6 +197,7 @@ class ExperienceDataModule(L.LightningDataModule):
     @torch.no_grad()
     def collect(self, steps: int) -> None:
         """Step every environment ``steps`` times, writing each step into the buffer."""
+        assert self.buffer is not None  # made in setup()
         if self._obs is None:
             self._obs, _ = self.env.reset()
             self.buffer.add(self._obs, first=True)
@@ -216,11 +223,13 @@ class ExperienceDataModule(L.LightningDataModule):
         without the buffer) at least one n-step window per environment plus a batch's worth."""
         need = max(self.seed_frames - self.env_steps, 0)
         need_rows = self.nstep + 1 + -(-self.batch_size // self.num_envs)
+        assert self.buffer is not None  # made in setup()
         while need > 0 or not self.buffer.can_sample(self.nstep) or len(self.buffer) < need_rows * self.num_envs:
             self.collect(1)
             need -= self.num_envs
 
     def sample_batch(self) -> dict[str, Tensor]:
+        assert self.buffer is not None  # made in setup()
         batch = self.buffer.sample(self.batch_size, self.nstep, self.discount, frames=self.with_frames)
         batch.update(self.counters())
         return batch
@@ -258,13 +267,17 @@ class ExperienceDataModule(L.LightningDataModule):
             self._obs = None if state.get("obs") is None else state["obs"].to(self.device)
             self._random.set_state(state["random"])
         if "buffer" in state:
+            assert self.buffer is not None  # made in setup()
             self.buffer.load_state_dict(state["buffer"])
         elif self._obs is not None:
             # No buffer saved: the window being collected has no past rows; start it afresh.
+            assert self.buffer is not None  # made in setup()
             self.buffer.add(self._obs, first=True)
 
 
-def sample_space(space: gymnasium.spaces.Space, num: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+def sample_space(
+    space: gymnasium.spaces.Space, num: int, device: torch.device, generator: torch.Generator | None = None
+) -> Tensor:
     """``num`` uniform samples of a ``Box`` (bounded: ``(num, *shape)`` float32) or ``Discrete``
     (``(num,)`` long) space, drawn on ``device`` with ``generator``."""
     if isinstance(space, gymnasium.spaces.Discrete):

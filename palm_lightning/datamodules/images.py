@@ -143,7 +143,7 @@ class ImageDataModule(L.LightningDataModule):
             images, labels = self._prepared("train")
             generator = torch.Generator().manual_seed(self.seed)
             order = torch.randperm(len(labels), generator=generator)
-            n_val = int(round(self.val_size * len(labels))) if isinstance(self.val_size, float) else self.val_size
+            n_val = round(self.val_size * len(labels)) if isinstance(self.val_size, float) else self.val_size
             if not 0 <= n_val < len(labels):
                 raise ValueError(f"val_size={self.val_size} leaves no training images ({len(labels)} in all)")
             val_idx, train_idx = order[:n_val], order[n_val:]

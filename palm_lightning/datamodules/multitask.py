@@ -17,15 +17,17 @@ deterministic episode per task copy on a separate set of environments (:meth:`ev
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from palm_lightning.datamodules.experience import ExperienceDataModule, Policy
 from palm_lightning.envs.locomotion import FAMILIES
+from palm_lightning.envs.locomotion.base import Split
 from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
+
 
 class MultiTaskDataModule(ExperienceDataModule):
     """Experience from every task of a locomotion family, for multi-task SAC (EAR and baselines).
@@ -105,7 +107,7 @@ class MultiTaskDataModule(ExperienceDataModule):
         self.eval_episodes_per_task = eval_episodes_per_task
         self.env_kwargs = dict(env_kwargs or {})
         self.stats_window = stats_window
-        self.task_names = [cls.task_name(t, split) for t in tasks]
+        self.task_names = [cls.task_name(t, cast(Split, split)) for t in tasks]  # task_name checks the split
         self.eval_env: MultiTaskVectorEnv | None = None
         # environment i runs task slot i // envs_per_task (task-major layout)
         self.env_task = torch.arange(num_tasks).repeat_interleave(envs_per_task)
@@ -114,7 +116,9 @@ class MultiTaskDataModule(ExperienceDataModule):
     # --- environments ---------------------------------------------------------------------
     def make_env(self, num_envs: int, seed: int, device: torch.device) -> MultiTaskVectorEnv:
         family_tasks = [self.tasks[int(s)] for s in self.env_task]
-        return MultiTaskVectorEnv(self.family, family_tasks, self.split, seed=seed, device=device, env_kwargs=self.env_kwargs)
+        return MultiTaskVectorEnv(
+            self.family, family_tasks, self.split, seed=seed, device=device, env_kwargs=self.env_kwargs
+        )
 
     def setup(self, stage: str | None = None) -> None:
         super().setup(stage)
@@ -132,6 +136,7 @@ class MultiTaskDataModule(ExperienceDataModule):
         copy = torch.randint(self.envs_per_task, (self.num_tasks * per,), device=self.device, generator=self._random)
         slot = torch.arange(self.num_tasks, device=self.device).repeat_interleave(per)
         env_ids = slot * self.envs_per_task + copy
+        assert self.buffer is not None  # made in setup()
         batch = self.buffer.sample(self.batch_size, self.nstep, self.discount, env_ids=env_ids, generator=self._random)
         batch["task"] = slot
         batch.update(self.counters())
@@ -157,7 +162,8 @@ class MultiTaskDataModule(ExperienceDataModule):
     # --- evaluation -----------------------------------------------------------------------
     def val_dataloader(self) -> DataLoader:
         """One evaluation request per validation: the module calls :meth:`evaluate`."""
-        return DataLoader([torch.arange(self.num_tasks)], batch_size=None)
+        requests = cast("Dataset[Tensor]", [torch.arange(self.num_tasks)])  # a list is a map-style dataset
+        return DataLoader(requests, batch_size=None)
 
     def evaluate(self, policy: Policy, seed: int = 10_000) -> list[dict[str, float]]:
         """One episode per task copy (``eval_episodes_per_task`` copies), acting with
@@ -168,12 +174,17 @@ class MultiTaskDataModule(ExperienceDataModule):
         if self.eval_env is None:
             family_tasks = [self.tasks[int(s)] for s in slots]
             self.eval_env = MultiTaskVectorEnv(
-                self.family, family_tasks, self.split, seed=self.seed + 10_000, device=self.device, env_kwargs=self.env_kwargs
+                self.family,
+                family_tasks,
+                self.split,
+                seed=self.seed + 10_000,
+                device=self.device,
+                env_kwargs=self.env_kwargs,
             )
         slots_dev = slots.to(self.device)
         summaries = run_episodes(
             self.eval_env, lambda obs: policy(obs, self.env_steps, eval_mode=True, task=slots_dev), seed=seed
         )
-        for summary, slot in zip(summaries, slots.tolist()):
+        for summary, slot in zip(summaries, slots.tolist(), strict=True):
             summary["slot"] = float(slot)
         return summaries

@@ -104,7 +104,10 @@ class OODDataModule(L.LightningDataModule):
         classes = [int(c) for c in in_classes]
         bad = [c for c in classes if not 0 <= c < total]
         if bad:
-            raise ValueError(f"OODDataModule: in_classes {bad} out of range: {type(self.in_data).__name__} has classes 0..{total - 1}")
+            raise ValueError(
+                f"OODDataModule: in_classes {bad} out of range: "
+                f"{type(self.in_data).__name__} has classes 0..{total - 1}"
+            )
         if not classes or len(set(classes)) != len(classes):
             raise ValueError(f"OODDataModule: in_classes must be distinct and non-empty, got {classes}")
         if len(classes) == total:
@@ -125,12 +128,15 @@ class OODDataModule(L.LightningDataModule):
                 f"{type(out_data).__name__} serves {out_shape}: {fix}"
             )
         if in_shape[0] != out_shape[0] and {in_shape[0], out_shape[0]} != {1, 3}:
-            raise ValueError(f"OODDataModule: cannot convert {out_shape[0]}-channel OOD images to {in_shape[0]} channels")
+            raise ValueError(
+                f"OODDataModule: cannot convert {out_shape[0]}-channel OOD images to {in_shape[0]} channels"
+            )
 
     # --- what the detector reads ---------------------------------------------------------------
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.in_data.image_shape)  # type: ignore[return-value]
+        channels, height, width = self.in_data.image_shape
+        return channels, height, width
 
     @property
     def num_classes(self) -> int:

@@ -74,7 +74,9 @@ class ReplayBuffer:
         return int(self.count.sum())
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.obs, self.action, self.reward, self.discount, self.first))
+        return sum(
+            t.numel() * t.element_size() for t in (self.obs, self.action, self.reward, self.discount, self.first)
+        )
 
     # --- writing ----------------------------------------------------------------------------
     def add(
@@ -105,7 +107,11 @@ class ReplayBuffer:
                 raise ValueError("a non-first row needs the action and the reward")
             self.action[rows, env] = action.to(self.device, self.action.dtype)
             self.reward[rows, env] = reward.to(self.device, torch.float32)
-            done = torch.zeros(n, dtype=torch.bool, device=self.device) if terminated is None else terminated.to(self.device)
+            done = (
+                torch.zeros(n, dtype=torch.bool, device=self.device)
+                if terminated is None
+                else terminated.to(self.device)
+            )
             self.discount[rows, env] = (~done).float()
         self.first[rows, env] = first
         self.ptr[env] = (rows + 1) % self.size
@@ -150,7 +156,9 @@ class ReplayBuffer:
             if env.shape != (batch_size,):
                 raise ValueError(f"env_ids must have shape ({batch_size},), got {tuple(env.shape)}")
             if not eligible[env].all():
-                raise RuntimeError(f"some requested environments hold no {nstep}-step window yet; collect more steps first")
+                raise RuntimeError(
+                    f"some requested environments hold no {nstep}-step window yet; collect more steps first"
+                )
         # Draw a start row per slot; redraw the slots whose window crosses an episode start.
         start = torch.empty_like(env)
         todo = torch.arange(batch_size, device=self.device)

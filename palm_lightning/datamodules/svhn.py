@@ -27,7 +27,9 @@ SPLITS: tuple[str, ...] = ("train", "test")
 def _require_scipy() -> None:
     """Fail before any download or load: torchvision would only say ``No module named 'scipy'``."""
     if importlib.util.find_spec("scipy") is None:
-        raise ImportError("SVHNDataModule reads SVHN's .mat files with scipy, which is not installed: pip install scipy")
+        raise ImportError(
+            "SVHNDataModule reads SVHN's .mat files with scipy, which is not installed: pip install scipy"
+        )
 
 
 class SVHNDataModule(ImageDataModule):

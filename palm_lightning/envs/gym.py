@@ -50,7 +50,7 @@ class LatentManifoldEnv(gymnasium.Env):
     """One latent-manifold environment (numpy in, numpy out). ``info["class"]`` is the episode's
     label, for analysis only."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012  gymnasium types metadata as an instance attribute: ClassVar would contradict it
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         kwargs["num_envs"] = 1
@@ -68,8 +68,8 @@ class LatentManifoldEnv(gymnasium.Env):
     def step(self, action: np.ndarray):
         if self._last is None:
             raise RuntimeError("call reset() before step()")
-        action = torch.as_tensor(np.asarray(action, dtype=np.float32)).reshape(1, -1)
-        obs, reward, terminated, truncated, info = self.manifold.step(action)
+        batch = torch.as_tensor(np.asarray(action, dtype=np.float32)).reshape(1, -1)
+        obs, reward, terminated, truncated, info = self.manifold.step(batch)
         self._last = obs[0].cpu().numpy()
         return self._last, float(reward[0]), bool(terminated[0]), bool(truncated[0]), self._info(info)
 
@@ -87,7 +87,7 @@ class LatentManifoldVectorEnv(VectorEnv):
     """N latent-manifold environments behind gymnasium's ``VectorEnv`` API (next-step autoreset:
     the step after an episode ends resets that environment and ignores its action)."""
 
-    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012  gymnasium types metadata as an instance attribute: ClassVar would contradict it
 
     def __init__(self, num_envs: int = 1, render_mode: str | None = None, **kwargs: Any) -> None:
         kwargs["num_envs"] = num_envs
@@ -114,12 +114,12 @@ class LatentManifoldVectorEnv(VectorEnv):
     def step(self, actions: np.ndarray):
         if self._obs is None:
             raise RuntimeError("call reset() before step()")
-        actions = torch.as_tensor(np.asarray(actions, dtype=np.float32), device=self.manifold.device)
+        batch = torch.as_tensor(np.asarray(actions, dtype=np.float32), device=self.manifold.device)
         resetting = self._needs_reset.clone()
         if resetting.any():
             # Environments that finished last step restart now; their action is ignored.
-            actions = torch.where(resetting[:, None], torch.zeros_like(actions), actions)
-        obs, reward, terminated, truncated, info = self.manifold.step(actions)
+            batch = torch.where(resetting[:, None], torch.zeros_like(batch), batch)
+        obs, reward, terminated, truncated, info = self.manifold.step(batch)
         if resetting.any():
             fresh, info = self.manifold.reset(mask=resetting)
             obs = torch.where(resetting[:, None, None, None], fresh, obs)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor
@@ -97,7 +97,11 @@ class LatentManifold:
         if latent_space not in ("z", "w"):
             raise ValueError(f"latent_space must be 'z' or 'w', got {latent_space!r}")
         self.device = torch.device(device)
-        self.generator = resolve_generator(generator, generator_weights).to(self.device).eval().requires_grad_(False)
+        # A ConditionalGenerator (checked below), for w-space also StyleGAN's mapping/synthesis/broadcast:
+        # duck-typed members of an nn.Module, so untyped here.
+        self.generator: Any = cast(
+            Any, resolve_generator(generator, generator_weights).to(self.device).eval().requires_grad_(False)
+        )
         if check:
             check_generator(self.generator, device=self.device)
         if latent_space == "w":
@@ -123,7 +127,7 @@ class LatentManifold:
         self.noise_dim: int = int(self.generator.latent_dim)
         self.latent_dim: int = int(self.generator.w_dim) if latent_space == "w" else self.noise_dim
         self.action_dim = self.latent_dim
-        self.obs_shape: tuple[int, int, int] = tuple(int(s) for s in self.generator.image_shape)
+        self.obs_shape: tuple[int, ...] = tuple(int(s) for s in self.generator.image_shape)
         if class_weights is None:
             weights = torch.ones(self.num_classes)
         else:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
+from gymnasium.spaces import Box
 from torch import Tensor
 
-from palm_lightning.envs.locomotion import FAMILIES, make_task_env
+from palm_lightning.envs.locomotion import FAMILIES, MultiTaskMixin, make_task_env
 
 SUMMARY_KEYS = ("x_velocity", "velocity_error", "z_height", "velocity_along_target")
 """Per-step ``info`` scalars averaged over each episode (when the family reports them)."""
@@ -61,8 +62,9 @@ class MultiTaskVectorEnv:
         self.tasks = [int(t) for t in tasks]
         self.device = torch.device(device)
         self.envs = [make_task_env(family, t, split=split, **(env_kwargs or {})) for t in self.tasks]
-        space = self.envs[0].action_space
-        self.obs_shape = tuple(self.envs[0].observation_space.shape)
+        space, observation_space = self.envs[0].action_space, self.envs[0].observation_space
+        assert isinstance(space, Box) and isinstance(observation_space, Box)  # every family's spaces
+        self.obs_shape = tuple(observation_space.shape)
         self.action_dim = int(space.shape[0])
         self._low = torch.as_tensor(space.low, dtype=torch.float32)
         self._high = torch.as_tensor(space.high, dtype=torch.float32)
@@ -118,7 +120,9 @@ class MultiTaskVectorEnv:
         self._reset_stats(which)
         return torch.as_tensor(self._obs, device=self.device).clone(), {}
 
-    def step(self, action: Tensor, active: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+    def step(
+        self, action: Tensor, active: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         """Step every environment (or the ``active`` ones) with actions in ``[-1, 1]``.
 
         Returns observations, rewards, terminated and truncated flags ``(num_envs, …)``; inactive
@@ -169,21 +173,29 @@ class MultiTaskVectorEnv:
         so a resumed run continues its episodes exactly."""
         states = []
         for env in self.envs:
-            inner = env.unwrapped
-            states.append({
-                "qpos": torch.from_numpy(inner.data.qpos.copy()), "qvel": torch.from_numpy(inner.data.qvel.copy()),
-                "elapsed": _elapsed(env),
-                "np_random": inner.np_random.bit_generator.state,
-            })
+            inner = cast(MultiTaskMixin, env.unwrapped)  # a family env (make_task_env)
+            states.append(
+                {
+                    "qpos": torch.from_numpy(inner.data.qpos.copy()),
+                    "qvel": torch.from_numpy(inner.data.qvel.copy()),
+                    "elapsed": _elapsed(env),
+                    "np_random": inner.np_random.bit_generator.state,
+                }
+            )
         # tensors and plain Python values only: Lightning loads checkpoints with weights_only=True
-        return {"tasks": list(self.tasks), "envs": states, "obs": torch.from_numpy(self._obs.copy()), "seeded": self._seeded}
+        return {
+            "tasks": list(self.tasks),
+            "envs": states,
+            "obs": torch.from_numpy(self._obs.copy()),
+            "seeded": self._seeded,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if list(state["tasks"]) != self.tasks:
             raise ValueError(f"saved environments run tasks {state['tasks']}, these run {self.tasks}")
         self.reset()  # initialises wrappers (order enforcing) before the physics is overwritten
-        for env, saved in zip(self.envs, state["envs"]):
-            inner = env.unwrapped
+        for env, saved in zip(self.envs, state["envs"], strict=True):
+            inner = cast(MultiTaskMixin, env.unwrapped)  # a family env (make_task_env)
             inner.set_state(np.asarray(saved["qpos"]), np.asarray(saved["qvel"]))
             inner.np_random.bit_generator.state = saved["np_random"]
             _set_elapsed(env, saved["elapsed"])
@@ -208,7 +220,9 @@ def _set_elapsed(env: Any, value: int | None) -> None:
 
 
 @torch.no_grad()
-def run_episodes(env: MultiTaskVectorEnv, act: Callable[[Tensor], Tensor], seed: int | None = None) -> list[dict[str, float]]:
+def run_episodes(
+    env: MultiTaskVectorEnv, act: Callable[[Tensor], Tensor], seed: int | None = None
+) -> list[dict[str, float]]:
     """One full episode in every environment of ``env`` under ``act(obs) → action``.
 
     Environments that finish early stop stepping while the others go on. Returns one

@@ -1,5 +1,6 @@
 """Downstream evaluation on frozen encoders, without Lightning: features, kNN votes, OOD scorers,
-OOD metrics and the linear-probe recipe (the LightningModules KNNProbe and OODDetector are thin wrappers around these)."""
+OOD metrics and the linear-probe recipe (the LightningModules KNNProbe and OODDetector are thin
+wrappers around these)."""
 
 from palm_lightning.evaluation.features import encode, extract_features
 from palm_lightning.evaluation.knn import knn_classify, knn_votes

@@ -16,10 +16,10 @@ from torch import Tensor, nn
 
 def linear_probe_head(in_dim: int, num_classes: int) -> nn.Sequential:
     """``BatchNorm1d(in_dim, affine=False) → Linear(in_dim, num_classes)``."""
-    head = nn.Sequential(nn.BatchNorm1d(in_dim, affine=False, eps=1e-6), nn.Linear(in_dim, num_classes))
-    nn.init.trunc_normal_(head[1].weight, std=0.01)
-    nn.init.zeros_(head[1].bias)
-    return head
+    norm, linear = nn.BatchNorm1d(in_dim, affine=False, eps=1e-6), nn.Linear(in_dim, num_classes)
+    nn.init.trunc_normal_(linear.weight, std=0.01)
+    nn.init.zeros_(linear.bias)
+    return nn.Sequential(norm, linear)
 
 
 def linear_probe_optimizer(

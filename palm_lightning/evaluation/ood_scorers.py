@@ -136,11 +136,11 @@ class MahalanobisScorer:
         chunk_size = max(1, ELEMENTS_PER_CHUNK // dim)
         center = sum(chunk.double().sum(0) for chunk in features.split(chunk_size)) / n  # for accuracy
         sums = torch.zeros(num_groups, dim, dtype=torch.float64, device=features.device)
-        for chunk, group in zip(features.split(chunk_size), groups.split(chunk_size)):
+        for chunk, group in zip(features.split(chunk_size), groups.split(chunk_size), strict=True):
             sums.index_add_(0, group, chunk.double() - center)
         means = sums / torch.bincount(groups, minlength=num_groups).to(sums)[:, None]  # centred class means
         covariance = torch.zeros(dim, dim, dtype=torch.float64, device=features.device)
-        for chunk, group in zip(features.split(chunk_size), groups.split(chunk_size)):
+        for chunk, group in zip(features.split(chunk_size), groups.split(chunk_size), strict=True):
             residuals = chunk.double() - center - means[group]
             covariance += residuals.T @ residuals
         covariance /= n

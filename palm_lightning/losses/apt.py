@@ -20,6 +20,9 @@ from torch import Tensor, nn
 class RunningMean(nn.Module):
     """Running mean of every value it sees (buffers, so it lives in checkpoints)."""
 
+    mean: Tensor  # buffers (registered in __init__)
+    count: Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(()))

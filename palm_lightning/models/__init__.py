@@ -6,8 +6,8 @@ from palm_lightning.models.frozen_encoder import FrozenEncoder
 from palm_lightning.models.knn_probe import KNNProbe
 from palm_lightning.models.linear_probe import LinearProbe
 from palm_lightning.models.multitask_sac import MultiTaskSAC
-from palm_lightning.models.ood_detector import OODDetector
 from palm_lightning.models.online_probe import OnlineKNNProbe
+from palm_lightning.models.ood_detector import OODDetector
 from palm_lightning.models.palm import PALM
 from palm_lightning.models.palm_curl import PALMCURL
 from palm_lightning.models.sac_baselines import MHMTSAC, OHESAC

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -11,6 +13,23 @@ from torchmetrics.classification import MulticlassAccuracy
 from palm_lightning.augment import random_flip_and_shift  # re-exported: it used to live here
 from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.nn.classifier import ConvClassifier
+
+
+@dataclass(frozen=True)
+class ImageClassifierHParams:
+    """The classifier's hyperparameters, typed: its constructor's arguments (the values
+    ``self.hparams`` holds)."""
+
+    in_channels: int
+    num_classes: int
+    widths: tuple[int, int, int]
+    feature_dim: int
+    dropout: float
+    lr: float
+    momentum: float
+    weight_decay: float
+    label_smoothing: float
+    augment: bool
 
 
 class ImageClassifier(ExportableMixin, L.LightningModule):
@@ -38,6 +57,18 @@ class ImageClassifier(ExportableMixin, L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.hp = ImageClassifierHParams(
+            in_channels=in_channels,
+            num_classes=num_classes,
+            widths=widths,
+            feature_dim=feature_dim,
+            dropout=dropout,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            label_smoothing=label_smoothing,
+            augment=augment,
+        )
         self.network = ConvClassifier(in_channels, num_classes, widths, feature_dim, dropout)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
@@ -50,10 +81,10 @@ class ImageClassifier(ExportableMixin, L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
-        if self.hparams.augment:
+        if self.hp.augment:
             images = random_flip_and_shift(images)
         logits = self.network(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hp.label_smoothing)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", (logits.argmax(1) == labels).float().mean())
         return loss
@@ -71,10 +102,10 @@ class ImageClassifier(ExportableMixin, L.LightningModule):
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(
             self.parameters(),
-            lr=self.hparams.lr,
-            momentum=self.hparams.momentum,
+            lr=self.hp.lr,
+            momentum=self.hp.momentum,
             nesterov=True,
-            weight_decay=self.hparams.weight_decay,
+            weight_decay=self.hp.weight_decay,
         )
         epochs = max(1, int(self.trainer.max_epochs or 1))
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)

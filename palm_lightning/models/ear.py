@@ -10,7 +10,7 @@ the decoder with any unit vector, which is what interpolation/composition
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -43,15 +43,30 @@ class EAR(MultiTaskSAC):
         normalize: bool = True,
         **kwargs: Any,
     ) -> None:
-        self._policy_args = dict(
-            lse_dim=lse_dim, lte_dim=lte_dim, state_layers=state_layers, task_layers=task_layers,
-            decoder_layers=decoder_layers, lte_noise=lte_noise, normalize=normalize,
-        )
+        # EAR's own hyperparameters, typed; set first: MultiTaskSAC.__init__ builds the policy
+        self.lse_dim, self.lte_dim, self.lte_noise, self.normalize = lse_dim, lte_dim, lte_noise, normalize
+        self.state_layers, self.task_layers, self.decoder_layers = state_layers, task_layers, decoder_layers
         super().__init__(**kwargs)
 
     def build_policy(self) -> EARPolicy:
-        hp = self.hparams
-        return EARPolicy(hp.obs_dim, hp.action_dim, hp.num_tasks, hidden_dim=hp.hidden_dim, **self._policy_args)
+        hp = self.hp
+        return EARPolicy(
+            hp.obs_dim,
+            hp.action_dim,
+            hp.num_tasks,
+            hidden_dim=hp.hidden_dim,
+            lse_dim=self.lse_dim,
+            lte_dim=self.lte_dim,
+            state_layers=self.state_layers,
+            task_layers=self.task_layers,
+            decoder_layers=self.decoder_layers,
+            lte_noise=self.lte_noise,
+            normalize=self.normalize,
+        )
+
+    @property
+    def policy(self) -> EARPolicy:
+        return cast(EARPolicy, self.agent.policy)  # the one build_policy made
 
     # --- the action representation ------------------------------------------------------------
     @torch.no_grad()
@@ -62,8 +77,8 @@ class EAR(MultiTaskSAC):
     @torch.no_grad()
     def act_with_embedding(self, obs: Tensor, lte: Tensor) -> Tensor:
         """Deterministic actions for explicit LTEs ``(B, lte_dim)`` (one per observation)."""
-        if lte.shape != (obs.shape[0], self.hparams.lte_dim):
-            raise ValueError(f"lte must have shape ({obs.shape[0]}, {self.hparams.lte_dim}), got {tuple(lte.shape)}")
+        if lte.shape != (obs.shape[0], self.lte_dim):
+            raise ValueError(f"lte must have shape ({obs.shape[0]}, {self.lte_dim}), got {tuple(lte.shape)}")
         return torch.tanh(self.policy.decode(obs.float(), lte.float())[0])
 
     @torch.no_grad()
@@ -77,10 +92,12 @@ class EAR(MultiTaskSAC):
         checkpoint of another module, or one trained on another task ``family``."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}: pass the .ckpt of an EAR run (runs/<name>/version_<n>/checkpoints/)")
+            raise FileNotFoundError(
+                f"no checkpoint at {path}: pass the .ckpt of an EAR run (runs/<name>/version_<n>/checkpoints/)"
+            )
         try:
             raw = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # noqa: BLE001 - any unreadable file gets the same message
+        except Exception as error:  # any unreadable file gets the same message
             raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from error
         if not isinstance(raw, dict) or "state_dict" not in raw or "hyper_parameters" not in raw:
             raise ValueError(f"{path} is not a Lightning checkpoint")

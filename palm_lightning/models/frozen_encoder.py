@@ -12,6 +12,7 @@ further (e.g. RL fine-tuning from a pretrained encoder).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -49,10 +50,11 @@ def build_encoder(
                 f"{path}: {type(network).__name__} has no `{attr}` attribute; it does not follow the encoder "
                 "contract of palm_lightning.nn.encoders"
             )
-    if image_shape is not None and tuple(image_shape) != tuple(network.image_shape):
+    network_shape: Any = network.image_shape  # the encoder contract's (checked above); nn.Module has no such field
+    if image_shape is not None and tuple(image_shape) != tuple(network_shape):
         raise ValueError(
             f"image_shape={tuple(image_shape)} was given, but the encoder in {path} takes images of shape "
-            f"{tuple(network.image_shape)}; leave image_shape unset (it is only needed for encoder='pixels')"
+            f"{tuple(network_shape)}; leave image_shape unset (it is only needed for encoder='pixels')"
         )
     return network
 
@@ -111,10 +113,11 @@ class FrozenEncoder(nn.Module):
                     f"FrozenEncoder: {type(encoder).__name__} has no {' or '.join(f'`{a}`' for a in missing)} "
                     "attribute; it does not follow the encoder contract of palm_lightning.nn.encoders"
                 )
-            if image_shape is not None and tuple(image_shape) != tuple(encoder.image_shape):
+            encoder_shape: Any = encoder.image_shape  # the encoder contract's (checked above)
+            if image_shape is not None and tuple(image_shape) != tuple(encoder_shape):
                 raise ValueError(
                     f"image_shape={tuple(image_shape)} was given, but the encoder takes images of shape "
-                    f"{tuple(encoder.image_shape)}"
+                    f"{tuple(encoder_shape)}"
                 )
             self.source: str | None = None
             network = encoder
@@ -123,8 +126,9 @@ class FrozenEncoder(nn.Module):
             network = build_encoder(self.source, random_init, image_shape)
         self.network = network
         self.finetune = finetune
-        self.image_shape: tuple[int, int, int] = tuple(int(s) for s in network.image_shape)  # type: ignore[assignment]
-        self.out_dim = int(network.out_dim)
+        contract: Any = network  # image_shape and out_dim, the encoder contract (checked above)
+        self.image_shape: tuple[int, ...] = tuple(int(s) for s in contract.image_shape)
+        self.out_dim = int(contract.out_dim)
         self.network.requires_grad_(finetune)
         self.train(finetune)
         self.register_state_dict_post_hook(_drop_network_prefix)
@@ -204,7 +208,15 @@ def _add_network_prefix(module: nn.Module, state_dict: dict, prefix: str, *args:
         state_dict[prefix + "network." + key[len(prefix) :]] = state_dict.pop(key)
 
 
-class ProbeAccuracyMixin:
+if TYPE_CHECKING:  # a mixin for LightningModules: type-checked as one, a plain class at run time
+    import lightning as L
+
+    _ModuleBase = L.LightningModule
+else:
+    _ModuleBase = object
+
+
+class ProbeAccuracyMixin(_ModuleBase):
     """The accuracy metrics of the classification probes (LinearProbe, KNNProbe), for LightningModules."""
 
     def init_accuracies(self, num_classes: int, stages: tuple[str, ...] = ("val", "test")) -> None:
@@ -214,14 +226,16 @@ class ProbeAccuracyMixin:
         for stage in stages:
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes=num_classes, average="micro"))
             if self._top5:
-                setattr(self, f"{stage}_acc_top5", MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro"))
+                setattr(
+                    self, f"{stage}_acc_top5", MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
+                )
 
     def log_accuracies(self, scores: Tensor, labels: Tensor, stage: str, name: str, prog_bar: bool) -> None:
         """Update and log ``<stage>/<name>`` (and ``<stage>/<name>_top5``) from class scores."""
         acc = getattr(self, f"{stage}_acc")
         acc(scores, labels)
-        self.log(f"{stage}/{name}", acc, prog_bar=prog_bar)  # type: ignore[attr-defined]
+        self.log(f"{stage}/{name}", acc, prog_bar=prog_bar)
         if self._top5:
             acc5 = getattr(self, f"{stage}_acc_top5")
             acc5(scores, labels)
-            self.log(f"{stage}/{name}_top5", acc5)  # type: ignore[attr-defined]
+            self.log(f"{stage}/{name}_top5", acc5)

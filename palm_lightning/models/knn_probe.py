@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import lightning as L
 from torch import Tensor
 
 from palm_lightning.evaluation.features import encode, extract_features
 from palm_lightning.evaluation.knn import knn_votes
 from palm_lightning.models.frozen_encoder import PIXELS, FrozenEncoder, ProbeAccuracyMixin
+
+
+@dataclass(frozen=True)
+class KNNProbeHParams:
+    """The probe's hyperparameters, typed: its constructor's arguments (the values
+    ``self.hparams`` holds)."""
+
+    encoder: str
+    random_init: bool
+    num_classes: int
+    image_shape: tuple[int, int, int] | None
+    k: int
+    temperature: float
 
 
 class KNNProbe(ProbeAccuracyMixin, L.LightningModule):
@@ -53,6 +68,14 @@ class KNNProbe(ProbeAccuracyMixin, L.LightningModule):
         if k < 1 or temperature <= 0:
             raise ValueError(f"KNNProbe: k must be positive and temperature > 0, got k={k}, temperature={temperature}")
         self.save_hyperparameters()
+        self.hp = KNNProbeHParams(
+            encoder=encoder,
+            random_init=random_init,
+            num_classes=num_classes,
+            image_shape=image_shape,
+            k=k,
+            temperature=temperature,
+        )
         self.encoder = FrozenEncoder(encoder, random_init, image_shape)
         self.image_shape = self.encoder.image_shape
         self.init_accuracies(num_classes)
@@ -61,7 +84,7 @@ class KNNProbe(ProbeAccuracyMixin, L.LightningModule):
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self._trainer, "datamodule", None)
-        self.encoder.check_fits_data(datamodule, self.hparams.num_classes, type(self).__name__)
+        self.encoder.check_fits_data(datamodule, self.hp.num_classes, type(self).__name__)
 
     def build_bank(self) -> None:
         """Features and labels of the data module's whole training split, on this module's device."""
@@ -75,11 +98,13 @@ class KNNProbe(ProbeAccuracyMixin, L.LightningModule):
             datamodule.setup("fit")
         train = datamodule.train_set
         labels = train.labels
-        if len(labels) and int(labels.max()) >= self.hparams.num_classes:
+        if len(labels) and int(labels.max()) >= self.hp.num_classes:
             raise ValueError(
-                f"KNNProbe: the training labels go up to {int(labels.max())} but num_classes={self.hparams.num_classes}"
+                f"KNNProbe: the training labels go up to {int(labels.max())} but num_classes={self.hp.num_classes}"
             )
-        self.bank = extract_features(self.encoder, train.images, datamodule.normalize, device=self.device).to(self.device)
+        self.bank = extract_features(self.encoder, train.images, datamodule.normalize, device=self.device).to(
+            self.device
+        )
         self.bank_labels = labels.to(self.device)
 
     def on_validation_epoch_start(self) -> None:
@@ -92,8 +117,8 @@ class KNNProbe(ProbeAccuracyMixin, L.LightningModule):
         assert self.bank is not None and self.bank_labels is not None
         images, labels = batch
         votes = knn_votes(
-            self.bank, self.bank_labels, encode(self.encoder, images), self.hparams.num_classes,
-            self.hparams.k, self.hparams.temperature,
+            self.bank, self.bank_labels, encode(self.encoder, images), self.hp.num_classes,
+            self.hp.k, self.hp.temperature,
         )  # fmt: skip
         self.log_accuracies(votes, labels, stage, "knn_acc", prog_bar=True)
 

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import lightning as L
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from palm_lightning.evaluation.linear import linear_probe_head, linear_probe_optimizer
 
 # PIXELS and build_encoder moved to frozen_encoder.py; this import path is kept for
 # scripts/palm_sweep.py and scripts/representation_table.py.
-from palm_lightning.models.frozen_encoder import PIXELS, FrozenEncoder, ProbeAccuracyMixin, build_encoder  # noqa: F401
+from palm_lightning.models.frozen_encoder import PIXELS, FrozenEncoder, ProbeAccuracyMixin, build_encoder  # noqa: F401  (kept importable from here, see above)
+
+
+@dataclass(frozen=True)
+class LinearProbeHParams:
+    """The probe's hyperparameters, typed: its constructor's arguments (the values
+    ``self.hparams`` holds)."""
+
+    encoder: str
+    random_init: bool
+    num_classes: int
+    image_shape: tuple[int, int, int] | None
+    lr: float
+    weight_decay: float
+    min_lr_ratio: float
+    label_smoothing: float
 
 
 class LinearProbe(ProbeAccuracyMixin, L.LightningModule):
@@ -87,6 +103,16 @@ class LinearProbe(ProbeAccuracyMixin, L.LightningModule):
         if not 0.0 <= min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
         self.save_hyperparameters()
+        self.hp = LinearProbeHParams(
+            encoder=encoder,
+            random_init=random_init,
+            num_classes=num_classes,
+            image_shape=image_shape,
+            lr=lr,
+            weight_decay=weight_decay,
+            min_lr_ratio=min_lr_ratio,
+            label_smoothing=label_smoothing,
+        )
         self.encoder = FrozenEncoder(encoder, random_init, image_shape)
         self.image_shape = self.encoder.image_shape
         out_dim = self.encoder.out_dim
@@ -99,16 +125,18 @@ class LinearProbe(ProbeAccuracyMixin, L.LightningModule):
         """Refuse a probe checkpoint whose head was trained on features of another size, naming both
         sizes, instead of a bare state-dict shape error."""
         weight = checkpoint.get("state_dict", {}).get("head.1.weight")
-        if weight is not None and tuple(weight.shape) != tuple(self.head[1].weight.shape):
+        linear = self.head[1]
+        assert isinstance(linear, nn.Linear)  # linear_probe_head's second layer
+        if weight is not None and tuple(weight.shape) != tuple(linear.weight.shape):
             raise ValueError(
                 f"LinearProbe: the checkpoint's head maps {weight.shape[1]} features to {weight.shape[0]} classes, but "
-                f"this probe's encoder ({self.hparams.encoder}) gives {self.head[1].in_features} features for "
-                f"{self.hparams.num_classes} classes: pass the encoder and num_classes the probe was trained with"
+                f"this probe's encoder ({self.hp.encoder}) gives {linear.in_features} features for "
+                f"{self.hp.num_classes} classes: pass the encoder and num_classes the probe was trained with"
             )
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self._trainer, "datamodule", None)
-        self.encoder.check_fits_data(datamodule, self.hparams.num_classes, type(self).__name__)
+        self.encoder.check_fits_data(datamodule, self.hp.num_classes, type(self).__name__)
 
     def features(self, images: Tensor) -> Tensor:
         """Frozen-encoder features ``(N, out_dim)`` of images ``(N, C, H, W)`` in ``[-1, 1]``."""
@@ -123,7 +151,7 @@ class LinearProbe(ProbeAccuracyMixin, L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hp.label_smoothing)
         self.train_acc(logits, labels)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", self.train_acc)
@@ -141,7 +169,7 @@ class LinearProbe(ProbeAccuracyMixin, L.LightningModule):
 
     # --- optimisation ----------------------------------------------------------------------------
     def configure_optimizers(self):
-        hp = self.hparams
+        hp = self.hp
         total = self.trainer.estimated_stepping_batches
         bounded = math.isfinite(total) and total >= 1
         optimizer, scheduler = linear_probe_optimizer(

@@ -17,22 +17,49 @@ what to show in TensorBoard's projector.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
-from palm_lightning.agents.base import Transition
+from palm_lightning.agents.base import Stepper, Transition
 from palm_lightning.agents.sac import ClipPer, SACAgent
 from palm_lightning.models.nan_guard import stop_on_nan
 from palm_lightning.models.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
+from palm_lightning.models.typed_lightning import attached_datamodule, module_optimizers
 from palm_lightning.nn.multitask_policies import MultiTaskPolicy
 from palm_lightning.nn.sac import TwinQ
 
 TASK_INFO_KEY = "palm_lightning_tasks"
+
+
+@dataclass(frozen=True)
+class MultiTaskSACHParams:
+    """:class:`MultiTaskSAC`'s hyperparameters, typed: its constructor's arguments (the values
+    ``self.hparams`` holds besides a subclass's own; see :class:`MultiTaskSAC` for their meaning)."""
+
+    obs_dim: int
+    action_dim: int
+    num_tasks: int
+    hidden_dim: int
+    q_layers: int
+    lr: float
+    alpha_lr: float
+    init_log_alpha: float
+    target_entropy: float | None
+    tau: float
+    reward_scale: float
+    grad_clip: float | None
+    grad_clip_per: ClipPer
+    alpha_first: bool
+    log_every_n_updates: int
+    embedding_every_n_updates: int
+    embedding_samples_per_task: int
 
 
 class MultiTaskSAC(L.LightningModule):
@@ -60,6 +87,9 @@ class MultiTaskSAC(L.LightningModule):
         embedding_samples_per_task: observations per task whose state embedding is written.
     """
 
+    updates: Tensor  # buffers (registered in __init__)
+    env_steps: Tensor
+
     def __init__(
         self,
         obs_dim: int = 17,
@@ -84,11 +114,42 @@ class MultiTaskSAC(L.LightningModule):
         if type(self) is MultiTaskSAC:
             raise TypeError("MultiTaskSAC is a base class: use EAR, OHESAC or MHMTSAC (palm_lightning.models)")
         self.save_hyperparameters()
+        self.hp = MultiTaskSACHParams(
+            obs_dim=obs_dim,
+            action_dim=action_dim,
+            num_tasks=num_tasks,
+            hidden_dim=hidden_dim,
+            q_layers=q_layers,
+            lr=lr,
+            alpha_lr=alpha_lr,
+            init_log_alpha=init_log_alpha,
+            target_entropy=target_entropy,
+            tau=tau,
+            reward_scale=reward_scale,
+            grad_clip=grad_clip,
+            grad_clip_per=grad_clip_per,
+            alpha_first=alpha_first,
+            log_every_n_updates=log_every_n_updates,
+            embedding_every_n_updates=embedding_every_n_updates,
+            embedding_samples_per_task=embedding_samples_per_task,
+        )
         self.automatic_optimization = False
         self.agent = SACAgent(
-            self.build_policy(), obs_dim, action_dim, num_tasks, hidden_dim, q_layers, lr=lr, alpha_lr=alpha_lr,
-            init_log_alpha=init_log_alpha, target_entropy=target_entropy, tau=tau, reward_scale=reward_scale,
-            grad_clip=grad_clip, grad_clip_per=grad_clip_per, alpha_first=alpha_first,
+            self.build_policy(),
+            obs_dim,
+            action_dim,
+            num_tasks,
+            hidden_dim,
+            q_layers,
+            lr=lr,
+            alpha_lr=alpha_lr,
+            init_log_alpha=init_log_alpha,
+            target_entropy=target_entropy,
+            tau=tau,
+            reward_scale=reward_scale,
+            grad_clip=grad_clip,
+            grad_clip_per=grad_clip_per,
+            alpha_first=alpha_first,
         )
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
@@ -118,7 +179,7 @@ class MultiTaskSAC(L.LightningModule):
 
     # --- subclassing points -------------------------------------------------------------------
     def build_policy(self) -> MultiTaskPolicy:
-        """The policy network ``(obs, task) → (mean, log_std)``; ``self.hparams`` holds the sizes."""
+        """The policy network ``(obs, task) → (mean, log_std)``; ``self.hp`` holds the sizes."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -129,7 +190,7 @@ class MultiTaskSAC(L.LightningModule):
 
     # --- set-up -------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None)
+        dm = attached_datamodule(self)
         env = getattr(dm, "env", None)
         if env is None or not hasattr(dm, "num_tasks"):
             if stage == "fit":
@@ -138,7 +199,7 @@ class MultiTaskSAC(L.LightningModule):
                     f"palm_lightning.datamodules.MultiTaskDataModule as data, not {type(dm).__name__}"
                 )
             return
-        hp = self.hparams
+        hp = self.hp
         for name, ours, theirs in (
             ("obs_dim", hp.obs_dim, env.obs_shape[0]),
             ("action_dim", hp.action_dim, env.action_dim),
@@ -150,13 +211,16 @@ class MultiTaskSAC(L.LightningModule):
                     f"set --model.init_args.{name} {theirs}"
                 )
         self.task_info = {
-            "family": dm.family, "tasks": list(dm.tasks), "split": dm.split, "task_names": list(dm.task_names),
+            "family": dm.family,
+            "tasks": list(dm.tasks),
+            "split": dm.split,
+            "task_names": list(dm.task_names),
             "env_kwargs": dict(dm.env_kwargs),
         }
 
     def on_fit_start(self) -> None:
         check_ddp_allows_partial_backward(self)
-        self.trainer.datamodule.attach_policy(self.act)
+        attached_datamodule(self).attach_policy(self.act)
         if self.trainer.precision in ("16-mixed", "16", "16-true"):
             raise ValueError("multi-task SAC runs its update in float32; use precision 32 or bf16-mixed, not float16")
 
@@ -185,8 +249,8 @@ class MultiTaskSAC(L.LightningModule):
 
     # --- training -----------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        losses, logs = self.update(batch, self.optimizers())
-        if int(self.updates) % self.hparams.log_every_n_updates == 0:
+        losses, logs = self.update(batch, module_optimizers(self))
+        if int(self.updates) % self.hp.log_every_n_updates == 0:
             self.env_steps.fill_(int(batch["env_steps"]))
             self.write_training_logs(batch, losses, logs)
 
@@ -201,18 +265,28 @@ class MultiTaskSAC(L.LightningModule):
 
         def check(losses: dict[str, Tensor]) -> None:
             if in_trainer:
-                stop_on_nan(self, losses, int(self.updates), int(batch["env_steps"]),
-                            "Lower model.init_args.lr or set model.init_args.grad_clip.")
+                stop_on_nan(
+                    self,
+                    losses,
+                    int(self.updates),
+                    int(batch["env_steps"]),
+                    "Lower model.init_args.lr or set model.init_args.grad_clip.",
+                )
 
-        transition = Transition(batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"],
-                                task=batch["task"])
+        transition = Transition(
+            batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"], task=batch["task"]
+        )
         names = list(self.agent.optimizer_groups())
+        steppers: Sequence[Stepper] = optimizers
         if in_trainer:  # max_steps counts updates: only the last optimiser's step is counted
-            optimizers = [UncountedOptimizer(self, o) for o in optimizers[:-1]] + [optimizers[-1]]
+            steppers = [UncountedOptimizer(self, o) for o in optimizers[:-1]] + [optimizers[-1]]
         with torch.autocast(self.device.type, enabled=False):
             logs = self.agent.update(
-                transition, int(batch["env_steps"]), dict(zip(names, optimizers, strict=True)),
-                backward=self.manual_backward if in_trainer else None, check=check,
+                transition,
+                int(batch["env_steps"]),
+                dict(zip(names, steppers, strict=True)),
+                backward=self.manual_backward if in_trainer else None,
+                check=check,
             )
         self.updates += 1
         losses = {k.removeprefix("train/"): logs.pop(k) for k in list(logs) if k.endswith("_loss")}
@@ -234,19 +308,19 @@ class MultiTaskSAC(L.LightningModule):
         metrics["charts/env_steps"] = env_steps
         metrics["charts/collection_fps"] = float(batch["env_fps"])
         metrics["charts/episodes"] = float(batch["episodes"])
-        names = self.task_info.get("task_names") or [str(t) for t in range(self.hparams.num_tasks)]
+        names = self.task_info.get("task_names") or [str(t) for t in range(self.hp.num_tasks)]
         for key in ("return", "velocity_error"):
             values = batch[f"task_{key}"]
             finite = values[torch.isfinite(values)]
             if finite.numel():
                 metrics[f"train_{key}/mean"] = float(finite.mean())
-            for name, value in zip(names, values.tolist()):
-                if value == value:  # not NaN
+            for name, value in zip(names, values.tolist(), strict=True):
+                if not math.isnan(value):
                     metrics[f"train_{key}/{name}"] = value
         self.logger.log_metrics(metrics, step=updates)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        every = self.hparams.embedding_every_n_updates
+        every = self.hp.embedding_every_n_updates
         if every and int(self.updates) % every == 0:
             self.log_embeddings()
 
@@ -256,7 +330,7 @@ class MultiTaskSAC(L.LightningModule):
     # --- evaluation ---------------------------------------------------------------------------
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         """Deterministic episodes on every task (see ``MultiTaskDataModule.evaluate``)."""
-        dm = self.trainer.datamodule
+        dm = attached_datamodule(self)
         summaries = dm.evaluate(self.act)
         names = dm.task_names
         for key in ("return", "velocity_error", "x_velocity", "heading", "z_height"):
@@ -270,8 +344,9 @@ class MultiTaskSAC(L.LightningModule):
             for slot, value in means.items():
                 self.log(f"eval_{key}/{names[slot]}", value, batch_size=1, sync_dist=True)
             if key in ("return", "velocity_error"):
-                self.log(f"eval/{key}_mean", sum(means.values()) / len(means), batch_size=1, sync_dist=True,
-                         prog_bar=True)
+                self.log(
+                    f"eval/{key}_mean", sum(means.values()) / len(means), batch_size=1, sync_dist=True, prog_bar=True
+                )
 
     # --- embeddings ---------------------------------------------------------------------------
     def log_embeddings(self) -> None:
@@ -283,7 +358,7 @@ class MultiTaskSAC(L.LightningModule):
             return
         if not self.trainer.is_global_zero:
             return
-        per = self.hparams.embedding_samples_per_task
+        per = self.hp.embedding_samples_per_task
         slot = torch.arange(dm.num_tasks, device=dm.device).repeat_interleave(per)
         env_ids = slot * dm.envs_per_task + torch.randint(dm.envs_per_task, slot.shape, device=dm.device)
         obs = dm.buffer.sample(slot.numel(), 1, env_ids=env_ids)["obs"].float().to(self.device)

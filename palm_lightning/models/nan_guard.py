@@ -20,7 +20,7 @@ def stop_on_nan(module: L.LightningModule, losses: dict[str, Tensor], updates: i
     if not bad:
         return
     where = "no checkpoint saved (no log directory)"
-    log_dir = module.trainer.log_dir if module.trainer.log_dir else None
+    log_dir = module.trainer.log_dir or None
     if log_dir is not None:
         path = Path(log_dir) / "checkpoints" / f"nan-update{updates}.ckpt"
         module.trainer.save_checkpoint(path)

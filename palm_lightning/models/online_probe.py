@@ -10,13 +10,23 @@ geometry itself, and it is logged under one name, :attr:`OnlineKNNProbe.probe_me
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from palm_lightning.evaluation.knn import knn_classify
+from palm_lightning.models.typed_lightning import all_gather_tensor
+
+if TYPE_CHECKING:  # a mixin for LightningModules: type-checked as one, a plain class at run time
+    import lightning as L
+
+    _ModuleBase = L.LightningModule
+else:
+    _ModuleBase = object
 
 
-class OnlineKNNProbe:
+class OnlineKNNProbe(_ModuleBase):
     """Mixin for LightningModules: the online kNN probe as their validation loop.
 
     Put it before ``L.LightningModule`` in the bases (it provides ``validation_step``,
@@ -81,7 +91,7 @@ class OnlineKNNProbe:
         self._probe_batches: dict[int, list[tuple[Tensor, Tensor]]] = {}
 
     def on_validation_epoch_start(self) -> None:
-        super().on_validation_epoch_start()  # type: ignore[misc]
+        super().on_validation_epoch_start()
         self._reset_online_probe()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -96,7 +106,7 @@ class OnlineKNNProbe:
         self._probe_batches.setdefault(dataloader_idx, []).append((features.detach().float(), labels))
 
     def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()  # type: ignore[misc]
+        super().on_validation_epoch_end()
         batches, self._probe_batches = self._probe_batches, {}
         if not batches:
             return
@@ -131,18 +141,18 @@ class OnlineKNNProbe:
         """This rank's features and labels, concatenated; under DDP, all ranks' (all_gather)."""
         features = torch.cat([f for f, _ in batches])
         labels = torch.cat([y for _, y in batches])
-        if self.trainer.world_size > 1:  # type: ignore[attr-defined]
-            features = self.all_gather(features).flatten(0, -2)  # type: ignore[attr-defined]
-            labels = self.all_gather(labels).flatten()  # type: ignore[attr-defined]
+        if self.trainer.world_size > 1:
+            features = all_gather_tensor(self, features).flatten(0, -2)
+            labels = all_gather_tensor(self, labels).flatten()
         return features, labels
 
     def _log_online_probe(self, accuracy: Tensor) -> None:
-        trainer = self.trainer  # type: ignore[attr-defined]
+        trainer = self.trainer
         if trainer.sanity_checking:
             # Lightning drops logs during the sanity check; the probe before training is worth keeping.
-            if self.logger is not None and trainer.is_global_zero:  # type: ignore[attr-defined]
+            if self.logger is not None and trainer.is_global_zero:
                 updates = getattr(self, "updates", None)
                 step = int(updates) if updates is not None else int(trainer.global_step)
-                self.logger.log_metrics({self.probe_metric: float(accuracy)}, step=step)  # type: ignore[attr-defined]
+                self.logger.log_metrics({self.probe_metric: float(accuracy)}, step=step)
         else:
-            self.log(self.probe_metric, accuracy, prog_bar=True, rank_zero_only=True)  # type: ignore[attr-defined]
+            self.log(self.probe_metric, accuracy, prog_bar=True, rank_zero_only=True)

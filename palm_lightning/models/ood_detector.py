@@ -12,6 +12,7 @@ from palm_lightning.evaluation.features import encode, extract_features
 from palm_lightning.evaluation.ood_metrics import ood_metrics
 from palm_lightning.evaluation.ood_scorers import SCORERS, KNNDistanceScorer, OODScorer
 from palm_lightning.models.frozen_encoder import PIXELS, FrozenEncoder
+from palm_lightning.models.typed_lightning import all_gather_tensor
 
 
 def make_scorer(name: str, knn_k: int) -> OODScorer:
@@ -85,7 +86,9 @@ class OODDetector(L.LightningModule):
         if datamodule.train_set is None:
             datamodule.setup("test")
         train = datamodule.train_set
-        features = extract_features(self.encoder, train.images, datamodule.normalize, device=self.device).to(self.device)
+        features = extract_features(self.encoder, train.images, datamodule.normalize, device=self.device).to(
+            self.device
+        )
         labels = train.labels.to(self.device)
         for scorer in self.scorers.values():
             scorer.fit(features, labels)
@@ -93,17 +96,19 @@ class OODDetector(L.LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         if dataloader_idx not in (0, 1):
-            raise RuntimeError(f"OODDetector: expected 2 test loaders (in-distribution, OOD), got index {dataloader_idx}")
+            raise RuntimeError(
+                f"OODDetector: expected 2 test loaders (in-distribution, OOD), got index {dataloader_idx}"
+            )
         images, _ = batch
         features = encode(self.encoder, images)
         for name, scorer in self.scorers.items():
             self._scores[name][dataloader_idx].append(scorer.score(features))
 
     def _gather(self, scores: list[Tensor]) -> Tensor:
-        scores = torch.cat(scores) if scores else torch.zeros(0, device=self.device)
+        gathered = torch.cat(scores) if scores else torch.zeros(0, device=self.device)
         if self.trainer.world_size > 1:
-            scores = self.all_gather(scores).flatten()
-        return scores.cpu()
+            gathered = all_gather_tensor(self, gathered).flatten()
+        return gathered.cpu()
 
     def on_test_epoch_end(self) -> None:
         for name, by_loader in self._scores.items():

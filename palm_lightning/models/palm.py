@@ -29,7 +29,8 @@ shape gets a ``ValueError`` naming the hook and the expected shape.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 import lightning as L
 import torch
@@ -45,6 +46,7 @@ from palm_lightning.evaluation.knn import knn_classify  # noqa: F401  (re-export
 from palm_lightning.models.nan_guard import stop_on_nan
 from palm_lightning.models.online_probe import OnlineKNNProbe
 from palm_lightning.models.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
+from palm_lightning.models.typed_lightning import attached_datamodule, module_optimizers
 from palm_lightning.nn.blocks import frozen_batchnorm_stats
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
@@ -60,6 +62,44 @@ def check_shape(value: Any, expected: tuple[int, ...], hook: str) -> Tensor:
     if tuple(value.shape) != tuple(expected):
         raise ValueError(f"{hook} must return a Tensor of shape {tuple(expected)}, got {tuple(value.shape)}")
     return value
+
+
+@dataclass(frozen=True)
+class PALMHParams:
+    """PALM's hyperparameters, typed: the constructor's arguments but ``reward`` (the values
+    ``self.hparams`` holds; see :class:`PALM` for their meaning)."""
+
+    image_shape: tuple[int, int, int]
+    action_dim: int
+    encoder_channels: int
+    encoder_layers: int
+    repr_dim: int
+    projector_hidden: int
+    projector_dim: int
+    predictor_hidden: int
+    pairing: Literal["temporal", "augmentation"]
+    augmentation_pad: int
+    policy: Literal["apt", "random"]
+    reward_scale: float
+    reward_lr: float
+    reward_window: Literal["first", "sum"]
+    freeze_reward_batchnorm: bool
+    feature_dim: int
+    hidden_dim: int
+    repr_lr: float
+    agent_lr: float
+    critic_tau: float
+    stddev_schedule: str
+    stddev_clip: float
+    straight_through: bool
+    sequential_updates: bool
+    weight_init: Literal["orthogonal", "default"]
+    gradient_clip_val: float | None
+    probe_k: int
+    probe_temperature: float
+    trajectory_every_n_updates: int
+    trajectory_envs: int
+    trajectory_steps: int
 
 
 class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
@@ -111,6 +151,9 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         trajectory_every_n_updates: log a grid of trajectories this often (0: never).
         trajectory_envs, trajectory_steps: rows and columns of that grid.
     """
+
+    updates: Tensor  # buffers (registered in __init__)
+    env_steps: Tensor
 
     network_kind = "encoder"
 
@@ -165,8 +208,41 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             )
         parse_schedule(stddev_schedule)
         self.save_hyperparameters(ignore=["reward"])
+        self.hp = PALMHParams(
+            image_shape=image_shape,
+            action_dim=action_dim,
+            encoder_channels=encoder_channels,
+            encoder_layers=encoder_layers,
+            repr_dim=repr_dim,
+            projector_hidden=projector_hidden,
+            projector_dim=projector_dim,
+            predictor_hidden=predictor_hidden,
+            pairing=pairing,
+            augmentation_pad=augmentation_pad,
+            policy=policy,
+            reward_scale=reward_scale,
+            reward_lr=reward_lr,
+            reward_window=reward_window,
+            freeze_reward_batchnorm=freeze_reward_batchnorm,
+            feature_dim=feature_dim,
+            hidden_dim=hidden_dim,
+            repr_lr=repr_lr,
+            agent_lr=agent_lr,
+            critic_tau=critic_tau,
+            stddev_schedule=stddev_schedule,
+            stddev_clip=stddev_clip,
+            straight_through=straight_through,
+            sequential_updates=sequential_updates,
+            weight_init=weight_init,
+            gradient_clip_val=gradient_clip_val,
+            probe_k=probe_k,
+            probe_temperature=probe_temperature,
+            trajectory_every_n_updates=trajectory_every_n_updates,
+            trajectory_envs=trajectory_envs,
+            trajectory_steps=trajectory_steps,
+        )
         self.automatic_optimization = False
-        self.encoder = DrQEncoder(tuple(image_shape), encoder_channels, encoder_layers, repr_dim, weight_init=weight_init)
+        self.encoder = DrQEncoder(image_shape, encoder_channels, encoder_layers, repr_dim, weight_init=weight_init)
         self.projector = Projector(self.encoder.out_dim, projector_hidden, projector_dim)
         self.predictor = Predictor(projector_dim, predictor_hidden)
         self.reward = APT() if reward is None else reward
@@ -183,12 +259,20 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         """The agent acting on representations (``self.encoder.out_dim`` → ``action_dim``): DrQ-v2's
         DDPG from this module's hyperparameters. Override for another agent with the
         :class:`~palm_lightning.agents.Agent` API."""
-        hp = self.hparams
+        hp = self.hp
         return DDPGAgent(
-            self.encoder.out_dim, hp.action_dim, hp.feature_dim, hp.hidden_dim, lr=hp.agent_lr,
-            critic_tau=hp.critic_tau, stddev_schedule=hp.stddev_schedule, stddev_clip=hp.stddev_clip,
-            straight_through=hp.straight_through, weight_init=hp.weight_init,
-            sequential_updates=hp.sequential_updates, grad_clip=hp.gradient_clip_val,
+            self.encoder.out_dim,
+            hp.action_dim,
+            hp.feature_dim,
+            hp.hidden_dim,
+            lr=hp.agent_lr,
+            critic_tau=hp.critic_tau,
+            stddev_schedule=hp.stddev_schedule,
+            stddev_clip=hp.stddev_clip,
+            straight_through=hp.straight_through,
+            weight_init=hp.weight_init,
+            sequential_updates=hp.sequential_updates,
+            grad_clip=hp.gradient_clip_val,
         )
 
     # --- export -------------------------------------------------------------------------------
@@ -206,30 +290,30 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
                     f"(or another ExperienceDataModule) as data, not {type(dm).__name__}"
                 )
             return
-        if tuple(env.obs_shape) != tuple(self.hparams.image_shape):
+        if tuple(env.obs_shape) != tuple(self.hp.image_shape):
             raise ValueError(
-                f"model.image_shape is {tuple(self.hparams.image_shape)} but the environment's observations are "
+                f"model.image_shape is {tuple(self.hp.image_shape)} but the environment's observations are "
                 f"{tuple(env.obs_shape)}: set --model.init_args.image_shape {list(env.obs_shape)}"
             )
-        if env.action_dim != self.hparams.action_dim:
+        if env.action_dim != self.hp.action_dim:
             raise ValueError(
-                f"model.action_dim is {self.hparams.action_dim} but the environment's latent (action) size is "
+                f"model.action_dim is {self.hp.action_dim} but the environment's latent (action) size is "
                 f"{env.action_dim}: set --model.init_args.action_dim {env.action_dim}"
             )
 
     def on_fit_start(self) -> None:
         check_ddp_allows_partial_backward(self)
-        self.trainer.datamodule.attach_policy(self.act)
+        attached_datamodule(self).attach_policy(self.act)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """Optimiser 0: the representation (``repr_lr``) and the reward's own networks
         (``reward_lr``), one step per update; then the agent's, in the order it steps them."""
-        groups = [{"params": self.representation_parameters(), "lr": self.hparams.repr_lr, "name": "representation"}]
+        groups = [{"params": self.representation_parameters(), "lr": self.hp.repr_lr, "name": "representation"}]
         reward_params = [p for p in self.reward.parameters() if p.requires_grad]
         if reward_params:
-            groups.append({"params": reward_params, "lr": self.hparams.reward_lr, "name": "reward"})
-        optimizers = [torch.optim.Adam(groups)]
-        if self.hparams.policy != "random":
+            groups.append({"params": reward_params, "lr": self.hp.reward_lr, "name": "reward"})
+        optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(groups)]
+        if self.hp.policy != "random":
             optimizers += [torch.optim.Adam(g) for g in self.agent.optimizer_groups().values()]
         return optimizers
 
@@ -243,8 +327,8 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         """The two views the representation objective pulls together, from the float window
         ``(B, n+1, C, H, W)``: two ``(B, C, H, W)`` tensors. ``(o_t, o_{t+1})`` for ``pairing:
         temporal``, two independent random shifts of ``o_t`` for ``pairing: augmentation``."""
-        if self.hparams.pairing == "augmentation":
-            pad = self.hparams.augmentation_pad
+        if self.hp.pairing == "augmentation":
+            pad = self.hp.augmentation_pad
             return random_shift(images[:, 0], pad), random_shift(images[:, 0], pad)
         return images[:, 0], images[:, 1]
 
@@ -281,8 +365,8 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
     def act(self, obs: Tensor, env_steps: int, eval_mode: bool = False, task: Tensor | None = None) -> Tensor:
         """The acting policy the data stream calls: ``uint8`` observations ``(N, C, H, W)`` → actions
         ``(N, action_dim)`` in ``[-1, 1]`` (uniform with ``policy: random``)."""
-        if self.hparams.policy == "random":
-            return torch.rand(obs.shape[0], self.hparams.action_dim, device=obs.device) * 2 - 1
+        if self.hp.policy == "random":
+            return torch.rand(obs.shape[0], self.hp.action_dim, device=obs.device) * 2 - 1
         with torch.autocast(obs.device.type, enabled=False):
             return self.agent.act(self.encode(obs).float(), env_steps, eval_mode=eval_mode)
 
@@ -291,26 +375,45 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         """:meth:`representation_pair` then :meth:`representation_loss` on the float window, with
         their return values checked (a ``ValueError`` names the hook and what it must return)."""
         name = type(self).__name__
-        pair = self.representation_pair(images)
+        # Any: a subclass may return anything; these checks are what turns that into a clear error
+        pair: Any = self.representation_pair(images)
         size = images.shape[0]
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2
-                and all(isinstance(v, Tensor) and v.dim() == 4 and v.shape[0] == size for v in pair)):
-            got = [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in pair] \
-                if isinstance(pair, (tuple, list)) else type(pair).__name__
-            raise ValueError(f"{name}.representation_pair must return two Tensors of shape ({size}, C, H, W), got {got}")
-        result = self.representation_loss(*pair)
-        if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Tensor)
-                and result[0].dim() == 0 and isinstance(result[1], dict)):
-            got = type(result).__name__ if not isinstance(result, tuple) else [
-                tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in result]
-            raise ValueError(f"{name}.representation_loss must return (a scalar Tensor of shape (), a dict of "
-                             f"scalar Tensors to log), got {got}")
+        if not (
+            isinstance(pair, (tuple, list))
+            and len(pair) == 2
+            and all(isinstance(v, Tensor) and v.dim() == 4 and v.shape[0] == size for v in pair)
+        ):
+            got: object = (
+                [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in pair]
+                if isinstance(pair, (tuple, list))
+                else type(pair).__name__
+            )
+            raise ValueError(
+                f"{name}.representation_pair must return two Tensors of shape ({size}, C, H, W), got {got}"
+            )
+        result: Any = self.representation_loss(*pair)
+        if not (
+            isinstance(result, tuple)
+            and len(result) == 2
+            and isinstance(result[0], Tensor)
+            and result[0].dim() == 0
+            and isinstance(result[1], dict)
+        ):
+            got_loss: object = (
+                type(result).__name__
+                if not isinstance(result, tuple)
+                else [tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__ for v in result]
+            )
+            raise ValueError(
+                f"{name}.representation_loss must return (a scalar Tensor of shape (), a dict of "
+                f"scalar Tensors to log), got {got_loss}"
+            )
         return result
 
     def reward_steps(self, particles: Tensor, actions: Tensor) -> list[RewardStep]:
         """The transitions a window is rewarded for (``reward_window``), from reward-space features
         ``(B, n+1, D)`` and the window's actions ``(B, n, |A|)``."""
-        if self.hparams.reward_window == "first":
+        if self.hp.reward_window == "first":
             return [RewardStep(particles[:, 0], actions[:, 0], particles[:, -1])]
         return [RewardStep(particles[:, k], actions[:, k], particles[:, k + 1]) for k in range(actions.shape[1])]
 
@@ -318,19 +421,20 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         """Intrinsic reward ``(B,)`` of each window: the first transition's (``first``) or the
         γᵏ-weighted sum over its steps (``sum``). Checks every :meth:`intrinsic_reward` result."""
         size = steps[0].obs.shape[0]
-        rewards = [check_shape(self.intrinsic_reward(s), (size,), f"{type(self).__name__}.intrinsic_reward").float()
-                   for s in steps]
+        rewards = [
+            check_shape(self.intrinsic_reward(s), (size,), f"{type(self).__name__}.intrinsic_reward").float()
+            for s in steps
+        ]
         if len(rewards) == 1:
             return rewards[0]
         return (step_discounts[:, : len(rewards)] * torch.stack(rewards, 1)).sum(1)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        hp = self.hparams
+        hp = self.hp
         frames = batch["frames"]  # uint8 (B, n+1, C, H, W)
         size, window = frames.shape[:2]
         self.env_steps.fill_(int(batch["env_steps"]))
-        optimizers = self.optimizers()
-        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        optimizers = module_optimizers(self)
         images = from_uint8(frames)
         ssl_loss, logs = self.checked_representation_loss(images)
         losses = {"ssl_loss": ssl_loss}
@@ -358,14 +462,17 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         self.stop_on_nan(losses)
         representation_optimizer = optimizers[0]
         representation_optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(sum(losses.values()))
+        self.manual_backward(cast(Tensor, sum(losses.values())))  # a sum of tensors (never empty: ssl_loss)
         if hp.gradient_clip_val is not None:
-            self.clip_gradients(representation_optimizer, gradient_clip_val=hp.gradient_clip_val, gradient_clip_algorithm="norm")
+            self.clip_gradients(
+                representation_optimizer, gradient_clip_val=hp.gradient_clip_val, gradient_clip_algorithm="norm"
+            )
         representation_optimizer.step()
 
         with torch.no_grad():
             intrinsic = self.window_reward(steps, batch["step_discounts"].float())
-        logs.update(self.reward.metrics() if hasattr(self.reward, "metrics") else {})
+        reward_metrics = getattr(self.reward, "metrics", None)  # optional (APT has them)
+        logs.update(reward_metrics() if reward_metrics is not None else {})
         logs["reward/intrinsic_mean"] = intrinsic.mean()
         logs["reward/intrinsic_std"] = intrinsic.std()
         logs["reward/intrinsic_max"] = intrinsic.max()
@@ -373,16 +480,21 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         if hp.policy != "random":
             with torch.autocast(self.device.type, enabled=False):
                 transition = Transition(
-                    obs=features[:, 0], action=batch["action"].float(),
+                    obs=features[:, 0],
+                    action=batch["action"].float(),
                     reward=batch["reward"].float() + hp.reward_scale * intrinsic,
-                    discount=batch["discount"].float(), next_obs=features[:, -1],
+                    discount=batch["discount"].float(),
+                    next_obs=features[:, -1],
                 )
                 names = list(self.agent.optimizer_groups())
                 # max_steps counts updates: the representation step counted, the agent's not
                 stepped = [UncountedOptimizer(self, o) for o in optimizers[1:]]
                 agent_logs = self.agent.update(
-                    transition, int(batch["env_steps"]), dict(zip(names, stepped, strict=True)),
-                    backward=self.manual_backward, check=self.stop_on_nan,
+                    transition,
+                    int(batch["env_steps"]),
+                    dict(zip(names, stepped, strict=True)),
+                    backward=self.manual_backward,
+                    check=self.stop_on_nan,
                 )
             logs.update(agent_logs)
         self.updates += 1
@@ -392,17 +504,22 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         logs["charts/env_fps"] = batch["env_fps"].float()
         logs["charts/updates"] = self.updates.float()
         self.log_dict({k: v.float() for k, v in logs.items()}, on_step=True, on_epoch=False)
-        total = sum(v.detach() for v in losses.values())
+        total: Tensor | int = sum(v.detach() for v in losses.values())
         total = total + sum(logs[k] for k in ("train/critic_loss", "train/actor_loss") if k in logs)
         self.log("train/loss", total, prog_bar=True)
 
     def stop_on_nan(self, losses: dict[str, Tensor]) -> None:
         """A non-finite loss stops training after a checkpoint of the last finite state."""
-        stop_on_nan(self, losses, int(self.updates), int(self.env_steps),
-                    "Lower the learning rates or set model.init_args.gradient_clip_val.")
+        stop_on_nan(
+            self,
+            losses,
+            int(self.updates),
+            int(self.env_steps),
+            "Lower the learning rates or set model.init_args.gradient_clip_val.",
+        )
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        every = self.hparams.trajectory_every_n_updates
+        every = self.hp.trajectory_every_n_updates
         if every and int(self.updates) % every == 1 and self.trainer.is_global_zero:
             self.log_trajectories()
 
@@ -413,8 +530,8 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             return
         from torchvision.utils import make_grid
 
-        hp = self.hparams
-        frames = self.trainer.datamodule.rollout(self.act, hp.trajectory_envs, hp.trajectory_steps)
+        hp = self.hp
+        frames = attached_datamodule(self).rollout(self.act, hp.trajectory_envs, hp.trajectory_steps)
         grid = make_grid(frames.flatten(0, 1).cpu(), nrow=frames.shape[1], padding=1, pad_value=128)
         logger.experiment.add_image("trajectories", grid, global_step=int(self.updates))
 

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from palm_lightning.losses.curl import curl_loss
-from palm_lightning.nn.blocks import polyak_update
 from palm_lightning.losses.simsiam import output_std
 from palm_lightning.models.palm import PALM
+from palm_lightning.nn.blocks import polyak_update
 
 
 class PALMCURL(PALM):
@@ -57,11 +57,12 @@ class PALMCURL(PALM):
             raise ValueError(f"key_tau must be in (0, 1], got {key_tau}")
         if temperature <= 0.0:
             raise ValueError(f"temperature must be positive, got {temperature}")
+        self.key_tau, self.normalize, self.temperature = key_tau, normalize, temperature  # typed hparams
         self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
         # CURL's code draws W from U(0, 1); we start at the identity so the first logits are plain
         # dot products (our choice).
-        self.bilinear = nn.Parameter(torch.eye(self.hparams.projector_dim))
+        self.bilinear = nn.Parameter(torch.eye(self.hp.projector_dim))
         self.predictor.requires_grad_(False)
 
     def representation_parameters(self) -> list[nn.Parameter]:
@@ -74,9 +75,9 @@ class PALMCURL(PALM):
         query = self.projector(self.encoder(obs))
         with torch.no_grad():
             key = self.key_projector(self.key_encoder(next_obs))
-        if self.hparams.normalize:
+        if self.normalize:
             query, key = F.normalize(query.float(), dim=1), F.normalize(key.float(), dim=1)
-        loss, accuracy = curl_loss(query, key, self.bilinear, self.hparams.temperature)
+        loss, accuracy = curl_loss(query, key, self.bilinear, self.temperature)
         logs = {"train/ssl_loss": loss.detach(), "train/z_std": output_std(query), "train/contrastive_acc": accuracy}
         return loss, logs
 
@@ -88,5 +89,5 @@ class PALMCURL(PALM):
     def after_update(self) -> None:
         """Polyak step of the key networks towards the online ones (weights; batch-norm running
         statistics of the key projection follow its own forward passes)."""
-        polyak_update(self.key_encoder, self.encoder, self.hparams.key_tau)
-        polyak_update(self.key_projector, self.projector, self.hparams.key_tau)
+        polyak_update(self.key_encoder, self.encoder, self.key_tau)
+        polyak_update(self.key_projector, self.projector, self.key_tau)

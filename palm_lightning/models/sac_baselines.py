@@ -22,7 +22,7 @@ class OHESAC(MultiTaskSAC):
         super().__init__(**kwargs)
 
     def build_policy(self) -> OneHotPolicy:
-        hp = self.hparams
+        hp = self.hp
         return OneHotPolicy(hp.obs_dim, hp.action_dim, hp.num_tasks, hp.hidden_dim, self._policy_layers)
 
 
@@ -35,5 +35,5 @@ class MHMTSAC(MultiTaskSAC):
         super().__init__(**kwargs)
 
     def build_policy(self) -> MultiHeadPolicy:
-        hp = self.hparams
+        hp = self.hp
         return MultiHeadPolicy(hp.obs_dim, hp.action_dim, hp.num_tasks, hp.hidden_dim, self._trunk_layers)

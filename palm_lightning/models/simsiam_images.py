@@ -9,6 +9,7 @@ reads them exactly as PALM's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import lightning as L
@@ -18,9 +19,38 @@ from torch import Tensor
 from palm_lightning.augment import simsiam_augment
 from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.models.online_probe import OnlineKNNProbe
+from palm_lightning.models.typed_lightning import attached_datamodule
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
 from palm_lightning.nn.siamese import simsiam_forward
+
+
+@dataclass(frozen=True)
+class SimSiamImagesHParams:
+    """SimSiam's hyperparameters, typed: its constructor's arguments (the values
+    ``self.hparams`` holds)."""
+
+    image_shape: tuple[int, int, int]
+    encoder_channels: int
+    encoder_layers: int
+    repr_dim: int
+    projector_hidden: int
+    projector_dim: int
+    predictor_hidden: int
+    optimizer: Literal["adam", "sgd"]
+    lr: float
+    momentum: float
+    weight_decay: float
+    lr_schedule: Literal["constant", "cosine"]
+    crop_scale: tuple[float, float]
+    flip_p: float
+    brightness: float
+    contrast: float
+    jitter_p: float
+    grayscale_p: float
+    knn_bank_size: int
+    knn_k: int
+    knn_temperature: float
 
 
 class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
@@ -51,6 +81,8 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             :func:`~palm_lightning.augment.simsiam_augment` (SimSiam: 0.2–1, 0.5, 0.4, 0.4, 0.8, 0.2).
         knn_bank_size, knn_k, knn_temperature: the online probe (10 000 images, 20, 0.07: PALM's).
     """
+
+    updates: Tensor  # buffer (registered in __init__)
 
     network_kind = "encoder"
 
@@ -84,7 +116,30 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.save_hyperparameters()
-        self.encoder = DrQEncoder(tuple(image_shape), encoder_channels, encoder_layers, repr_dim)
+        self.hp = SimSiamImagesHParams(
+            image_shape=image_shape,
+            encoder_channels=encoder_channels,
+            encoder_layers=encoder_layers,
+            repr_dim=repr_dim,
+            projector_hidden=projector_hidden,
+            projector_dim=projector_dim,
+            predictor_hidden=predictor_hidden,
+            optimizer=optimizer,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            lr_schedule=lr_schedule,
+            crop_scale=crop_scale,
+            flip_p=flip_p,
+            brightness=brightness,
+            contrast=contrast,
+            jitter_p=jitter_p,
+            grayscale_p=grayscale_p,
+            knn_bank_size=knn_bank_size,
+            knn_k=knn_k,
+            knn_temperature=knn_temperature,
+        )
+        self.encoder = DrQEncoder(image_shape, encoder_channels, encoder_layers, repr_dim)
         self.projector = Projector(self.encoder.out_dim, projector_hidden, projector_dim)
         self.predictor = Predictor(projector_dim, predictor_hidden)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
@@ -105,16 +160,18 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
                 f"SimSiamImages trains on labelled real images: use an ImageDataModule (e.g. "
                 f"palm_lightning.datamodules.FashionMNISTDataModule) as data, not {type(dm).__name__}"
             )
-        if tuple(dm.image_shape) != tuple(self.hparams.image_shape):
+        if tuple(dm.image_shape) != tuple(self.hp.image_shape):
             raise ValueError(
-                f"model.image_shape is {tuple(self.hparams.image_shape)} but the data's images are "
+                f"model.image_shape is {tuple(self.hp.image_shape)} but the data's images are "
                 f"{tuple(dm.image_shape)}: set --model.init_args.image_shape {list(dm.image_shape)}"
             )
 
     def configure_optimizers(self):
-        hp = self.hparams
+        hp = self.hp
         if hp.optimizer == "sgd":
-            optimizer = torch.optim.SGD(self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                self.parameters(), lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+            )
         else:
             optimizer = torch.optim.Adam(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.lr_schedule == "constant":
@@ -126,9 +183,9 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
     # --- subclassing point --------------------------------------------------------------------
     def augment(self, images: Tensor) -> Tensor:
         """One random view of every image (float ``(N, C, H, W)`` in ``[-1, 1]``)."""
-        hp = self.hparams
+        hp = self.hp
         return simsiam_augment(
-            images, tuple(hp.crop_scale), hp.flip_p, hp.brightness, hp.contrast, hp.jitter_p, hp.grayscale_p
+            images, hp.crop_scale, hp.flip_p, hp.brightness, hp.contrast, hp.jitter_p, hp.grayscale_p
         )
 
     # --- training -----------------------------------------------------------------------------
@@ -150,10 +207,10 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
     def probe_bank(self) -> tuple[Tensor, Tensor]:
         """Features and labels of the first ``knn_bank_size`` training images (every validation batch
         is then a query)."""
-        dm = self.trainer.datamodule
+        dm = attached_datamodule(self)
         train = dm.train_set
         if train is None:
             raise RuntimeError("the DataModule has no training split set up for the kNN bank")
-        images, labels = train.images[: self.hparams.knn_bank_size], train.labels[: self.hparams.knn_bank_size]
+        images, labels = train.images[: self.hp.knn_bank_size], train.labels[: self.hp.knn_bank_size]
         features = [self.probe_features(dm.normalize(chunk.to(self.device))).float() for chunk in images.split(1024)]
         return torch.cat(features), labels.to(self.device)

@@ -10,6 +10,7 @@ per iteration** — ``trainer.max_steps: 20000`` trains 10 000 iterations. The m
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -19,7 +20,33 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from palm_lightning.checkpoints import ExportableMixin
+from palm_lightning.models.typed_lightning import module_optimizers
 from palm_lightning.nn.stylegan import ProjectionDiscriminator, StyleGANGenerator
+
+
+@dataclass(frozen=True)
+class ConditionalStyleGANHParams:
+    """The GAN's hyperparameters, typed: its constructor's arguments (the values
+    ``self.hparams`` holds)."""
+
+    num_classes: int
+    img_resolution: int
+    img_channels: int
+    z_dim: int
+    w_dim: int
+    mapping_layers: int
+    channel_base: int
+    channel_max: int
+    lr: float
+    betas: tuple[float, float]
+    r1_gamma: float
+    r1_interval: int
+    ema_half_life_images: float
+    ema_rampup: float | None
+    mode_seeking_weight: float
+    sample_every_n_iterations: int
+    samples_per_class: int
+    sample_truncation_psi: float
 
 
 class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
@@ -57,6 +84,10 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
     directly with :func:`palm_lightning.checkpoints.load_network` (kind ``"generator"``).
     """
 
+    iterations: Tensor  # buffers (registered in __init__)
+    images_seen: Tensor
+    sample_z: Tensor
+
     network_kind = "generator"
 
     def __init__(
@@ -82,6 +113,26 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.hp = ConditionalStyleGANHParams(
+            num_classes=num_classes,
+            img_resolution=img_resolution,
+            img_channels=img_channels,
+            z_dim=z_dim,
+            w_dim=w_dim,
+            mapping_layers=mapping_layers,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            lr=lr,
+            betas=betas,
+            r1_gamma=r1_gamma,
+            r1_interval=r1_interval,
+            ema_half_life_images=ema_half_life_images,
+            ema_rampup=ema_rampup,
+            mode_seeking_weight=mode_seeking_weight,
+            sample_every_n_iterations=sample_every_n_iterations,
+            samples_per_class=samples_per_class,
+            sample_truncation_psi=sample_truncation_psi,
+        )
         self.automatic_optimization = False
         self.generator = StyleGANGenerator(
             z_dim=z_dim,
@@ -111,23 +162,21 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if datamodule is None:
             return
-        expected = (self.hparams.img_channels, self.hparams.img_resolution, self.hparams.img_resolution)
+        expected = (self.hp.img_channels, self.hp.img_resolution, self.hp.img_resolution)
         shape = tuple(getattr(datamodule, "image_shape", expected))
-        classes = getattr(datamodule, "num_classes", self.hparams.num_classes)
-        if shape != expected or classes != self.hparams.num_classes:
+        classes = getattr(datamodule, "num_classes", self.hp.num_classes)
+        if shape != expected or classes != self.hp.num_classes:
             raise ValueError(
-                f"model/data mismatch: the model is built for {self.hparams.num_classes} classes of "
+                f"model/data mismatch: the model is built for {self.hp.num_classes} classes of "
                 f"{expected} images but {type(datamodule).__name__} gives {classes} classes of {shape}. "
                 "Set model.init_args.num_classes / img_channels / img_resolution to match the data."
             )
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        lr, (b1, b2) = self.hparams.lr, self.hparams.betas
-        ratio = self.hparams.r1_interval / (self.hparams.r1_interval + 1) if self.hparams.r1_gamma > 0 else 1.0
+        lr, (b1, b2) = self.hp.lr, self.hp.betas
+        ratio = self.hp.r1_interval / (self.hp.r1_interval + 1) if self.hp.r1_gamma > 0 else 1.0
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=(b1, b2), eps=1e-8)
-        opt_d = torch.optim.Adam(
-            self.discriminator.parameters(), lr=lr * ratio, betas=(b1**ratio, b2**ratio), eps=1e-8
-        )
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=lr * ratio, betas=(b1**ratio, b2**ratio), eps=1e-8)
         return [opt_g, opt_d]
 
     def exported_network(self) -> StyleGANGenerator:
@@ -141,11 +190,11 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         real, labels = batch
         n = real.shape[0]
-        opt_g, opt_d = self.optimizers()
-        z_dim = self.hparams.z_dim
+        opt_g, opt_d = module_optimizers(self)
+        z_dim = self.hp.z_dim
 
         # Discriminator: logistic loss, plus lazy R1 on this iteration's real batch.
-        do_r1 = self.hparams.r1_gamma > 0 and int(self.iterations) % self.hparams.r1_interval == 0
+        do_r1 = self.hp.r1_gamma > 0 and int(self.iterations) % self.hp.r1_interval == 0
         self.discriminator.requires_grad_(True)
         with torch.no_grad():
             c_fake = self.sample_labels(labels)
@@ -158,7 +207,7 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
         if do_r1:
             (grad,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
             r1 = grad.square().sum(dim=(1, 2, 3)).mean()
-            loss_total = loss_d + r1 * (self.hparams.r1_gamma / 2) * self.hparams.r1_interval
+            loss_total = loss_d + r1 * (self.hp.r1_gamma / 2) * self.hp.r1_interval
             self.log("train/r1_penalty", r1.detach())
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_total)
@@ -167,7 +216,7 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
         # Generator: non-saturating loss; D's parameters need no gradients here.
         self.discriminator.requires_grad_(False)
         c_gen = self.sample_labels(labels)
-        pairs = n // 2 if self.hparams.mode_seeking_weight > 0 else 0
+        pairs = n // 2 if self.hp.mode_seeking_weight > 0 else 0
         if pairs:
             c_gen = torch.cat([c_gen[:pairs], c_gen[:pairs], c_gen[2 * pairs :]])  # pair i ↔ i + pairs
         z = torch.randn(n, z_dim, device=self.device)
@@ -176,7 +225,7 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
         loss_g_total = loss_g
         if pairs:
             loss_ms = mode_seeking_loss(fake[:pairs], fake[pairs : 2 * pairs], z[:pairs], z[pairs : 2 * pairs])
-            loss_g_total = loss_g + self.hparams.mode_seeking_weight * loss_ms
+            loss_g_total = loss_g + self.hp.mode_seeking_weight * loss_ms
             self.log("train/loss_mode_seeking", loss_ms.detach())
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g_total)
@@ -199,26 +248,26 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
         )
         self.log("loss_g", loss_g.detach(), prog_bar=True, logger=False)
         self.log("loss_d", loss_d.detach(), prog_bar=True, logger=False)
-        if int(self.iterations) % self.hparams.sample_every_n_iterations == 0:
+        if int(self.iterations) % self.hp.sample_every_n_iterations == 0:
             self.log_samples()
 
     @torch.no_grad()
     def update_ema(self, batch_size: int) -> None:
         """EMA of the generator's weights with a half-life in images (ramped up early on)."""
-        half_life = self.hparams.ema_half_life_images
-        if self.hparams.ema_rampup is not None:
-            half_life = min(half_life, float(self.images_seen) * self.hparams.ema_rampup)
+        half_life = self.hp.ema_half_life_images
+        if self.hp.ema_rampup is not None:
+            half_life = min(half_life, float(self.images_seen) * self.hp.ema_rampup)
         beta = 0.5 ** (batch_size / max(half_life, 1e-8))
-        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+        for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
             p_ema.lerp_(p.detach(), 1.0 - beta)
-        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+        for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
             b_ema.copy_(b)
 
     # --- monitoring ---------------------------------------------------------------------------
     @torch.no_grad()
     def sample_grid(self, truncation_psi: float | None = None) -> Tensor:
         """A ``(C, H, W)`` grid in [0, 1] of EMA samples: one row per class, fixed z per column."""
-        psi = self.hparams.sample_truncation_psi if truncation_psi is None else truncation_psi
+        psi = self.hp.sample_truncation_psi if truncation_psi is None else truncation_psi
         return render_class_grid(self.generator_ema, self.sample_z, psi)
 
     def log_samples(self) -> None:
@@ -249,4 +298,3 @@ def render_class_grid(generator: Any, z: Tensor, truncation_psi: float = 1.0, pa
     cc = torch.arange(k, device=z.device).repeat_interleave(m)
     images = generator(zz, cc, truncation_psi=truncation_psi)
     return make_grid((images + 1) / 2, nrow=m, padding=padding, pad_value=0.5).clamp(0, 1)
-

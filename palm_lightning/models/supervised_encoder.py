@@ -7,6 +7,8 @@ probes then fit their own head on it, exactly as on the self-supervised encoders
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -16,6 +18,23 @@ from torchmetrics.classification import MulticlassAccuracy
 from palm_lightning.augment import random_flip_and_shift
 from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.nn.encoders import DrQEncoder
+
+
+@dataclass(frozen=True)
+class SupervisedEncoderHParams:
+    """The module's hyperparameters, typed: its constructor's arguments (the values
+    ``self.hparams`` holds)."""
+
+    image_shape: tuple[int, int, int]
+    encoder_channels: int
+    encoder_layers: int
+    repr_dim: int
+    num_classes: int
+    lr: float
+    weight_decay: float
+    augment: bool
+    max_shift: int
+    label_smoothing: float
 
 
 class SupervisedEncoder(ExportableMixin, L.LightningModule):
@@ -53,7 +72,19 @@ class SupervisedEncoder(ExportableMixin, L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.encoder = DrQEncoder(tuple(image_shape), encoder_channels, encoder_layers, repr_dim)
+        self.hp = SupervisedEncoderHParams(
+            image_shape=image_shape,
+            encoder_channels=encoder_channels,
+            encoder_layers=encoder_layers,
+            repr_dim=repr_dim,
+            num_classes=num_classes,
+            lr=lr,
+            weight_decay=weight_decay,
+            augment=augment,
+            max_shift=max_shift,
+            label_smoothing=label_smoothing,
+        )
+        self.encoder = DrQEncoder(image_shape, encoder_channels, encoder_layers, repr_dim)
         self.head = nn.Linear(self.encoder.out_dim, num_classes)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
@@ -68,21 +99,21 @@ class SupervisedEncoder(ExportableMixin, L.LightningModule):
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None)
         shape = getattr(dm, "image_shape", None)
-        if shape is not None and tuple(shape) != tuple(self.hparams.image_shape):
+        if shape is not None and tuple(shape) != tuple(self.hp.image_shape):
             raise ValueError(
-                f"model.image_shape is {tuple(self.hparams.image_shape)} but the data's images are "
+                f"model.image_shape is {tuple(self.hp.image_shape)} but the data's images are "
                 f"{tuple(shape)}: set --model.init_args.image_shape {list(shape)}"
             )
         classes = getattr(dm, "num_classes", None)
-        if classes and classes != self.hparams.num_classes:
-            raise ValueError(f"model.num_classes is {self.hparams.num_classes} but the data has {classes} classes")
+        if classes and classes != self.hp.num_classes:
+            raise ValueError(f"model.num_classes is {self.hp.num_classes} but the data has {classes} classes")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
-        if self.hparams.augment:
-            images = random_flip_and_shift(images, self.hparams.max_shift)
+        if self.hp.augment:
+            images = random_flip_and_shift(images, self.hp.max_shift)
         logits = self(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hp.label_smoothing)
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/acc", (logits.argmax(1) == labels).float().mean())
         return loss
@@ -98,7 +129,7 @@ class SupervisedEncoder(ExportableMixin, L.LightningModule):
         self.log("test/acc", self.test_acc)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hp.lr, weight_decay=self.hp.weight_decay)
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

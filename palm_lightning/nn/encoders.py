@@ -40,22 +40,29 @@ class DrQEncoder(nn.Module):
         weight_init: str = "default",
     ) -> None:
         super().__init__()
-        image_shape = tuple(int(s) for s in image_shape)
-        if len(image_shape) != 3:
-            raise ValueError(f"image_shape must be (C, H, W), got {image_shape}")
+        shape = tuple(int(s) for s in image_shape)  # lists from a YAML file too
+        if len(shape) != 3:
+            raise ValueError(f"image_shape must be (C, H, W), got {shape}")
         if weight_init not in ("default", "orthogonal"):
             raise ValueError(f"weight_init must be 'default' or 'orthogonal', got {weight_init!r}")
-        self.config = {"image_shape": image_shape, "channels": channels, "num_layers": num_layers, "repr_dim": repr_dim,
-                       "weight_init": weight_init}
-        self.image_shape = image_shape
-        layers: list[nn.Module] = [nn.Conv2d(image_shape[0], channels, 3, stride=2), nn.ReLU()]
+        self.config = {
+            "image_shape": shape,
+            "channels": channels,
+            "num_layers": num_layers,
+            "repr_dim": repr_dim,
+            "weight_init": weight_init,
+        }
+        self.image_shape = shape
+        layers: list[nn.Module] = [nn.Conv2d(shape[0], channels, 3, stride=2), nn.ReLU()]
         for _ in range(num_layers - 1):
             layers += [nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU()]
         self.convnet = nn.Sequential(*layers)
         with torch.no_grad():
-            conv_dim = self.convnet(torch.zeros(1, *image_shape)).flatten(1).shape[1]
+            conv_dim = self.convnet(torch.zeros(1, *shape)).flatten(1).shape[1]
         self.conv_dim = conv_dim
-        self.head = nn.Identity() if repr_dim is None else nn.Sequential(nn.Linear(conv_dim, repr_dim), nn.LayerNorm(repr_dim))
+        self.head = (
+            nn.Identity() if repr_dim is None else nn.Sequential(nn.Linear(conv_dim, repr_dim), nn.LayerNorm(repr_dim))
+        )
         self.out_dim = conv_dim if repr_dim is None else repr_dim
         if weight_init == "orthogonal":
             orthogonal_init_(self)
@@ -74,10 +81,10 @@ class PixelEncoder(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int] = (1, 32, 32)) -> None:
         super().__init__()
-        image_shape = tuple(int(s) for s in image_shape)
-        self.config = {"image_shape": image_shape}
-        self.image_shape = image_shape
-        self.out_dim = image_shape[0] * image_shape[1] * image_shape[2]
+        shape = tuple(int(s) for s in image_shape)
+        self.config = {"image_shape": shape}
+        self.image_shape = shape
+        self.out_dim = shape[0] * shape[1] * shape[2]
 
     def forward(self, images: Tensor) -> Tensor:
         if tuple(images.shape[1:]) != self.image_shape:

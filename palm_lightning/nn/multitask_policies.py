@@ -79,7 +79,11 @@ class EARPolicy(MultiTaskPolicy):
     def clip_groups(self) -> list[list[nn.Parameter]]:
         """State encoder, task encoder and action decoder are clipped one by one (the authors' code
         clips each network's gradient norm at 10)."""
-        return [list(self.state_encoder.parameters()), list(self.task_encoder.parameters()), list(self.decoder.parameters())]
+        return [
+            list(self.state_encoder.parameters()),
+            list(self.task_encoder.parameters()),
+            list(self.decoder.parameters()),
+        ]
 
     def _project(self, x: Tensor) -> Tensor:
         return F.normalize(x, dim=-1) if self.normalize else x
@@ -90,7 +94,9 @@ class EARPolicy(MultiTaskPolicy):
 
     def task_embeddings(self) -> Tensor:
         """Every task's LTE ``(num_tasks, lte_dim)``, without noise."""
-        return self._project(self.task_encoder(torch.eye(self.num_tasks, device=self.decoder[0].weight.device)))
+        return self._project(
+            self.task_encoder(torch.eye(self.num_tasks, device=next(self.decoder.parameters()).device))
+        )
 
     def task_embedding(self, task: Tensor) -> Tensor:
         """The LTE of each task index (noisy while training when ``lte_noise > 0``)."""
@@ -111,7 +117,9 @@ class OneHotPolicy(MultiTaskPolicy):
     """OHE-SAC: ``[obs, one-hot] → hidden × num_hidden → 2·|A|`` (our default: 400 × 4, the
     depth of EAR's decoder, so the comparison is not one of capacity)."""
 
-    def __init__(self, obs_dim: int, action_dim: int, num_tasks: int, hidden_dim: int = 400, num_hidden: int = 4) -> None:
+    def __init__(
+        self, obs_dim: int, action_dim: int, num_tasks: int, hidden_dim: int = 400, num_hidden: int = 4
+    ) -> None:
         super().__init__()
         self.num_tasks = num_tasks
         self.net = mlp(obs_dim + num_tasks, hidden_dim, num_hidden, 2 * action_dim)
@@ -127,7 +135,9 @@ class MultiHeadPolicy(MultiTaskPolicy):
     so a batch mixing every task costs a single matmul.
     """
 
-    def __init__(self, obs_dim: int, action_dim: int, num_tasks: int, hidden_dim: int = 400, trunk_layers: int = 4) -> None:
+    def __init__(
+        self, obs_dim: int, action_dim: int, num_tasks: int, hidden_dim: int = 400, trunk_layers: int = 4
+    ) -> None:
         super().__init__()
         self.num_tasks = num_tasks
         self.action_dim = action_dim

@@ -124,8 +124,8 @@ def check_generator(generator: object, probe: bool = True, device: torch.device 
             "It needs latent_dim (int), num_classes (int), image_shape ((C, H, W)) and "
             "forward(z, c) -> images in [-1, 1]; see palm_lightning.nn.protocols."
         )
-    g: Any = generator
-    latent_dim, num_classes, image_shape = g.latent_dim, g.num_classes, g.image_shape
+    duck: Any = generator  # has the three attributes (checked above)
+    latent_dim, num_classes, image_shape = duck.latent_dim, duck.num_classes, duck.image_shape
     if not isinstance(latent_dim, int) or latent_dim < 1:
         raise GeneratorProtocolError(f"{name}.latent_dim must be a positive int, got {latent_dim!r}")
     if not isinstance(num_classes, int) or num_classes < 1:
@@ -137,7 +137,7 @@ def check_generator(generator: object, probe: bool = True, device: torch.device 
     device = _probe_device(generator, device)
     z = torch.randn(2, latent_dim, device=device)
     c = torch.tensor([0, num_classes - 1], device=device)
-    out = _probe(name, "(z, c)", lambda: g(z, c))
+    out = _probe(name, "(z, c)", lambda: duck(z, c))
     expected = (2, *tuple(image_shape))
     if not isinstance(out, Tensor) or tuple(out.shape) != expected:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__

@@ -7,6 +7,8 @@ one fused first layer (see :class:`TwinQ`) and everything else stays plain ``add
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +46,9 @@ class TwinQ(nn.Module):
     without touching the critic's weights (one summed backward for critic and policy).
     """
 
-    def __init__(self, in_dim: int, action_dim: int, hidden_dim: int = 256, num_hidden: int = 2, members: int = 2) -> None:
+    def __init__(
+        self, in_dim: int, action_dim: int, hidden_dim: int = 256, num_hidden: int = 2, members: int = 2
+    ) -> None:
         super().__init__()
         if num_hidden < 1:
             raise ValueError(f"num_hidden must be ≥ 1, got {num_hidden}")
@@ -72,11 +76,15 @@ class TwinQ(nn.Module):
         norms = []
         for member in range(self.members):
             rows = slice(member * self.hidden_dim, (member + 1) * self.hidden_dim)
-            grads = [g for g in (
-                None if self.first.weight.grad is None else self.first.weight.grad[rows],
-                None if self.first.bias.grad is None else self.first.bias.grad[rows],
-                *(p.grad for p in self.rest[member].parameters()),
-            ) if g is not None]
+            grads = [
+                g
+                for g in (
+                    None if self.first.weight.grad is None else self.first.weight.grad[rows],
+                    None if self.first.bias.grad is None else self.first.bias.grad[rows],
+                    *(p.grad for p in self.rest[member].parameters()),
+                )
+                if g is not None
+            ]
             if not grads:
                 norms.append(torch.zeros((), device=self.first.weight.device))
                 continue
@@ -91,7 +99,10 @@ class TwinQ(nn.Module):
         """Q-values ``(members, B)``."""
         hidden = F.relu(self._linear(self.first, torch.cat([inputs, action], dim=-1), detached))
         outputs = []
-        for x, layers in zip(hidden.split(self.hidden_dim, dim=-1), self.rest):
+        for member_hidden, layers in zip(
+            hidden.split(self.hidden_dim, dim=-1), cast("Iterable[Sequence[nn.Linear]]", self.rest), strict=True
+        ):
+            x = member_hidden
             for i, layer in enumerate(layers):
                 x = self._linear(layer, x, detached)
                 if i < len(layers) - 1:

@@ -25,6 +25,8 @@ What is ours (documented choices, all parameters):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -110,6 +112,8 @@ class MappingNetwork(nn.Module):
         lr_multiplier: StyleGAN's 0.01: the mapping learns 100× slower than the synthesis net.
         w_avg_beta: decay of the running mean of w used by the truncation trick.
     """
+
+    w_avg: Tensor  # buffer (registered in __init__)
 
     def __init__(
         self,
@@ -201,9 +205,9 @@ class ModulatedConv2d(nn.Module):
 class SynthesisLayer(nn.Module):
     """Modulated conv → per-pixel noise (learned strength) → bias → leaky ReLU."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False
-    ) -> None:
+    noise_const: Tensor  # buffer (registered in __init__)
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False) -> None:
         super().__init__()
         self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim, up=up)
         self.noise_strength = nn.Parameter(torch.zeros([]))
@@ -236,9 +240,7 @@ class ToRGB(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution of the synthesis network: (upsample) conv, conv, toRGB skip."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int) -> None:
         super().__init__()
         self.is_first = in_channels == 0
         if self.is_first:
@@ -250,14 +252,12 @@ class SynthesisBlock(nn.Module):
         self.torgb = ToRGB(out_channels, img_channels, w_dim)
         self.num_ws = 2 if self.is_first else 3  # w's consumed (convs + toRGB)
 
-    def forward(
-        self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor | None, img: Tensor | None, ws: Tensor, noise_mode: str) -> tuple[Tensor, Tensor]:
         i = 0
         if self.is_first:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
         else:
-            assert x is not None
+            assert x is not None and self.conv0 is not None
             x = self.conv0(x, ws[:, i], noise_mode)
             i += 1
         x = self.conv1(x, ws[:, i], noise_mode)
@@ -284,7 +284,7 @@ class SynthesisNetwork(nn.Module):
         if img_resolution < 4 or img_resolution & (img_resolution - 1):
             raise ValueError(f"img_resolution must be a power of two ≥ 4, got {img_resolution}")
         self.resolutions = [2**i for i in range(2, int(math.log2(img_resolution)) + 1)]
-        blocks = []
+        blocks: list[SynthesisBlock] = []
         in_ch = 0
         for res in self.resolutions:
             out_ch = channels_for(res, channel_base, channel_max)
@@ -292,14 +292,14 @@ class SynthesisNetwork(nn.Module):
             in_ch = out_ch
         self.blocks = nn.ModuleList(blocks)
         # Consecutive blocks share one w at the boundary (the toRGB of block k and conv0 of k+1).
-        self.num_ws = sum(b.num_ws for b in self.blocks) - (len(self.blocks) - 1)
+        self.num_ws = sum(b.num_ws for b in blocks) - (len(blocks) - 1)
 
     def forward(self, ws: Tensor, noise_mode: str = "random") -> Tensor:
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         x = img = None
         w_index = 0
-        for block in self.blocks:
+        for block in cast("Iterable[SynthesisBlock]", self.blocks):
             x, img = block(x, img, ws[:, w_index : w_index + block.num_ws], noise_mode)
             w_index += block.num_ws - 1
         assert img is not None
@@ -365,9 +365,7 @@ class StyleGANGenerator(nn.Module):
     def image_shape(self) -> tuple[int, int, int]:
         return self._image_shape
 
-    def forward(
-        self, z: Tensor, c: Tensor, truncation_psi: float = 1.0, noise_mode: str = "const"
-    ) -> Tensor:
+    def forward(self, z: Tensor, c: Tensor, truncation_psi: float = 1.0, noise_mode: str = "const") -> Tensor:
         """Decode latents ``z`` (N, z_dim) with labels ``c`` (N,) into images in ``[-1, 1]``.
 
         ``noise_mode='const'`` by default so the same ``(z, c)`` always gives the same image,
@@ -444,7 +442,10 @@ class ProjectionDiscriminator(nn.Module):
         super().__init__()
         self.num_classes = num_classes
         resolutions = [2**i for i in range(int(math.log2(img_resolution)), 2, -1)]  # 32,16,8
-        ch = lambda r: channels_for(r, channel_base, channel_max)  # noqa: E731
+
+        def ch(r: int) -> int:
+            return channels_for(r, channel_base, channel_max)
+
         self.from_rgb = EqualizedConv2d(img_channels, ch(img_resolution), 1, activation=True)
         self.blocks = nn.Sequential(*[DiscriminatorBlock(ch(r), ch(r // 2)) for r in resolutions])
         top = ch(4)

@@ -47,7 +47,10 @@ class APT(ExplorationReward):
     def forward(self, step: RewardStep) -> Tensor:
         particles = (step.obs if self.source == "obs" else step.next_obs).float()
         reward, distances = particle_reward(
-            particles, k=self.k, knn_avg=self.knn_avg, normalizer=self.normalizer if self.knn_rms else None,
+            particles,
+            k=self.k,
+            knn_avg=self.knn_avg,
+            normalizer=self.normalizer if self.knn_rms else None,
             knn_clip=self.knn_clip,
         )
         self.last_distances = distances
@@ -58,7 +61,10 @@ class APT(ExplorationReward):
         if self.last_distances is None:
             return {}
         d = self.last_distances
-        logs = {"knn/distance_mean": d[:, 1:].mean() if d.shape[1] > 1 else d.mean(), "knn/distance_kth": d[:, -1].mean()}
+        logs = {
+            "knn/distance_mean": d[:, 1:].mean() if d.shape[1] > 1 else d.mean(),
+            "knn/distance_kth": d[:, -1].mean(),
+        }
         if self.knn_rms:
             logs["reward/knn_scale"] = self.normalizer.mean.clone()
         return logs

@@ -42,14 +42,15 @@ class ICM(ExplorationReward):
         self.inverse_model = nn.Sequential(mlp(2 * self.feature_dim, self.hidden_dim, 1, action_dim), nn.Tanh())
         orthogonal_init_(self)
 
-    def _check_built(self) -> None:
+    def _built_trunk(self) -> nn.Module:
         if self.trunk is None:
             raise RuntimeError("ICM.build(feature_dim, action_dim) must be called before use (PALM does it)")
+        return self.trunk
 
     def errors(self, step: RewardStep) -> tuple[Tensor, Tensor]:
         """Per-sample forward error ``‖φ̂' − φ'‖₂`` and inverse error ``‖â − a‖₂``, both ``(B,)``."""
-        self._check_built()
-        phi, phi_next = self.trunk(step.obs.float()), self.trunk(step.next_obs.float())
+        trunk = self._built_trunk()
+        phi, phi_next = trunk(step.obs.float()), trunk(step.next_obs.float())
         predicted_next = self.forward_model(torch.cat([phi.detach(), step.action.float()], dim=-1))
         predicted_action = self.inverse_model(torch.cat([phi, phi_next], dim=-1))
         forward_error = (predicted_next - phi_next.detach()).norm(dim=-1)
@@ -64,5 +65,7 @@ class ICM(ExplorationReward):
     def loss(self, step: RewardStep) -> tuple[Tensor, dict[str, Tensor]]:
         forward_error, inverse_error = self.errors(step)
         loss = (1.0 - self.beta) * inverse_error.mean() + self.beta * forward_error.mean()
-        return loss, {"train/icm_forward_error": forward_error.detach().mean(),
-                      "train/icm_inverse_error": inverse_error.detach().mean()}
+        return loss, {
+            "train/icm_forward_error": forward_error.detach().mean(),
+            "train/icm_inverse_error": inverse_error.detach().mean(),
+        }

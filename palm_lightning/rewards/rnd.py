@@ -14,6 +14,10 @@ from palm_lightning.rewards.base import ExplorationReward, RewardStep
 class RunningMoments(nn.Module):
     """Running mean and variance of a stream of scalars (buffers: they live in checkpoints)."""
 
+    mean: Tensor  # buffers (registered in __init__)
+    var: Tensor
+    count: Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros((), dtype=torch.float64))
@@ -70,8 +74,9 @@ class RND(ExplorationReward):
             raise RuntimeError("RND.build(feature_dim, action_dim) must be called before use (PALM does it)")
         x = self.normalize(features.float()).clamp(-self.clip, self.clip)
         with torch.no_grad():
-            target = self.target(x)
-        return (self.predictor(x) - target).pow(2).mean(dim=-1)
+            target: Tensor = self.target(x)
+        prediction: Tensor = self.predictor(x)
+        return (prediction - target).pow(2).mean(dim=-1)
 
     def _features(self, step: RewardStep) -> Tensor:
         return step.obs if self.source == "obs" else step.next_obs

@@ -30,8 +30,16 @@ from palm_lightning.tools.ear_rollouts import load_ear, rollout_embeddings
 
 
 def cem_search(
-    ckpt: str, task: int | None = None, target: float | None = None, elites: int = 6, perturbations: int = 15,
-    noise: float = 0.5, epochs: int = 10, final_episodes: int = 5, family: str | None = None, seed: int = 0,
+    ckpt: str,
+    task: int | None = None,
+    target: float | None = None,
+    elites: int = 6,
+    perturbations: int = 15,
+    noise: float = 0.5,
+    epochs: int = 10,
+    final_episodes: int = 5,
+    family: str | None = None,
+    seed: int = 0,
     on_epoch: Any = None,
 ) -> dict[str, Any]:
     """Run the search; returns the best embedding, per-epoch history and the final evaluation."""
@@ -46,10 +54,11 @@ def cem_search(
         env_kwargs["target"] = float(target)
         split, env_task, name = "train", 0, family_cls.describe(float(target), family_cls.kinds[0])
     else:
+        assert task is not None  # exactly one of task and target, checked above
         split, env_task = "adapt", int(task)
         name = family_cls.task_name(env_task, "adapt")  # raises with the valid range
     generator = torch.Generator().manual_seed(seed)
-    dim = model.hparams.lte_dim
+    dim = model.lte_dim
     population = F.normalize(torch.randn(elites, dim, generator=generator), dim=1)
     history = []
     env_steps = 0
@@ -67,8 +76,11 @@ def cem_search(
         if best is None or returns[order[0]] > best[0]:
             best = (float(returns[order[0]]), candidates[order[0]].clone())
         record = {
-            "epoch": epoch, "best_return": float(returns[order[0]]), "elite_mean_return": float(returns[order].mean()),
-            "candidate_mean_return": float(returns.mean()), "env_steps": env_steps,
+            "epoch": epoch,
+            "best_return": float(returns[order[0]]),
+            "elite_mean_return": float(returns[order].mean()),
+            "candidate_mean_return": float(returns.mean()),
+            "env_steps": env_steps,
             "seconds": time.perf_counter() - start,
         }
         for key in ("x_velocity", "heading", "z_height", "velocity_error"):
@@ -78,13 +90,26 @@ def cem_search(
         if on_epoch is not None:
             on_epoch(record)
     assert best is not None
-    final = rollout_embeddings(model, info["family"], env_task, best[1].repeat(final_episodes, 1), split, seed + 10_000, env_kwargs)
-    evaluation = {"return_mean": float(np.mean([s["return"] for s in final])), "return_std": float(np.std([s["return"] for s in final]))}
+    final = rollout_embeddings(
+        model, info["family"], env_task, best[1].repeat(final_episodes, 1), split, seed + 10_000, env_kwargs
+    )
+    evaluation = {
+        "return_mean": float(np.mean([s["return"] for s in final])),
+        "return_std": float(np.std([s["return"] for s in final])),
+    }
     for key in ("x_velocity", "heading", "z_height", "velocity_error"):
         if key in final[0]:
             evaluation[key] = float(np.mean([s[key] for s in final]))
-    return {"family": info["family"], "task": name, "split": split, "lte": best[1], "history": history,
-            "evaluation": evaluation, "trained_ltes": model.task_embeddings(), "trained_tasks": info["task_names"]}
+    return {
+        "family": info["family"],
+        "task": name,
+        "split": split,
+        "lte": best[1],
+        "history": history,
+        "evaluation": evaluation,
+        "trained_ltes": model.task_embeddings(),
+        "trained_tasks": info["task_names"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,26 +140,56 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in record.items():
             if key not in ("epoch", "env_steps"):
                 writer.add_scalar(f"cem/{key}", value, global_step=record["epoch"])
-        extras = "".join(f", {k[5:]} {v:.3f}" for k, v in record.items() if k.startswith("best_") and k != "best_return")
-        print(f"epoch {record['epoch']}: best return {record['best_return']:.1f}, elites {record['elite_mean_return']:.1f}, "
-              f"candidates {record['candidate_mean_return']:.1f}{extras}, {record['env_steps']} env steps, {record['seconds']:.1f} s",
-              flush=True)
+        extras = "".join(
+            f", {k[5:]} {v:.3f}" for k, v in record.items() if k.startswith("best_") and k != "best_return"
+        )
+        print(
+            f"epoch {record['epoch']}: best return {record['best_return']:.1f}, "
+            f"elites {record['elite_mean_return']:.1f}, candidates {record['candidate_mean_return']:.1f}{extras}, "
+            f"{record['env_steps']} env steps, {record['seconds']:.1f} s",
+            flush=True,
+        )
 
     try:
-        result = cem_search(args.ckpt, args.task, args.target, args.elites, args.perturbations, args.noise, args.epochs,
-                            args.final_episodes, args.family, args.seed, on_epoch)
+        result = cem_search(
+            args.ckpt,
+            args.task,
+            args.target,
+            args.elites,
+            args.perturbations,
+            args.noise,
+            args.epochs,
+            args.final_episodes,
+            args.family,
+            args.seed,
+            on_epoch,
+        )
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     evaluation = result["evaluation"]
-    print(f"\n{result['family']} held-out {result['task']}: adapted embedding {result['lte'].numpy().round(3).tolist()}, "
-          f"{args.final_episodes} fresh episodes: return {evaluation['return_mean']:.1f} ± {evaluation['return_std']:.1f}"
-          + "".join(f", {k} {v:.3f}" for k, v in evaluation.items() if not k.startswith("return")))
+    print(
+        f"\n{result['family']} held-out {result['task']}: adapted embedding {result['lte'].numpy().round(3).tolist()}, "
+        f"{args.final_episodes} fresh episodes: return {evaluation['return_mean']:.1f} ± {evaluation['return_std']:.1f}"
+        + "".join(f", {k} {v:.3f}" for k, v in evaluation.items() if not k.startswith("return"))
+    )
     out.mkdir(parents=True, exist_ok=True)
-    torch.save({"lte": result["lte"], "task": result["task"], "family": result["family"], "evaluation": evaluation,
-                "ckpt": str(args.ckpt)}, out / "adapted_lte.pt")
-    (out / "cem.json").write_text(json.dumps({k: v for k, v in result.items() if k not in ("lte", "trained_ltes")}
-                                             | {"lte": result["lte"].tolist()}, indent=2))
+    torch.save(
+        {
+            "lte": result["lte"],
+            "task": result["task"],
+            "family": result["family"],
+            "evaluation": evaluation,
+            "ckpt": str(args.ckpt),
+        },
+        out / "adapted_lte.pt",
+    )
+    (out / "cem.json").write_text(
+        json.dumps(
+            {k: v for k, v in result.items() if k not in ("lte", "trained_ltes")} | {"lte": result["lte"].tolist()},
+            indent=2,
+        )
+    )
     if writer is not None:
         writer.close()
     print(f"wrote {out}/adapted_lte.pt, cem.json and TensorBoard events")

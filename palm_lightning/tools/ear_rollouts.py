@@ -27,11 +27,13 @@ def load_ear(path: str | Path, family: str | None = None) -> tuple[EAR, dict[str
         raise ValueError(f"{path} carries no task information (trained outside MultiTaskDataModule?)")
     family_cls = FAMILIES[info["family"]]
     probe = make_task_env(info["family"], 0, **info.get("env_kwargs", {}))
-    obs_dim, action_dim = probe.observation_space.shape[0], probe.action_space.shape[0]
+    obs_shape, action_shape = probe.observation_space.shape, probe.action_space.shape
+    assert obs_shape is not None and action_shape is not None  # the families' spaces are Boxes
+    obs_dim, action_dim = obs_shape[0], action_shape[0]
     probe.close()
-    if (obs_dim, action_dim) != (model.hparams.obs_dim, model.hparams.action_dim):
+    if (obs_dim, action_dim) != (model.hp.obs_dim, model.hp.action_dim):
         raise ValueError(
-            f"{path} was built for observations {model.hparams.obs_dim} / actions {model.hparams.action_dim} but "
+            f"{path} was built for observations {model.hp.obs_dim} / actions {model.hp.action_dim} but "
             f"{info['family']} has {obs_dim} / {action_dim}"
         )
     info["family_class"] = family_cls
@@ -47,7 +49,12 @@ def check_slot(info: dict[str, Any], slot: int) -> None:
 
 
 def rollout_embeddings(
-    model: EAR, family: str, task: int, ltes: Tensor, split: str = "train", seed: int = 0,
+    model: EAR,
+    family: str,
+    task: int,
+    ltes: Tensor,
+    split: str = "train",
+    seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
     """One deterministic episode per row of ``ltes`` ``(N, lte_dim)``, all in parallel, on the
@@ -70,8 +77,15 @@ def check_render_backend() -> None:
 
 @torch.no_grad()
 def render_strip(
-    model: EAR, family: str, task: int, lte: Tensor, frames: int = 8, every: int = 20, size: int = 160,
-    env_kwargs: dict[str, Any] | None = None, seed: int = 0,
+    model: EAR,
+    family: str,
+    task: int,
+    lte: Tensor,
+    frames: int = 8,
+    every: int = 20,
+    size: int = 160,
+    env_kwargs: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> np.ndarray:
     """A horizontal strip of ``frames`` rendered frames (one every ``every`` steps) of one
     episode driven by ``lte`` ``(lte_dim,)``: ``(size, frames·size, 3)`` uint8."""
@@ -82,10 +96,12 @@ def render_strip(
     env = make_task_env(family, task, render_mode="rgb_array", width=size, height=size, **camera, **(env_kwargs or {}))
     try:
         obs, _ = env.reset(seed=seed)
-        images = []
+        images: list[np.ndarray] = []
         for step in range(frames * every):
             if step % every == 0:
-                images.append(env.render())
+                frame = env.render()
+                assert isinstance(frame, np.ndarray)  # render_mode="rgb_array": one RGB array
+                images.append(frame)
             action = model.act_with_embedding(torch.as_tensor(obs, dtype=torch.float32)[None], lte[None])[0]
             obs, _, terminated, truncated, _ = env.step(action.numpy())
             if terminated or truncated:

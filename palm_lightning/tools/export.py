@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="Lightning .ckpt (or network file) to export")
     parser.add_argument("--out", required=True, help="network file to write")
-    parser.add_argument("--module", default=None, help="LightningModule class path, for checkpoints without a description")
+    parser.add_argument(
+        "--module", default=None, help="LightningModule class path, for checkpoints without a description"
+    )
     parser.add_argument("--half", action="store_true", help="store floating-point weights as float16")
     args = parser.parse_args(argv)
     try:

@@ -34,6 +34,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import yaml
@@ -45,7 +46,6 @@ from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataMod
 from palm_lightning.generators import GeneratorConfigError, GeneratorSource, resolve_generator
 from palm_lightning.metrics.frechet import frechet_distance, gaussian_statistics
 from palm_lightning.nn.protocols import GeneratorProtocolError, check_generator
-
 
 
 @dataclass
@@ -60,11 +60,12 @@ class QualityRow:
 @torch.no_grad()
 def classify(classifier: nn.Module, images: Tensor, batch_size: int = 500) -> tuple[Tensor, Tensor]:
     """Predicted labels and penultimate features of ``images`` (already normalised like the data)."""
+    network = cast(Any, classifier)  # a ConvClassifier-like network: features(), head
     preds, feats = [], []
     for chunk in images.split(batch_size):
-        f = classifier.features(chunk)
+        f = network.features(chunk)
         feats.append(f)
-        preds.append(classifier.head(f).argmax(dim=1))
+        preds.append(network.head(f).argmax(dim=1))
     return torch.cat(preds), torch.cat(feats)
 
 
@@ -74,13 +75,14 @@ def sample_balanced(
 ) -> tuple[Tensor, Tensor]:
     """``num_samples`` images with labels cycling through the classes (balanced), and the labels."""
     g = torch.Generator().manual_seed(seed)
-    labels = torch.arange(num_samples) % generator.num_classes
-    z = torch.randn(num_samples, generator.latent_dim, generator=g)
+    sizes = cast(Any, generator)  # the generator protocol's latent_dim and num_classes
+    labels = torch.arange(num_samples) % sizes.num_classes
+    z = torch.randn(num_samples, sizes.latent_dim, generator=g)
     accepts_psi = "truncation_psi" in inspect.signature(generator.forward).parameters
     if not accepts_psi and truncation_psi != 1.0:
         raise ValueError(f"{type(generator).__name__} does not take truncation_psi")
     kwargs = {"truncation_psi": truncation_psi} if accepts_psi else {}
-    out = [generator(zc, cc, **kwargs) for zc, cc in zip(z.split(batch_size), labels.split(batch_size))]
+    out = [generator(zc, cc, **kwargs) for zc, cc in zip(z.split(batch_size), labels.split(batch_size), strict=True)]
     return torch.cat(out), labels
 
 
@@ -125,13 +127,14 @@ def evaluate(
 ) -> list[QualityRow]:
     """Reference rows (real test, real train subset) then one row per truncation ψ."""
     check_generator(generator)
-    if tuple(generator.image_shape) != tuple(datamodule.image_shape):
+    protocol = cast(Any, generator)  # image_shape and num_classes, checked just above
+    if tuple(protocol.image_shape) != tuple(datamodule.image_shape):
         raise ValueError(
-            f"generator makes {tuple(generator.image_shape)} images but the data are {datamodule.image_shape}; "
+            f"generator makes {tuple(protocol.image_shape)} images but the data are {datamodule.image_shape}; "
             "pick the matching dataset/resolution"
         )
-    if generator.num_classes != datamodule.num_classes:
-        raise ValueError(f"generator has {generator.num_classes} classes, the data {datamodule.num_classes}")
+    if protocol.num_classes != datamodule.num_classes:
+        raise ValueError(f"generator has {protocol.num_classes} classes, the data {datamodule.num_classes}")
     datamodule.prepare_data()
     datamodule.setup("fit")
     datamodule.setup("test")
@@ -166,7 +169,10 @@ def format_table(rows: list[QualityRow]) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r.name} | {r.num_images} | {100 * r.conditional_accuracy:.2f}% | {r.diversity:.3f} | {r.frechet_distance:.3f} |")
+        lines.append(
+            f"| {r.name} | {r.num_images} | {100 * r.conditional_accuracy:.2f}% | {r.diversity:.3f} "
+            f"| {r.frechet_distance:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -232,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.generator and Path(args.generator).suffix.lower() in (".yaml", ".yml"):
             source, named_weights = generator_from_yaml(args.generator)
             weights = weights or named_weights
-        generator = resolve_generator(source, weights).eval()
+        generator: Any = resolve_generator(source, weights).eval()
         classifier = load_network(args.classifier or packaged(SHIPPED_CLASSIFIER), kind="classifier")
         datamodule = FashionMNISTDataModule(
             data_dir=args.data_dir, resolution=generator.image_shape[-1], download=args.download

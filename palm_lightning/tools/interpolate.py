@@ -24,7 +24,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from palm_lightning.tools.ear_rollouts import check_render_backend, check_slot, load_ear, render_strip, rollout_embeddings
+from palm_lightning.tools.ear_rollouts import (
+    check_render_backend,
+    check_slot,
+    load_ear,
+    render_strip,
+    rollout_embeddings,
+)
 
 
 def behaviour_keys(summary: dict[str, float]) -> list[str]:
@@ -45,18 +51,24 @@ def interpolate(
     lte = model.task_embeddings()
     mixed = torch.stack([b * lte[i] + (1 - b) * lte[j] for b in betas])
     if (mixed.norm(dim=1) < 1e-6).any():
-        raise ValueError(f"tasks {i} and {j} have opposite embeddings: some β gives a zero vector that cannot be normalised")
+        raise ValueError(
+            f"tasks {i} and {j} have opposite embeddings: some β gives a zero vector that cannot be normalised"
+        )
     ltes = F.normalize(mixed, dim=1).repeat_interleave(episodes, 0)
     summaries = rollout_embeddings(
         model, info["family"], info["tasks"][i], ltes, info["split"], seed, info.get("env_kwargs")
     )
     rows = []
     for k, beta in enumerate(betas):
-        group = summaries[k * episodes:(k + 1) * episodes]
+        group = summaries[k * episodes : (k + 1) * episodes]
         row = {"beta": beta, "return": float(np.mean([s["return"] for s in group]))}
         for key in behaviour_keys(group[0]):
             values = [s[key] for s in group]
-            row[key] = float(math.degrees(np.angle(np.mean(np.exp(1j * np.array(values)))))) if key == "heading" else float(np.mean(values))
+            row[key] = (
+                float(math.degrees(np.angle(np.mean(np.exp(1j * np.array(values))))))
+                if key == "heading"
+                else float(np.mean(values))
+            )
         rows.append(row)
     return info, rows
 
@@ -69,12 +81,16 @@ def is_monotonic(values: list[float]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="an EAR checkpoint (.ckpt)")
-    parser.add_argument("--tasks", type=int, nargs=2, required=True, metavar=("I", "J"), help="trained-task indices: β=1 is I, β=0 is J")
+    parser.add_argument(
+        "--tasks", type=int, nargs=2, required=True, metavar=("I", "J"), help="trained-task indices: β=1 is I, β=0 is J"
+    )
     parser.add_argument("--betas", type=float, nargs="+", default=None, help="explicit β values in [0, 1]")
     parser.add_argument("--steps", type=int, default=11, help="evenly spaced β in [0, 1] (when --betas is not given)")
     parser.add_argument("--episodes", type=int, default=2, help="episodes per β")
     parser.add_argument("--family", default=None, help="expected task family (checked against the checkpoint)")
-    parser.add_argument("--out", default=None, help="output folder (default: next to the checkpoint, interpolation_I_J/)")
+    parser.add_argument(
+        "--out", default=None, help="output folder (default: next to the checkpoint, interpolation_I_J/)"
+    )
     parser.add_argument("--render", action="store_true", help="render a filmstrip per β (needs MUJOCO_GL)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -97,18 +113,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {row['beta']:.2f} | " + " | ".join(f"{row[k]:.3f}" for k in keys) + f" | {row['return']:.1f} |")
     for key in keys:
         ordered = [r[key] for r in sorted(rows, key=lambda r: r["beta"])]
-        print(f"\n{units[key]}: monotonic in β: {'yes' if is_monotonic(ordered) else 'no'} "
-              f"(β=0: {ordered[0]:.3f}, β=1: {ordered[-1]:.3f})")
+        print(
+            f"\n{units[key]}: monotonic in β: {'yes' if is_monotonic(ordered) else 'no'} "
+            f"(β=0: {ordered[0]:.3f}, β=1: {ordered[-1]:.3f})"
+        )
 
     out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent / f"interpolation_{i}_{j}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "interpolation.json").write_text(json.dumps({"ckpt": str(args.ckpt), "family": info["family"], "tasks": [names[i], names[j]], "rows": rows}, indent=2))
+    (out / "interpolation.json").write_text(
+        json.dumps(
+            {"ckpt": str(args.ckpt), "family": info["family"], "tasks": [names[i], names[j]], "rows": rows}, indent=2
+        )
+    )
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(out))
     for row in rows:
         for key in keys:
-            writer.add_scalar(f"interpolation/{key}", row[key], global_step=int(round(row["beta"] * 100)))
+            writer.add_scalar(f"interpolation/{key}", row[key], global_step=round(row["beta"] * 100))
     try:
         import matplotlib
 
@@ -116,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         import matplotlib.pyplot as plt
 
         fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
-        for ax, key in zip(axes[0], keys):
+        for ax, key in zip(axes[0], keys, strict=True):
             ax.plot([r["beta"] for r in rows], [r[key] for r in rows], "o-")
             ax.set_xlabel(f"β  (0: {names[j]}, 1: {names[i]})")
             ax.set_ylabel(units[key])
@@ -132,8 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         lte = model.task_embeddings()
         shown = betas if len(betas) <= 5 else [betas[k] for k in np.linspace(0, len(betas) - 1, 5).round().astype(int)]
         strips = [
-            render_strip(model, info["family"], info["tasks"][i],
-                         F.normalize(b * lte[i] + (1 - b) * lte[j], dim=0), env_kwargs=info.get("env_kwargs"))
+            render_strip(
+                model,
+                info["family"],
+                info["tasks"][i],
+                F.normalize(b * lte[i] + (1 - b) * lte[j], dim=0),
+                env_kwargs=info.get("env_kwargs"),
+            )
             for b in shown
         ]
         grid = np.concatenate(strips, axis=0)

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from gymnasium import utils
+
+if TYPE_CHECKING:  # the mixin goes before a gymnasium MuJoCo env: type-checked as one, a plain class at run time
+    from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+
+    class _MujocoEnvBase(MujocoEnv, utils.EzPickle): ...
+
+else:
+    _MujocoEnvBase = object
 
 Split = Literal["train", "adapt"]
 Convention = Literal["ear", "pearl"]
@@ -42,7 +50,7 @@ def check_choice(name: str, value: Any, options: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {list(options)}, got {value!r}")
 
 
-class MultiTaskMixin:
+class MultiTaskMixin(_MujocoEnvBase):
     """One task at a time out of a family's class-level task lists (enumerable without building
     an env, e.g. by samplers), switchable between episodes with :meth:`set_task`."""
 
@@ -77,11 +85,9 @@ class MultiTaskMixin:
         )
         if self.survive_bonus is not None:
             gym_kwargs.setdefault("healthy_reward", self.survive_bonus)
-        super().__init__(**gym_kwargs)  # type: ignore[call-arg]
+        super().__init__(**gym_kwargs)
         # gymnasium's env recorded its own positional args for pickling/copying; record ours instead
-        utils.EzPickle.__init__(
-            self, task=task, split=split, target=target, convention=convention, kind=kind, **kwargs
-        )
+        utils.EzPickle.__init__(self, task=task, split=split, target=target, convention=convention, kind=kind, **kwargs)
 
     # ---------------------------------------------------------------- class-level task lists
     @classmethod
@@ -107,8 +113,7 @@ class MultiTaskMixin:
             raise ValueError(f"{cls.__name__} has no {split!r} tasks")
         if isinstance(task, bool) or not isinstance(task, numbers.Integral) or not 0 <= task < len(targets):
             raise ValueError(
-                f"{cls.__name__}: task must be an integer in [0, {len(targets) - 1}] "
-                f"for split={split!r}, got {task!r}"
+                f"{cls.__name__}: task must be an integer in [0, {len(targets) - 1}] for split={split!r}, got {task!r}"
             )
         return targets[int(task)]
 
@@ -142,13 +147,13 @@ class MultiTaskMixin:
         self._set_task(task, split, target, kind)
         self._ezpickle_kwargs.update(task=task, split=split, target=target, kind=kind)
 
-    def _set_task(self, task: int, split: str, target: float | None, kind: str | None) -> None:
+    def _set_task(self, task: int, split: Split, target: float | None, kind: str | None) -> None:
         check_choice("split", split, SPLITS)
         if target is None:
             if kind is not None:
                 raise ValueError(f"kind={kind!r} only goes with a custom target")
-            self.target = self.target_of(task, split, self.convention)  # type: ignore[arg-type]
-            self.task_kind = self.task_kinds(split, self.convention)[task]  # type: ignore[arg-type]
+            self.target = self.target_of(task, split, self.convention)
+            self.task_kind = self.task_kinds(split, self.convention)[task]
             self.task = int(task)
         else:
             if kind is None and len(self.kinds) > 1:
@@ -169,15 +174,16 @@ class MultiTaskMixin:
         """Reward terms (``reward_*``) and extra info of the current task, from gymnasium's info."""
         raise NotImplementedError
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        observation, _, terminated, truncated, info = super().step(action)  # type: ignore[misc]
+    # The reward is a float; gymnasium's MujocoEnv.step annotates np.float64, hence Any.
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, Any, bool, bool, dict[str, Any]]:
+        observation, _, terminated, truncated, info = super().step(action)
         info.update(self.task_terms(info))
         info.update(self.task_info())
         reward = sum(float(value) for key, value in info.items() if key.startswith("reward_"))
         return observation, reward, terminated, truncated, info
 
     def _get_reset_info(self) -> dict[str, Any]:
-        return {**super()._get_reset_info(), **self.task_info()}  # type: ignore[misc]
+        return {**super()._get_reset_info(), **self.task_info()}
 
 
 class VelocityTaskMixin(MultiTaskMixin):

@@ -6,7 +6,7 @@ from typing import Any
 
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
 
-from palm_lightning.envs.locomotion.base import MultiTaskMixin
+from palm_lightning.envs.locomotion.base import Convention, MultiTaskMixin, Split
 
 
 class HalfCheetahRunJumpEnv(MultiTaskMixin, HalfCheetahEnv):
@@ -24,8 +24,8 @@ class HalfCheetahRunJumpEnv(MultiTaskMixin, HalfCheetahEnv):
     ctrl_cost_weight = 0.1
 
     @classmethod
-    def task_kinds(cls, split: str = "train", convention: str = "ear") -> list[str]:
-        n = len(cls.task_targets(split, convention))  # type: ignore[arg-type]
+    def task_kinds(cls, split: Split = "train", convention: Convention = "ear") -> list[str]:
+        n = len(cls.task_targets(split, convention))
         return (["velocity"] * 7 + ["height"] * 3)[:n]
 
     @classmethod
