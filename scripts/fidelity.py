@@ -42,9 +42,9 @@ VARIANTS = {
     "default": ("all fixes (the new defaults)", ""),
     "random_policy": ("all fixes, random policy (no exploration)", "--model.init_args.policy random"),
     "revert_straight_through": ("1 reverted: plain clamp, no straight-through gradient", REVERTS["straight_through"]),
-    "revert_replay_ratio": ("2 reverted: 16 frames per update (was: 2)", REVERTS["replay_ratio"]),
-    "revert_noise": ("3 reverted: std linear(1.0,0.2,50k frames) (was: constant 0.2)", REVERTS["noise"]),
-    "revert_weight_init": ("4 reverted: PyTorch's default init (was: orthogonal)", REVERTS["weight_init"]),
+    "revert_replay_ratio": ("2 reverted: 16 frames per update (fixed: 2)", REVERTS["replay_ratio"]),
+    "revert_noise": ("3 reverted: std linear(1.0,0.2,50k frames) (fixed: constant 0.2)", REVERTS["noise"]),
+    "revert_weight_init": ("4 reverted: PyTorch's default init (fixed: orthogonal)", REVERTS["weight_init"]),
     "revert_sequential": ("5 reverted: actor and critic from one backward", REVERTS["sequential"]),
     "revert_apt_settings": (
         "6 reverted: knn_rms, clip 1e-4, next-frame particles summed over the window",

@@ -157,9 +157,9 @@ class SACAgent(Agent):
         obs, next_obs = batch.obs.float(), batch.next_obs.float()
         task = self._task(obs, batch.task)
         critic_input = self.critic_input(obs, task)
-        action, log_prob = tanh_gaussian_sample(*self.policy(obs, task))
         losses: dict[str, Tensor] = {}
         if self.alpha_first:
+            action, log_prob = tanh_gaussian_sample(*self.policy(obs, task))
             losses["alpha_loss"] = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
             if check is not None:
                 check(dict(losses))
@@ -172,6 +172,8 @@ class SACAgent(Agent):
                 self.reward_scale * batch.reward.float(), batch.discount.float(), next_q, next_log_prob, alpha.detach()
             )
         q = self.critic(critic_input, batch.action.float())
+        if not self.alpha_first:  # the old order: the next-state sample drew its noise first
+            action, log_prob = tanh_gaussian_sample(*self.policy(obs, task))
         q_pi = self.critic(critic_input, action, detached=True)
         losses["critic_loss"] = sac_critic_loss(q, target)
         losses["policy_loss"] = sac_policy_loss(q_pi, log_prob, alpha)
