@@ -10,7 +10,7 @@ Sections (each prints a table; ratios are measured side by side in the same run)
   forward ``G(z, c)`` at the same batch (target: env/bare time ≤ 1.15, the environment adds little
   to the decoder).
 - ``apt``: APT's particle reward (cdist + top-k + normalisation) at batch 256 and 1024, and its
-  share of one PALM update (an update computes ``nstep`` rewards).
+  share of one PALM update (the default config computes one reward per update).
 - ``update``: time of one PALM update (``training_step``) and of the collection around it, with
   the default config's sizes, through a real ``Trainer`` on the streaming DataModule.
 - ``memory``: resident memory (RSS) while the default run's stream fills a replay buffer and
@@ -30,7 +30,7 @@ import torch
 
 from palm_lightning import load_shipped_generator
 from palm_lightning.envs.latent_manifold import LatentManifold
-from palm_lightning.losses.apt import RunningMean, particle_reward
+from palm_lightning.losses.apt import particle_reward
 
 
 def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
@@ -75,15 +75,16 @@ def bench_env(envs: list[int], device: torch.device, budget: float) -> None:
         print(f"| {n} | {n / t_env:,.0f} | {n / t_bare:,.0f} | {t_env / t_bare:.3f} |", flush=True)
 
 
-def bench_apt(device: torch.device, update_seconds: float | None, nstep: int, dim: int) -> None:
-    print("\n## APT particle reward (k = 12, avg, running-mean normalisation)")
+def bench_apt(device: torch.device, update_seconds: float | None, dim: int) -> None:
+    # configs/palm.yaml's APT: k = 12, averaged, no running-mean scaling, one reward per update
+    # (reward_window: first); the old "sum" window called it n times.
+    print("\n## APT particle reward (k = 12, avg; configs/palm.yaml: one reward per update)")
     print("| batch | reward time (ms) | share of one update |")
     print("|---:|---:|---:|")
     for batch in (256, 1024):
         features = torch.randn(batch, dim, device=device)
-        normalizer = RunningMean().to(device)
-        t = timed(functools.partial(particle_reward, features, k=12, normalizer=normalizer), 30, device)
-        share = f"{nstep * t / update_seconds:.1%} ({nstep} rewards/update)" if update_seconds and batch == 256 else "—"
+        t = timed(functools.partial(particle_reward, features, k=12, normalizer=None, knn_clip=0.0), 30, device)
+        share = f"{t / update_seconds:.1%} (1 reward/update)" if update_seconds and batch == 256 else "—"
         print(f"| {batch} | {t * 1e3:.2f} | {share} |", flush=True)
 
 
@@ -142,7 +143,7 @@ def bench_update(device: torch.device, steps: int) -> float:
     print("| part | median time (ms) | per second |")
     print("|---|---:|---:|")
     print(
-        "| update (training_step: SimSiam + APT + DDPG, one backward) "
+        "| update (training_step: SimSiam step, APT, DDPG critic step then actor step) "
         f"| {update * 1e3:.1f} | {1 / update:.1f} updates |"
     )
     print(f"| collection + sampling between updates (16 frames) | {collect * 1e3:.1f} | |")
@@ -205,7 +206,7 @@ def main() -> None:
     if "update" in args.sections:
         update = bench_update(device, args.update_steps)
     if "apt" in args.sections:
-        bench_apt(device, update, nstep=3, dim=256)
+        bench_apt(device, update, dim=256)
     if "memory" in args.sections:
         bench_memory(device, args.memory_capacity)
 
