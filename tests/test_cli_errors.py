@@ -4,7 +4,6 @@ already saved is touched."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,24 +13,11 @@ import torch
 
 from palm_lightning.checkpoints import CheckpointError, read_description, read_lightning_checkpoint
 from palm_lightning.cli import PalmCLI, user_error
+from tests.cli_runner import run_cli
 from tests.palm_fixtures import tiny_generator_file
 
 REPO = Path(__file__).resolve().parents[1]
 CORRUPT = bytes(range(256)) * 8  # neither a zip archive nor a pickle
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    env.pop("JSONARGPARSE_DEBUG", None)
-    return subprocess.run(
-        [sys.executable, "-m", "palm_lightning", *args],
-        check=False,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def assert_clear_error(result: subprocess.CompletedProcess, path: Path, *phrases: str) -> str:

@@ -3,10 +3,7 @@ pieces, policies, the LightningModules (fit, checkpoint, resume) and the CLI con
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -22,6 +19,7 @@ from palm_lightning.models.multitask_sac import TASK_INFO_KEY
 from palm_lightning.nn.blocks import polyak_update
 from palm_lightning.nn.multitask_policies import EARPolicy, MultiHeadPolicy
 from palm_lightning.nn.sac import TwinQ, tanh_gaussian_sample
+from tests.cli_runner import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = dict(obs_dim=17, action_dim=6, num_tasks=2, hidden_dim=32, q_layers=2, log_every_n_updates=5)
@@ -390,19 +388,6 @@ def test_nan_loss_stops_with_a_checkpoint(tmp_path):
 
 
 # --- command line ----------------------------------------------------------------------------------
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "palm_lightning", *args],
-        check=False,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.mark.parametrize("config", sorted(str(p.relative_to(REPO)) for p in (REPO / "configs/ear").glob("*.yaml")))

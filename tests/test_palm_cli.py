@@ -3,14 +3,12 @@ environments; a NaN-free resume with --ckpt_path."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.cli_runner import run_cli as run
 from tests.palm_fixtures import tiny_generator_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,19 +53,6 @@ TINY = [
     "--trainer.enable_progress_bar",
     "false",
 ]
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    return subprocess.run(
-        [sys.executable, "-m", "palm_lightning", *args],
-        check=False,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def record(out: Path) -> list[str]:

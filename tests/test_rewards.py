@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -16,6 +13,7 @@ from palm_lightning.datamodules import LatentManifoldDataModule
 from palm_lightning.losses.apt import particle_reward
 from palm_lightning.models import PALM
 from palm_lightning.rewards import APT, ICM, RND, ExplorationReward, RewardStep
+from tests.cli_runner import run_cli
 from tests.palm_fixtures import tiny_data_kwargs, tiny_generator_file, tiny_palm_kwargs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,25 +157,14 @@ def test_a_users_reward_by_class_path_from_the_command_line(tmp_path):
         "--data.init_args.generator",
         str(generator),
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "palm_lightning",
-            "fit",
-            "--config",
-            str(REPO / "configs/palm.yaml"),
-            *tiny,
-            "--model.init_args.reward.class_path",
-            "tests.palm_fixtures.NoveltyOfChange",
-        ],
-        check=False,
+    result = run_cli(
+        "fit",
+        "--config",
+        str(REPO / "configs/palm.yaml"),
+        *tiny,
+        "--model.init_args.reward.class_path",
+        "tests.palm_fixtures.NoveltyOfChange",
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max_steps=2" in result.stderr
@@ -185,25 +172,14 @@ def test_a_users_reward_by_class_path_from_the_command_line(tmp_path):
 
 @pytest.mark.parametrize("overlay", ["icm", "rnd"])
 def test_reward_overlays_parse(overlay):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "palm_lightning",
-            "fit",
-            "--config",
-            str(REPO / "configs/palm.yaml"),
-            "--config",
-            str(REPO / f"configs/palm_variants/{overlay}.yaml"),
-            "--print_config",
-        ],
-        check=False,
+    result = run_cli(
+        "fit",
+        "--config",
+        str(REPO / "configs/palm.yaml"),
+        "--config",
+        str(REPO / f"configs/palm_variants/{overlay}.yaml"),
+        "--print_config",
         cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"class_path: palm_lightning.rewards.{overlay.upper()}" in result.stdout
