@@ -151,6 +151,7 @@ class MultiTaskSAC(L.LightningModule):
             grad_clip_per=grad_clip_per,
             alpha_first=alpha_first,
         )
+        self.agent_optimizer_names: list[str] = []  # set by configure_optimizers
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
         self.task_info: dict[str, Any] = {}
@@ -226,7 +227,9 @@ class MultiTaskSAC(L.LightningModule):
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         """One fused Adam per agent optimiser (``alpha``, then ``actor_critic``)."""
-        return [torch.optim.Adam(groups, fused=True) for groups in self.agent.optimizer_groups().values()]
+        agent_groups = self.agent.optimizer_groups()
+        self.agent_optimizer_names = list(agent_groups)  # read by every update: kept, not rebuilt
+        return [torch.optim.Adam(groups, fused=True) for groups in agent_groups.values()]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[TASK_INFO_KEY] = dict(self.task_info)
@@ -276,7 +279,7 @@ class MultiTaskSAC(L.LightningModule):
         transition = Transition(
             batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"], task=batch["task"]
         )
-        names = list(self.agent.optimizer_groups())
+        names = self.agent_optimizer_names
         steppers: Sequence[Stepper] = optimizers
         if in_trainer:  # max_steps counts updates: only the last optimiser's step is counted
             steppers = [UncountedOptimizer(self, o) for o in optimizers[:-1]] + [optimizers[-1]]

@@ -251,6 +251,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         if policy == "random":
             # No agent is trained; frozen parameters also keep DDP from waiting for their grads.
             self.agent.requires_grad_(False)
+        self.agent_optimizer_names: list[str] = []  # set by configure_optimizers
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
         self.init_online_probe(probe_k, probe_temperature)
@@ -314,7 +315,9 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             groups.append({"params": reward_params, "lr": self.hp.reward_lr, "name": "reward"})
         optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(groups)]
         if self.hp.policy != "random":
-            optimizers += [torch.optim.Adam(g) for g in self.agent.optimizer_groups().values()]
+            agent_groups = self.agent.optimizer_groups()
+            self.agent_optimizer_names = list(agent_groups)  # read by every update: kept, not rebuilt
+            optimizers += [torch.optim.Adam(g) for g in agent_groups.values()]
         return optimizers
 
     # --- subclassing points -------------------------------------------------------------------
@@ -471,8 +474,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
 
         with torch.no_grad():
             intrinsic = self.window_reward(steps, batch["step_discounts"].float())
-        reward_metrics = getattr(self.reward, "metrics", None)  # optional (APT has them)
-        logs.update(reward_metrics() if reward_metrics is not None else {})
+        logs.update(self.reward.metrics())
         logs["reward/intrinsic_mean"] = intrinsic.mean()
         logs["reward/intrinsic_std"] = intrinsic.std()
         logs["reward/intrinsic_max"] = intrinsic.max()
@@ -486,7 +488,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
                     discount=batch["discount"].float(),
                     next_obs=features[:, -1],
                 )
-                names = list(self.agent.optimizer_groups())
+                names = self.agent_optimizer_names
                 # max_steps counts updates: the representation step counted, the agent's not
                 stepped = [UncountedOptimizer(self, o) for o in optimizers[1:]]
                 agent_logs = self.agent.update(

@@ -50,3 +50,8 @@ class ExplorationReward(nn.Module):
         """The reward's own training loss on ``step`` and scalars to log, or ``None`` (nothing to
         train, the default)."""
         return None
+
+    def metrics(self) -> dict[str, Tensor]:
+        """Scalars about the last :meth:`forward` call to log (e.g. APT's kNN distances); none by
+        default."""
+        return {}
