@@ -7,21 +7,41 @@ network files of :mod:`palm_lightning.checkpoints`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import nn
 
-from palm_lightning.checkpoints import load_network, packaged
+from palm_lightning.checkpoints import CheckpointError, load_network, packaged
 from palm_lightning.envs import register_envs  # noqa: F401  (importing envs registers the gymnasium ids)
 
 __version__ = "0.1.0"
 
-SHIPPED_GENERATOR = "fmnist_stylegan.pt"
+SHIPPED_GENERATORS = {
+    "fmnist_stylegan": "fmnist_stylegan.pt",
+}
+"""Generators shipped in ``palm_lightning/weights/``, by name (what ``generator: <name>`` in a config
+and ``--generator <name>`` of the tools accept): ``fmnist_stylegan`` is the first conditional
+StyleGAN2, whose samples vary little within a class (docs/results/generators.md)."""
+DEFAULT_GENERATOR = "fmnist_stylegan"
+"""The name of the generator used when none is given."""
+SHIPPED_GENERATOR = SHIPPED_GENERATORS[DEFAULT_GENERATOR]
 SHIPPED_CLASSIFIER = "fmnist_classifier.pt"
 
 
-def load_shipped_generator() -> nn.Module:
-    """The conditional StyleGAN2 trained on Fashion-MNIST that ships with the package (EMA
-    weights, 10 classes, 1×32×32 images in [-1, 1], latent size 64), in eval mode on the CPU."""
-    return load_network(packaged(SHIPPED_GENERATOR), kind="generator")
+def shipped_generator_path(name: str = DEFAULT_GENERATOR) -> Path:
+    """The network file of the shipped generator called ``name`` (see :data:`SHIPPED_GENERATORS`)."""
+    if name not in SHIPPED_GENERATORS:
+        raise CheckpointError(
+            f"no shipped generator is called {name!r}; the shipped ones are {sorted(SHIPPED_GENERATORS)}"
+        )
+    return packaged(SHIPPED_GENERATORS[name])
+
+
+def load_shipped_generator(name: str = DEFAULT_GENERATOR) -> nn.Module:
+    """A conditional generator shipped with the package, by name (default :data:`DEFAULT_GENERATOR`;
+    EMA weights, 10 Fashion-MNIST classes, 1×32×32 images in [-1, 1], latent size 64), in eval mode
+    on the CPU."""
+    return load_network(shipped_generator_path(name), kind="generator")
 
 
 def load_shipped_classifier() -> nn.Module:
@@ -29,4 +49,5 @@ def load_shipped_classifier() -> nn.Module:
     return load_network(packaged(SHIPPED_CLASSIFIER), kind="classifier")
 
 
-__all__ = ["__version__", "load_network", "load_shipped_classifier", "load_shipped_generator"]
+__all__ = ["DEFAULT_GENERATOR", "SHIPPED_GENERATORS", "__version__", "load_network", "load_shipped_classifier"]
+__all__ += ["load_shipped_generator", "shipped_generator_path"]

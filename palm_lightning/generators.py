@@ -2,7 +2,8 @@
 
 A generator is given in one of four forms (:data:`GeneratorSource`):
 
-- ``None``: the conditional StyleGAN2 shipped with the package (Fashion-MNIST, 32×32);
+- ``None``: the package's default shipped generator (Fashion-MNIST, 32×32), or the *name* of a
+  shipped one (``"fmnist_stylegan"``; see :data:`palm_lightning.SHIPPED_GENERATORS`);
 - a path to a network file or a Lightning checkpoint of one of the package's modules (see
   :mod:`palm_lightning.checkpoints`; classes are imported only from ``palm_lightning.``);
 - a ``{"class_path": "my_pkg.MyGenerator", "init_args": {...}}`` mapping naming *any* importable
@@ -92,6 +93,13 @@ def _load_file(path: str | Path) -> nn.Module:
         raise
 
 
+def _is_shipped_name(text: str) -> bool:
+    """``text`` names a shipped generator and no file of that name exists (a file always wins)."""
+    from palm_lightning import SHIPPED_GENERATORS
+
+    return text in SHIPPED_GENERATORS and not Path(text).exists()
+
+
 def resolve_generator(generator: GeneratorSource = None, weights: str | Path | None = None) -> nn.Module:
     """The generator ``generator`` describes (see :data:`GeneratorSource`), with ``weights`` loaded.
 
@@ -102,6 +110,10 @@ def resolve_generator(generator: GeneratorSource = None, weights: str | Path | N
         from palm_lightning import load_shipped_generator
 
         network = load_shipped_generator()
+    elif isinstance(generator, str) and _is_shipped_name(generator):
+        from palm_lightning import load_shipped_generator
+
+        network = load_shipped_generator(generator)
     elif isinstance(generator, (str, Path)):
         network = _load_file(generator)
     elif isinstance(generator, Mapping):

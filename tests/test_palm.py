@@ -201,3 +201,47 @@ def test_bf16_mixed_precision_runs(tmp_path, generator_file):
     trainer(tmp_path, 2, precision="bf16-mixed").fit(model, data)
     assert int(model.updates) == 2
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("reward_window", ["first", "sum"])
+def test_window_features_reuse_the_views_and_match_encoding_every_frame(reward_window):
+    torch.manual_seed(0)
+    model = PALM(**tiny_palm_kwargs(reward_window=reward_window))
+    images = torch.rand(5, 3, 1, 16, 16) * 2 - 1  # a window of n = 2 steps
+    every_frame = model.encoder(images.flatten(0, 1)).view(5, 3, -1).detach()
+    model.view_features = None
+    model.representation_loss(images[:, 0], images[:, 1])
+    assert model.view_features is not None  # the default objective offers its features
+    calls = []
+    model.encoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    shared = model.window_features(images)
+    if reward_window == "first":  # only o_t and o_{t+n} are read; o_{t+n} is the only new encoding
+        assert shared.shape == (5, 2, 16) and calls == [5]
+        assert torch.allclose(shared, every_frame[:, [0, 2]], atol=1e-6)
+    else:  # every frame is read; o_t and o_{t+1} come from the views
+        assert shared.shape == (5, 3, 16) and calls == [5]
+        assert torch.allclose(shared, every_frame, atol=1e-6)
+
+
+@pytest.mark.parametrize("reward_window", ["first", "sum"])
+def test_sharing_the_encoder_forward_trains_like_the_previous_path(tmp_path, generator_file, reward_window):
+    seen, params = {}, {}
+    for share in (True, False):
+        L.seed_everything(0)
+        model = PALM(**tiny_palm_kwargs(share_encoder_forward=share, reward_window=reward_window))
+        transitions = seen[share] = []
+        update = model.agent.update
+        model.agent.update = lambda t, *a, _u=update, _s=transitions, **k: _s.append(t) or _u(t, *a, **k)
+        trainer(tmp_path, 4).fit(model, LatentManifoldDataModule(**tiny_data_kwargs(generator_file)))
+        params[share] = [p.detach().clone() for p in model.representation_parameters()]
+    # the representation trains bit for bit alike; the agent sees the same features
+    assert all(torch.equal(a, b) for a, b in zip(params[True], params[False], strict=True))
+    assert len(seen[True]) == len(seen[False]) == 4
+    for a, b in zip(seen[True], seen[False], strict=True):
+        for field in ("obs", "next_obs", "action"):
+            assert torch.allclose(getattr(a, field), getattr(b, field), atol=1e-5), field
+        if reward_window == "sum":  # the same frames reach the reward projector's batch norm
+            assert torch.allclose(a.reward, b.reward, atol=1e-5)
+        else:  # its batch statistics now come from o_t and o_{t+n} only: close, not equal
+            assert torch.corrcoef(torch.stack([a.reward, b.reward]))[0, 1] > 0.95
+            assert not torch.allclose(a.reward, b.reward, atol=1e-5)

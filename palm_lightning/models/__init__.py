@@ -14,7 +14,8 @@ from palm_lightning.models.sac_baselines import MHMTSAC, OHESAC
 from palm_lightning.models.simsiam_images import SimSiamImages
 from palm_lightning.models.stylegan import ConditionalStyleGAN
 from palm_lightning.models.supervised_encoder import SupervisedEncoder
+from palm_lightning.models.vae_stylegan import VAEStyleGAN
 
 __all__ = ["EAR", "MHMTSAC", "OHESAC", "PALM", "ConditionalStyleGAN", "ImageClassifier", "LinearProbe", "MultiTaskSAC"]
-__all__ += ["PALMCURL", "SimSiamImages", "SupervisedEncoder"]
+__all__ += ["PALMCURL", "SimSiamImages", "SupervisedEncoder", "VAEStyleGAN"]
 __all__ += ["FrozenEncoder", "KNNProbe", "OODDetector", "OnlineKNNProbe"]

@@ -50,7 +50,7 @@ from palm_lightning.models.typed_lightning import attached_datamodule, module_op
 from palm_lightning.nn.blocks import frozen_batchnorm_stats
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
-from palm_lightning.nn.siamese import simsiam_forward
+from palm_lightning.nn.siamese import simsiam_heads
 from palm_lightning.rewards import APT, ExplorationReward, RewardStep
 from palm_lightning.schedules import parse_schedule
 
@@ -84,6 +84,7 @@ class PALMHParams:
     reward_lr: float
     reward_window: Literal["first", "sum"]
     freeze_reward_batchnorm: bool
+    share_encoder_forward: bool
     feature_dim: int
     hidden_dim: int
     repr_lr: float
@@ -136,6 +137,15 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         freeze_reward_batchnorm: compute reward features without moving the projector's
             batch-norm running statistics (default). ``False`` is the old behaviour: every reward
             forward counted as a training forward of those statistics.
+        share_encoder_forward: encode each frame once per update (default): the agent and the
+            reward reuse the representation step's features of ``o_t`` and ``o_{t+1}`` (detached;
+            the same weights, before the optimiser step) and only the other frames they need are
+            encoded without gradients — ``o_{t+n}`` with ``reward_window: first``. ``False`` is the
+            previous path (all ``n+1`` frames encoded again), kept for ``benchmarks/palm.py``'s
+            side-by-side ratio. Both give the same features up to float rounding; with
+            ``reward_window: first`` the projector's batch norm (batch statistics) now normalises
+            the reward features over ``o_t`` and ``o_{t+n}`` instead of the whole window, which
+            moves rewards by a few percent (``tests/test_palm.py``).
         feature_dim, hidden_dim: actor/critic trunk and MLP widths (DrQ-v2: 50, 1024).
         repr_lr: Adam learning rate of the encoder and SimSiam heads (1e-4, DrQ-v2's single
             rate; the paper does not publish one). Measured on three seeds
@@ -175,6 +185,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         reward_lr: float = 1e-4,
         reward_window: Literal["first", "sum"] = "first",
         freeze_reward_batchnorm: bool = True,
+        share_encoder_forward: bool = True,
         feature_dim: int = 50,
         hidden_dim: int = 1024,
         repr_lr: float = 1e-4,
@@ -224,6 +235,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             reward_lr=reward_lr,
             reward_window=reward_window,
             freeze_reward_batchnorm=freeze_reward_batchnorm,
+            share_encoder_forward=share_encoder_forward,
             feature_dim=feature_dim,
             hidden_dim=hidden_dim,
             repr_lr=repr_lr,
@@ -252,6 +264,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             # No agent is trained; frozen parameters also keep DDP from waiting for their grads.
             self.agent.requires_grad_(False)
         self.agent_optimizer_names: list[str] = []  # set by configure_optimizers
+        self.view_features: tuple[Tensor, Tensor] | None = None  # see representation_loss
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
         self.init_online_probe(probe_k, probe_temperature)
@@ -340,8 +353,13 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
 
         Override to change the objective (e.g. a contrastive loss); return a scalar loss and a
         dict of scalar metrics to log (``train/ssl_loss`` and the collapse monitor ``train/z_std``).
+        An override that also sets ``self.view_features`` to the detached encoder outputs of its
+        two views lets the update reuse them (``share_encoder_forward``); one that does not costs
+        one more encoder pass, nothing else.
         """
-        return simsiam_forward(self.encoder, self.projector, self.predictor, obs, next_obs)
+        features1, features2 = self.encoder(obs), self.encoder(next_obs)
+        self.view_features = (features1.detach(), features2.detach())
+        return simsiam_heads(self.projector, self.predictor, features1, features2)
 
     def representation_parameters(self) -> list[nn.Parameter]:
         """What the representation learning rate (``repr_lr``) updates: the encoder and SimSiam's
@@ -413,6 +431,30 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             )
         return result
 
+    @torch.no_grad()
+    def window_features(self, images: Tensor) -> Tensor:
+        """Encoder features of the frames the agent and the reward read, from the float window
+        ``(B, n+1, C, H, W)``: ``(B, n+1, D)``, or ``(B, 2, D)`` (``o_t``, ``o_{t+n}``) when only those
+        are read (``reward_window: first`` and the default :meth:`reward_steps`).
+
+        With ``share_encoder_forward`` the representation step's features of ``o_t`` and ``o_{t+1}``
+        (``self.view_features``, temporal pairing) are reused, so each frame is encoded once."""
+        size, window = images.shape[:2]
+        frames = list(range(window))
+        if self.hp.reward_window == "first" and type(self).reward_steps is PALM.reward_steps:
+            frames = [0, window - 1]
+        known: dict[int, Tensor] = {}
+        temporal = self.hp.pairing == "temporal" and type(self).representation_pair is PALM.representation_pair
+        if self.hp.share_encoder_forward and temporal and self.view_features is not None:
+            known = {0: self.view_features[0], 1: self.view_features[1]}
+        else:
+            frames = list(range(window))  # the previous path: every frame encoded again
+        missing = [k for k in frames if k not in known]
+        if missing:
+            encoded = self.encoder(images[:, missing].flatten(0, 1)).view(size, len(missing), -1)
+            known.update({k: encoded[:, i] for i, k in enumerate(missing)})
+        return torch.stack([known[k] for k in frames], dim=1)
+
     def reward_steps(self, particles: Tensor, actions: Tensor) -> list[RewardStep]:
         """The transitions a window is rewarded for (``reward_window``), from reward-space features
         ``(B, n+1, D)`` and the window's actions ``(B, n, |A|)``."""
@@ -435,15 +477,16 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         hp = self.hp
         frames = batch["frames"]  # uint8 (B, n+1, C, H, W)
-        size, window = frames.shape[:2]
+        size = frames.shape[0]
         self.env_steps.fill_(int(batch["env_steps"]))
         optimizers = module_optimizers(self)
         images = from_uint8(frames)
+        self.view_features = None  # set by representation_loss when it can be reused
         ssl_loss, logs = self.checked_representation_loss(images)
         losses = {"ssl_loss": ssl_loss}
 
         with torch.no_grad():
-            features = self.encoder(images.flatten(0, 1)).float().view(size, window, -1)
+            features = self.window_features(images).float()
             flat = features.flatten(0, 1)
             if hp.freeze_reward_batchnorm:
                 with frozen_batchnorm_stats(self):
@@ -455,7 +498,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
                     f"{type(self).__name__}.reward_features must return a Tensor of shape ({flat.shape[0]}, D), "
                     f"got {tuple(particles.shape)}"
                 )
-            particles = particles.float().view(size, window, -1)
+            particles = particles.float().view(size, features.shape[1], -1)
         steps = self.reward_steps(particles, batch["actions"].float())
         reward_training = self.reward.loss(steps[0])
         if reward_training is not None:

@@ -222,7 +222,7 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
         z = torch.randn(n, z_dim, device=self.device)
         fake = self.generator.generate(z, c_gen, update_w_avg=True)
         loss_g = F.softplus(-self.discriminator(fake, c_gen)).mean()
-        loss_g_total = loss_g
+        loss_g_total = loss_g + self.extra_generator_loss(real, labels)
         if pairs:
             loss_ms = mode_seeking_loss(fake[:pairs], fake[pairs : 2 * pairs], z[:pairs], z[pairs : 2 * pairs])
             loss_g_total = loss_g + self.hp.mode_seeking_weight * loss_ms
@@ -250,6 +250,13 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
         self.log("loss_d", loss_d.detach(), prog_bar=True, logger=False)
         if int(self.iterations) % self.hp.sample_every_n_iterations == 0:
             self.log_samples()
+
+    def extra_generator_loss(self, real: Tensor, labels: Tensor) -> Tensor:
+        """Subclassing point: a term added to the generator's loss at every iteration (logged by the
+        subclass). Its gradients reach every parameter of the generator optimiser (``opt_g``), so a
+        subclass that trains more networks with the generator (an encoder) adds them there in
+        :meth:`configure_optimizers`. The base GAN adds nothing."""
+        return real.new_zeros(())
 
     @torch.no_grad()
     def update_ema(self, batch_size: int) -> None:

@@ -21,7 +21,15 @@ def simsiam_forward(
     The two views go through the networks separately (as SimSiam's reference code), so the
     projector's batch norm sees the statistics of one view at a time.
     """
-    z1, z2 = projector(encoder(view1)), projector(encoder(view2))
+    return simsiam_heads(projector, predictor, encoder(view1), encoder(view2))
+
+
+def simsiam_heads(
+    projector: nn.Module, predictor: nn.Module, features1: Tensor, features2: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """:func:`simsiam_forward` from the encoder's features of the two views (for a caller that
+    reuses those features elsewhere, as PALM's agent does)."""
+    z1, z2 = projector(features1), projector(features2)
     p1, p2 = predictor(z1), predictor(z2)
     loss = simsiam_loss(p1, p2, z1, z2)
     return loss, {"train/ssl_loss": loss.detach(), "train/z_std": output_std(z1)}

@@ -1,0 +1,134 @@
+"""The StyleGAN generator trained as the decoder of a conditional VAE–GAN.
+
+Why: a class-conditional GAN on Fashion-MNIST collapses *within* each class (the shipped
+:class:`~palm_lightning.models.stylegan.ConditionalStyleGAN` draws about one garment per class:
+within-class diversity 0.19 of the real data's), which leaves PALM's latent environment little to
+explore. A GAN's loss never asks every training image to be reachable; a VAE's does. Here an
+encoder q(z | x, c) maps every real image to a posterior over the generator's z, and the generator
+must reconstruct the image from a sample of it (as in VAE/GAN, Larsen et al. 2016, and
+BicycleGAN's cVAE-GAN path, Zhu et al. 2017). The KL term keeps the posteriors near the N(0, I)
+prior the environment draws from, and the GAN loss on prior samples keeps those samples sharp and
+on the manifold. The generator itself is unchanged: same network, same protocol, same w-space, so
+the environment and its speed do not change.
+
+Generator loss per iteration (the discriminator step is the base class's)::
+
+    softplus(-D(G(z), c))                          z ~ N(0, I)      (base: prior samples look real)
+  + reconstruction_weight · |G(ẑ, c) − x|₁          ẑ ~ q(z | x, c)  (every real image is reachable)
+  + kl_weight · KL(q(z | x, c) ‖ N(0, I))                           (posteriors stay where z is drawn)
+  + reconstruction_adversarial_weight · softplus(-D(G(ẑ, c), c))    (reconstructions look real too)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from palm_lightning.checkpoints import CheckpointError, load_network
+from palm_lightning.models.stylegan import ConditionalStyleGAN
+from palm_lightning.nn.latent_encoder import ConditionalLatentEncoder, gaussian_kl
+
+
+@dataclass(frozen=True)
+class VAEStyleGANHParams:
+    """The VAE half's hyperparameters (the GAN's are in :class:`ConditionalStyleGANHParams`)."""
+
+    encoder_width: int
+    reconstruction_weight: float
+    kl_weight: float
+    reconstruction_adversarial_weight: float
+    init_generator: str | None
+
+
+class VAEStyleGAN(ConditionalStyleGAN):
+    """Class-conditional StyleGAN2 whose generator is also the decoder of a conditional VAE.
+
+    Every argument of :class:`ConditionalStyleGAN` is accepted (``**kwargs``); ``mode_seeking_weight``
+    defaults to 0 here because the reconstruction term already ties the image to z.
+
+    Args:
+        encoder_width: channels of the encoder's first convolution
+            (:class:`~palm_lightning.nn.latent_encoder.ConditionalLatentEncoder`).
+        reconstruction_weight: weight of the per-pixel L1 reconstruction (mean over pixels, images
+            in [-1, 1]). BicycleGAN's 10; our choice too (the papers of this package are silent).
+        kl_weight: weight of the KL term (summed over z's dimensions, mean over the batch).
+            BicycleGAN's 0.01. Larger: samples from the prior look more like reconstructions but
+            the posteriors carry less of the image.
+        reconstruction_adversarial_weight: weight of the non-saturating GAN loss on
+            reconstructions (the discriminator is not trained on them; it only judges).
+        init_generator: optional network file or checkpoint of a generator with the same
+            configuration, copied into the generator and its EMA before training (a warm start,
+            e.g. from the shipped StyleGAN). Ignored when resuming: the checkpoint's weights win.
+    """
+
+    def __init__(
+        self,
+        encoder_width: int = 32,
+        reconstruction_weight: float = 10.0,
+        kl_weight: float = 0.01,
+        reconstruction_adversarial_weight: float = 1.0,
+        init_generator: str | None = None,
+        mode_seeking_weight: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(mode_seeking_weight=mode_seeking_weight, **kwargs)
+        self.vae_hp = VAEStyleGANHParams(
+            encoder_width=encoder_width,
+            reconstruction_weight=reconstruction_weight,
+            kl_weight=kl_weight,
+            reconstruction_adversarial_weight=reconstruction_adversarial_weight,
+            init_generator=init_generator,
+        )
+        self.encoder = ConditionalLatentEncoder(
+            z_dim=self.hp.z_dim,
+            num_classes=self.hp.num_classes,
+            img_resolution=self.hp.img_resolution,
+            img_channels=self.hp.img_channels,
+            width=encoder_width,
+        )
+        if init_generator is not None:
+            self.warm_start(init_generator)
+
+    def warm_start(self, path: str) -> None:
+        """Copy a saved generator's weights into the generator and its EMA (same configuration)."""
+        source = load_network(path, kind="generator")
+        own = self.generator.config
+        theirs = getattr(source, "config", None)
+        if theirs != own:
+            raise CheckpointError(
+                f"init_generator {path}: its configuration {theirs} differs from this model's {own}; "
+                "set the model's z_dim / w_dim / channel_base / channel_max / mapping_layers to match it"
+            )
+        state = source.state_dict()
+        self.generator.load_state_dict(state)
+        self.generator_ema.load_state_dict(state)
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """The base optimisers, with the encoder trained by the generator's Adam (one more param group)."""
+        opt_g, opt_d = super().configure_optimizers()
+        opt_g.add_param_group({"params": list(self.encoder.parameters())})
+        return [opt_g, opt_d]
+
+    def extra_generator_loss(self, real: Tensor, labels: Tensor) -> Tensor:
+        mean, log_variance = self.encoder(real, labels)
+        z = mean + torch.randn_like(mean) * (0.5 * log_variance).exp()
+        reconstruction = self.generator.generate(z, labels)
+        loss_rec = F.l1_loss(reconstruction, real)
+        loss_kl = gaussian_kl(mean, log_variance).mean()
+        loss = self.vae_hp.reconstruction_weight * loss_rec + self.vae_hp.kl_weight * loss_kl
+        if self.vae_hp.reconstruction_adversarial_weight > 0:
+            loss_adv = F.softplus(-self.discriminator(reconstruction, labels)).mean()
+            loss = loss + self.vae_hp.reconstruction_adversarial_weight * loss_adv
+            self.log("train/loss_g_reconstruction_adversarial", loss_adv.detach())
+        self.log_dict(
+            {
+                "train/loss_reconstruction_l1": loss_rec.detach(),
+                "train/kl": loss_kl.detach(),
+                "train/posterior_std": (0.5 * log_variance.detach()).exp().mean(),
+            }
+        )
+        return loss

@@ -1,0 +1,99 @@
+"""VAEStyleGAN: the StyleGAN generator trained as a conditional VAE-GAN's decoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from palm_lightning.checkpoints import CheckpointError, describe, load_network
+from palm_lightning.models import VAEStyleGAN
+from palm_lightning.nn.latent_encoder import ConditionalLatentEncoder, gaussian_kl
+from tests.test_stylegan_module import TINY, tiny_data
+
+
+def fit(model: VAEStyleGAN, root: Path, tmp_path: Path, max_steps: int) -> L.Trainer:
+    trainer = L.Trainer(
+        max_steps=max_steps,
+        logger=TensorBoardLogger(str(tmp_path / "runs"), name="vaegan"),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        default_root_dir=str(tmp_path),
+    )
+    trainer.fit(model, datamodule=tiny_data(root))
+    return trainer
+
+
+def test_gaussian_kl_matches_closed_form() -> None:
+    mean = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
+    log_variance = torch.tensor([[0.0, 0.0], [1.0, -2.0]])
+    var = log_variance.exp()
+    expected = 0.5 * (var + mean**2 - 1 - log_variance).sum(1)
+    assert torch.allclose(gaussian_kl(mean, log_variance), expected)
+    assert gaussian_kl(torch.zeros(3, 4), torch.zeros(3, 4)).abs().max() == 0
+
+
+def test_encoder_shapes_and_label_dependence() -> None:
+    torch.manual_seed(0)
+    encoder = ConditionalLatentEncoder(z_dim=8, num_classes=10, img_resolution=16, img_channels=1, width=8)
+    images = torch.rand(4, 1, 16, 16) * 2 - 1
+    mean, log_variance = encoder(images, torch.tensor([0, 1, 2, 3]))
+    assert mean.shape == log_variance.shape == (4, 8)
+    other, _ = encoder(images, torch.tensor([5, 1, 2, 3]))
+    assert not torch.allclose(mean[0], other[0]) and torch.allclose(mean[1:], other[1:])
+    with pytest.raises(ValueError, match="power of two"):
+        ConditionalLatentEncoder(z_dim=8, num_classes=10, img_resolution=24)
+
+
+def test_training_moves_the_encoder_logs_the_vae_terms_and_exports_the_generator(
+    fmnist_root: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    model = VAEStyleGAN(encoder_width=8, **TINY)
+    e0 = [p.detach().clone() for p in model.encoder.parameters()]
+    trainer = fit(model, fmnist_root, tmp_path, max_steps=6)
+    assert int(model.iterations) == 3 and trainer.global_step == 6  # the encoder adds no optimiser step
+    assert all(not torch.equal(a, b) for a, b in zip(e0, model.encoder.parameters(), strict=True))
+    events = EventAccumulator(str(Path(trainer.logger.log_dir)))  # type: ignore[union-attr]
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_reconstruction_l1", "train/kl", "train/posterior_std"} <= tags
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    generator = load_network(tmp_path / "last.ckpt", kind="generator")
+    z, c = torch.randn(3, 8), torch.tensor([0, 4, 9])
+    assert torch.equal(generator(z, c), model.generator_ema(z, c))
+
+
+def test_reconstruction_term_reaches_generator_and_encoder() -> None:
+    torch.manual_seed(0)
+    model = VAEStyleGAN(encoder_width=8, reconstruction_adversarial_weight=0.0, **TINY)
+    model.log_dict = lambda *a, **k: None  # type: ignore[method-assign]  # no trainer attached
+    real = torch.rand(4, 1, 16, 16) * 2 - 1
+    loss = model.extra_generator_loss(real, torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    assert model.encoder.head.weight.grad is not None and model.encoder.head.weight.grad.abs().sum() > 0
+    synthesis_grads = [p.grad for p in model.generator.synthesis.parameters() if p.grad is not None]
+    assert synthesis_grads and sum(g.abs().sum() for g in synthesis_grads) > 0
+    assert all(p.grad is None for p in model.discriminator.parameters())
+
+
+def test_warm_start_copies_a_saved_generator_and_rejects_another_configuration(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    source = VAEStyleGAN(**TINY).generator_ema
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(0.1)
+    path = tmp_path / "g.pt"
+    torch.save(describe(source, "generator"), path)
+    model = VAEStyleGAN(init_generator=str(path), **TINY)
+    for own, ema, theirs in zip(
+        model.generator.parameters(), model.generator_ema.parameters(), source.parameters(), strict=True
+    ):
+        assert torch.equal(own, theirs) and torch.equal(ema, theirs)
+    with pytest.raises(CheckpointError, match="configuration"):
+        VAEStyleGAN(init_generator=str(path), **{**TINY, "w_dim": 32})
