@@ -8,6 +8,7 @@ from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataMod
 from palm_lightning.datamodules.latent_manifold import LatentManifoldDataModule
 from palm_lightning.datamodules.multitask import MultiTaskDataModule
 from palm_lightning.datamodules.ood import OODDataModule
+from palm_lightning.datamodules.pearl import PEARLDataModule
 from palm_lightning.datamodules.replay import ReplayBuffer
 from palm_lightning.datamodules.svhn import SVHNDataModule
 
@@ -23,6 +24,7 @@ __all__ = [
     "LatentManifoldDataModule",
     "MultiTaskDataModule",
     "OODDataModule",
+    "PEARLDataModule",
     "ReplayBuffer",
     "SVHNDataModule",
 ]

@@ -1,4 +1,5 @@
-"""LightningModules: what is trained (generator, reference classifier, linear probe, PALM, EAR and its baselines)."""
+"""LightningModules: what is trained (generator, reference classifier, linear probe, PALM, EAR and its
+baselines, multi-task SAC and meta-RL)."""
 
 from palm_lightning.models.classifier import ImageClassifier
 from palm_lightning.models.ear import EAR
@@ -10,6 +11,7 @@ from palm_lightning.models.online_probe import OnlineKNNProbe
 from palm_lightning.models.ood_detector import OODDetector
 from palm_lightning.models.palm import PALM
 from palm_lightning.models.palm_curl import PALMCURL
+from palm_lightning.models.pearl import PEARL
 from palm_lightning.models.sac_baselines import MHMTSAC, OHESAC
 from palm_lightning.models.simsiam_images import SimSiamImages
 from palm_lightning.models.stylegan import ConditionalStyleGAN
@@ -17,4 +19,5 @@ from palm_lightning.models.supervised_encoder import SupervisedEncoder
 
 __all__ = ["EAR", "MHMTSAC", "OHESAC", "PALM", "ConditionalStyleGAN", "ImageClassifier", "LinearProbe", "MultiTaskSAC"]
 __all__ += ["PALMCURL", "SimSiamImages", "SupervisedEncoder"]
+__all__ += ["PEARL"]
 __all__ += ["FrozenEncoder", "KNNProbe", "OODDetector", "OnlineKNNProbe"]
