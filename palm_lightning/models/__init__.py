@@ -6,6 +6,7 @@ from palm_lightning.models.ear import EAR
 from palm_lightning.models.frozen_encoder import FrozenEncoder
 from palm_lightning.models.knn_probe import KNNProbe
 from palm_lightning.models.linear_probe import LinearProbe
+from palm_lightning.models.maml_trpo import MAMLTRPO
 from palm_lightning.models.multitask_sac import MultiTaskSAC
 from palm_lightning.models.online_probe import OnlineKNNProbe
 from palm_lightning.models.ood_detector import OODDetector
@@ -19,5 +20,5 @@ from palm_lightning.models.supervised_encoder import SupervisedEncoder
 
 __all__ = ["EAR", "MHMTSAC", "OHESAC", "PALM", "ConditionalStyleGAN", "ImageClassifier", "LinearProbe", "MultiTaskSAC"]
 __all__ += ["PALMCURL", "SimSiamImages", "SupervisedEncoder"]
-__all__ += ["PEARL"]
+__all__ += ["MAMLTRPO", "PEARL"]
 __all__ += ["FrozenEncoder", "KNNProbe", "OODDetector", "OnlineKNNProbe"]
