@@ -3,6 +3,8 @@ LightningModule that holds one owns optimisation, precision and checkpointing.""
 
 from palm_lightning.agents.base import Agent, Transition
 from palm_lightning.agents.ddpg import DDPGAgent
+from palm_lightning.agents.maml_trpo import MAMLTRPOAgent
+from palm_lightning.agents.pearl import PEARLAgent
 from palm_lightning.agents.sac import SACAgent
 
-__all__ = ["Agent", "DDPGAgent", "SACAgent", "Transition"]
+__all__ = ["Agent", "DDPGAgent", "MAMLTRPOAgent", "PEARLAgent", "SACAgent", "Transition"]

@@ -125,7 +125,14 @@ class SACAgent(Agent):
         }
 
     def critic_input(self, obs: Tensor, task: Tensor) -> Tensor:
+        """What conditions the critic besides the action: ``obs ⊕ one-hot task``."""
         return torch.cat([obs, one_hot(task, self.num_tasks)], dim=-1)
+
+    def policy_critic_input(self, obs: Tensor, task: Tensor) -> Tensor:
+        """The critic's input in the policy loss. The same as :meth:`critic_input` here; a
+        subclass whose task code is learned (PEARL's z) detaches it, so that only the critic
+        loss trains what produced it."""
+        return self.critic_input(obs, task)
 
     def clip_gradients(self) -> dict[str, Tensor]:
         """Clip as ``grad_clip_per`` says; returns the norms before clipping (for the logs)."""
@@ -153,7 +160,11 @@ class SACAgent(Agent):
         optimizers: Mapping[str, Stepper],
         backward: Backward | None = None,
         check: FiniteCheck | None = None,
+        extra_losses: dict[str, Tensor] | None = None,
     ) -> dict[str, Tensor]:
+        """One update; ``extra_losses`` (named ``…_loss``) join the critic and policy losses in
+        their one backward: losses on networks upstream of the batch's ``task`` code, stepped by
+        the ``actor_critic`` optimiser (PEARL's KL on its context encoder)."""
         obs, next_obs = batch.obs.float(), batch.next_obs.float()
         task = self._task(obs, batch.task)
         critic_input = self.critic_input(obs, task)
@@ -174,10 +185,13 @@ class SACAgent(Agent):
         q = self.critic(critic_input, batch.action.float())
         if not self.alpha_first:  # the old order: the next-state sample drew its noise first
             action, log_prob = tanh_gaussian_sample(*self.policy(obs, task))
-        q_pi = self.critic(critic_input, action, detached=True)
+        q_pi = self.critic(self.policy_critic_input(obs, task), action, detached=True)
         losses["critic_loss"] = sac_critic_loss(q, target)
         losses["policy_loss"] = sac_policy_loss(q_pi, log_prob, alpha)
         total = losses["critic_loss"] + losses["policy_loss"]
+        for name, extra in (extra_losses or {}).items():
+            losses[name] = extra
+            total = total + extra
         stepped = [optimizers["actor_critic"]]
         if not self.alpha_first:
             losses["alpha_loss"] = temperature_loss(self.log_alpha, log_prob, self.target_entropy)

@@ -6,8 +6,10 @@ from palm_lightning.datamodules.experience import ExperienceDataModule, Experien
 from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
 from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataModule
 from palm_lightning.datamodules.latent_manifold import LatentManifoldDataModule
+from palm_lightning.datamodules.meta_tasks import MetaTaskDataModule
 from palm_lightning.datamodules.multitask import MultiTaskDataModule
 from palm_lightning.datamodules.ood import OODDataModule
+from palm_lightning.datamodules.pearl import PEARLDataModule
 from palm_lightning.datamodules.replay import ReplayBuffer
 from palm_lightning.datamodules.svhn import SVHNDataModule
 
@@ -21,8 +23,10 @@ __all__ = [
     "FashionMNISTDataModule",
     "ImageDataModule",
     "LatentManifoldDataModule",
+    "MetaTaskDataModule",
     "MultiTaskDataModule",
     "OODDataModule",
+    "PEARLDataModule",
     "ReplayBuffer",
     "SVHNDataModule",
 ]

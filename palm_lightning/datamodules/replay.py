@@ -129,12 +129,14 @@ class ReplayBuffer:
         frames: bool = False,
         generator: torch.Generator | None = None,
         env_ids: Tensor | None = None,
+        recent: int | None = None,
     ) -> dict[str, Tensor]:
         """A batch of ``batch_size`` n-step transitions, uniformly over valid start rows.
 
         ``env_ids`` ``(batch_size,)`` fixes the environment of every slot (e.g. an equal number
         per task, for balanced multi-task batches); by default environments are drawn uniformly
-        among those that hold an n-step window.
+        among those that hold an n-step window. ``recent`` draws start rows only among each
+        environment's last ``recent`` rows (e.g. PEARL's context from a task's latest data).
 
         Returns ``obs``, ``action``, ``reward``, ``discount``, ``next_obs``, ``env`` (the
         environment of each transition) and ``step_discounts`` ``(B, n)`` (the factor in front
@@ -145,6 +147,8 @@ class ReplayBuffer:
         """
         if nstep < 1:
             raise ValueError(f"nstep must be ≥ 1, got {nstep}")
+        if recent is not None and recent <= nstep:
+            raise ValueError(f"recent must exceed nstep ({nstep}) to hold a window, got {recent}")
         eligible = self.count > nstep
         if env_ids is None:
             if not eligible.any():
@@ -165,8 +169,10 @@ class ReplayBuffer:
         offsets = torch.arange(1, nstep + 1, device=self.device)
         for _ in range(100):
             e = env[todo]
-            span = self.count[e] - nstep  # start positions counted from the oldest row
-            age = (torch.rand(todo.numel(), device=self.device, generator=generator) * span).long()
+            held = self.count[e] if recent is None else self.count[e].clamp(max=recent)
+            span = held - nstep  # start positions counted from the oldest row considered
+            age = self.count[e] - held
+            age = age + (torch.rand(todo.numel(), device=self.device, generator=generator) * span).long()
             rows = (self.ptr[e] - self.count[e] + age) % self.size
             window = (rows[:, None] + offsets[None]) % self.size
             valid = ~self.first[window, e[:, None]].any(1)

@@ -106,6 +106,10 @@ class MultiTaskVectorEnv:
             out["heading"] = math.atan2(vy, vx)
         return out
 
+    def episode_lengths(self) -> Tensor:
+        """Steps taken so far in every environment's current episode (0 right after a reset)."""
+        return torch.as_tensor(self._length.copy(), device=self.device)
+
     # --- stepping -------------------------------------------------------------------------
     def reset(self, mask: Tensor | None = None, seed: int | None = None) -> tuple[Tensor, dict[str, Any]]:
         """Reset every environment (or those where ``mask`` is true); returns all observations."""

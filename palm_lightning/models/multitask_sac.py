@@ -10,8 +10,10 @@ temperature first, then critic and policy from one backward, each network's grad
 clipped separately (authors: 10). The RL update runs in float32 whatever the trainer's precision.
 Under DDP use ``strategy: ddp_find_unused_parameters_true`` (two backward passes per update).
 
-Subclassing point: :meth:`build_policy` returns the policy network
-(:class:`~palm_lightning.nn.multitask_policies.MultiTaskPolicy`); :meth:`embeddings` returns
+Subclassing points: :meth:`build_policy` returns the policy network
+(:class:`~palm_lightning.nn.multitask_policies.MultiTaskPolicy`); :meth:`build_agent` the SAC
+agent around it; :meth:`agent_batch` turns a stream batch into the agent's transitions (PEARL
+replaces the one-hot task by a latent code inferred from context); :meth:`embeddings` returns
 what to show in TensorBoard's projector.
 """
 
@@ -32,7 +34,6 @@ from palm_lightning.agents.sac import ClipPer, SACAgent
 from palm_lightning.models.nan_guard import stop_on_nan
 from palm_lightning.models.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
 from palm_lightning.models.typed_lightning import attached_datamodule, module_optimizers
-from palm_lightning.nn.multitask_policies import MultiTaskPolicy
 from palm_lightning.nn.sac import TwinQ
 
 TASK_INFO_KEY = "palm_lightning_tasks"
@@ -112,7 +113,7 @@ class MultiTaskSAC(L.LightningModule):
     ) -> None:
         super().__init__()
         if type(self) is MultiTaskSAC:
-            raise TypeError("MultiTaskSAC is a base class: use EAR, OHESAC or MHMTSAC (palm_lightning.models)")
+            raise TypeError("MultiTaskSAC is a base class: use EAR, OHESAC, MHMTSAC or PEARL (palm_lightning.models)")
         self.save_hyperparameters()
         self.hp = MultiTaskSACHParams(
             obs_dim=obs_dim,
@@ -134,23 +135,7 @@ class MultiTaskSAC(L.LightningModule):
             embedding_samples_per_task=embedding_samples_per_task,
         )
         self.automatic_optimization = False
-        self.agent = SACAgent(
-            self.build_policy(),
-            obs_dim,
-            action_dim,
-            num_tasks,
-            hidden_dim,
-            q_layers,
-            lr=lr,
-            alpha_lr=alpha_lr,
-            init_log_alpha=init_log_alpha,
-            target_entropy=target_entropy,
-            tau=tau,
-            reward_scale=reward_scale,
-            grad_clip=grad_clip,
-            grad_clip_per=grad_clip_per,
-            alpha_first=alpha_first,
-        )
+        self.agent = self.build_agent()
         self.agent_optimizer_names: list[str] = []  # set by configure_optimizers
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
@@ -179,8 +164,39 @@ class MultiTaskSAC(L.LightningModule):
         return self.agent.target_entropy
 
     # --- subclassing points -------------------------------------------------------------------
-    def build_policy(self) -> MultiTaskPolicy:
-        """The policy network ``(obs, task) → (mean, log_std)``; ``self.hp`` holds the sizes."""
+    def build_agent(self) -> SACAgent:
+        """The SAC agent over :meth:`build_policy` (critic on ``obs ⊕ one-hot task``)."""
+        hp = self.hp
+        return SACAgent(
+            self.build_policy(),
+            hp.obs_dim,
+            hp.action_dim,
+            hp.num_tasks,
+            hp.hidden_dim,
+            hp.q_layers,
+            lr=hp.lr,
+            alpha_lr=hp.alpha_lr,
+            init_log_alpha=hp.init_log_alpha,
+            target_entropy=hp.target_entropy,
+            tau=hp.tau,
+            reward_scale=hp.reward_scale,
+            grad_clip=hp.grad_clip,
+            grad_clip_per=hp.grad_clip_per,
+            alpha_first=hp.alpha_first,
+        )
+
+    def agent_batch(self, batch: dict[str, Tensor]) -> tuple[Transition, dict[str, Tensor]]:
+        """The stream's batch as the agent's :class:`Transition` (``task``: the one-hot slots),
+        and extra losses for the same backward (none here; PEARL adds its KL)."""
+        transition = Transition(
+            batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"], task=batch["task"]
+        )
+        return transition, {}
+
+    def build_policy(self) -> nn.Module:
+        """The policy network ``(obs, task) → (mean, log_std)`` (a
+        :class:`~palm_lightning.nn.multitask_policies.MultiTaskPolicy` here; PEARL's reads a latent
+        code as its task); ``self.hp`` holds the sizes."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -276,20 +292,19 @@ class MultiTaskSAC(L.LightningModule):
                     "Lower model.init_args.lr or set model.init_args.grad_clip.",
                 )
 
-        transition = Transition(
-            batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"], task=batch["task"]
-        )
         names = self.agent_optimizer_names
         steppers: Sequence[Stepper] = optimizers
         if in_trainer:  # max_steps counts updates: only the last optimiser's step is counted
             steppers = [UncountedOptimizer(self, o) for o in optimizers[:-1]] + [optimizers[-1]]
         with torch.autocast(self.device.type, enabled=False):
+            transition, extra_losses = self.agent_batch(batch)
             logs = self.agent.update(
                 transition,
                 int(batch["env_steps"]),
                 dict(zip(names, steppers, strict=True)),
                 backward=self.manual_backward if in_trainer else None,
                 check=check,
+                extra_losses=extra_losses,
             )
         self.updates += 1
         losses = {k.removeprefix("train/"): logs.pop(k) for k in list(logs) if k.endswith("_loss")}
