@@ -80,7 +80,8 @@ def run_dir(out: Path, key: str, seed: int) -> Path:
 def train(
     row: Row, seed: int, out: Path, data_dir: str, name: str | None = None, overrides: tuple[str, ...] = ()
 ) -> Path:
-    """Train ``row`` for ``seed`` through the CLI (skipped when it finished before: ``trained.json``).
+    """Train ``row`` for ``seed`` through the CLI (skipped when it finished before: ``trained.json``;
+    resumed from its ``last.ckpt`` when it was interrupted).
 
     The run is ``out/<name>/version_0`` (``name`` defaults to ``<row key>_s<seed>``); ``overrides``
     are extra command-line arguments after the configs (``scripts/palm_sweep.py`` uses them).
@@ -110,10 +111,12 @@ def train(
     ]
     if not row.configs[0].startswith("palm"):  # the real-image baselines read Fashion-MNIST from data_dir
         command += ["--data.init_args.data_dir", data_dir]
+    if ckpt.is_file():  # an interrupted run resumes where it stopped
+        command += ["--ckpt_path", str(ckpt)]
     print("+", " ".join(command), flush=True)
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / f"{name}.log", "w") as log:
+    with open(out / f"{name}.log", "a") as log:
         subprocess.run(command, check=True, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     seconds = time.time() - start
     (run / "trained.json").write_text(json.dumps({"seconds": round(seconds), "command": command}))
