@@ -12,7 +12,14 @@ Sections (each prints a table; ratios are measured side by side in the same run)
 - ``apt``: APT's particle reward (cdist + top-k + normalisation) at batch 256 and 1024, and its
   share of one PALM update (the default config computes one reward per update).
 - ``update``: time of one PALM update (``training_step``) and of the collection around it, with
-  the default config's sizes, through a real ``Trainer`` on the streaming DataModule.
+  the default config's sizes, through a real ``Trainer`` on the streaming DataModule; the current
+  path (``share_encoder_forward: true``: each frame encoded once) against the previous one
+  (``false``: the window's n+1 frames encoded again for the agent and the reward), runs
+  interleaved, and their ratio.
+- ``profile``: the parts of one update at the default sizes, timed alone on a fixed batch
+  (representation step, the extra encoder pass of each path, reward, DDPG critic + actor), their
+  FLOPs (``torch.utils.flop_counter``), and the achieved GFLOP/s beside a convolution and a matmul
+  peak measured in the same run.
 - ``memory``: resident memory (RSS) while the default run's stream fills a replay buffer and
   wraps around it (capacity reduced with ``--memory-capacity`` so it wraps in a short run): it
   must be flat once the buffer is full.
@@ -88,7 +95,9 @@ def bench_apt(device: torch.device, update_seconds: float | None, dim: int) -> N
         print(f"| {batch} | {t * 1e3:.2f} | {share} |", flush=True)
 
 
-def make_run(device: torch.device, capacity: int, steps: int, callbacks: list) -> tuple:
+def make_run(
+    device: torch.device, capacity: int, steps: int, callbacks: list, share_encoder_forward: bool = True
+) -> tuple:
     import lightning as L
 
     from palm_lightning.datamodules import LatentManifoldDataModule
@@ -97,7 +106,7 @@ def make_run(device: torch.device, capacity: int, steps: int, callbacks: list) -
     # The default config's sizes (configs/palm.yaml), without the probe and the image logging; the
     # environments are stepped before every update (updates_per_step=1, not palm.yaml's 8) so that
     # each gap between updates times one collection.
-    model = PALM(hidden_dim=256, trajectory_every_n_updates=0)
+    model = PALM(hidden_dim=256, trajectory_every_n_updates=0, share_encoder_forward=share_encoder_forward)
     data = LatentManifoldDataModule(
         num_envs=16, batch_size=256, buffer_capacity=capacity, nstep=3, seed_frames=4000, updates_per_step=1
     )
@@ -115,7 +124,30 @@ def make_run(device: torch.device, capacity: int, steps: int, callbacks: list) -
     return trainer, model, data
 
 
-def bench_update(device: torch.device, steps: int) -> float:
+def bench_update(device: torch.device, steps: int, rounds: int = 2) -> float:
+    """Median update time of the current path; prints both paths and their ratio."""
+    results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for _ in range(rounds):  # interleaved, so that drifts in machine load hit both paths
+        for share in (True, False):
+            results[share].append(time_update(device, steps, share))
+    print("\n## One PALM update (default config sizes: batch 256, n-step 3, 16 environments)")
+    print(f"({rounds} interleaved runs of {steps} updates per path; medians, then the best run)")
+    print("| path | update (ms) | collection + sampling (ms) | whole loop (ms) | updates/s |")
+    print("|---|---:|---:|---:|---:|")
+    best = {}
+    for share, label in ((False, "previous: n+1 frames encoded again"), (True, "share_encoder_forward (default)")):
+        update, collect = min(results[share])
+        best[share] = update
+        print(
+            f"| {label} | {update * 1e3:.1f} | {collect * 1e3:.1f} | {(update + collect) * 1e3:.1f} "
+            f"| {1 / (update + collect):.2f} |"
+        )
+    print(f"\nupdate time, previous / current: **{best[False] / best[True]:.2f}×**", flush=True)
+    return best[True]
+
+
+def time_update(device: torch.device, steps: int, share_encoder_forward: bool) -> tuple[float, float]:
+    """Median seconds of one update (``training_step``) and of the collection between updates."""
     import lightning as L
 
     class Clock(L.Callback):
@@ -134,21 +166,102 @@ def bench_update(device: torch.device, steps: int) -> float:
             self.update.append(self._end - self._start)
 
     clock = Clock()
-    trainer, model, data = make_run(device, 100_000, steps, [clock])
+    trainer, model, data = make_run(device, 100_000, steps, [clock], share_encoder_forward=share_encoder_forward)
     trainer.fit(model, data)
     skip = min(10, steps // 4)
-    update = statistics.median(clock.update[skip:])
-    collect = statistics.median(clock.between[skip:])
-    print("\n## One PALM update (default config sizes: batch 256, n-step 3, 16 environments)")
-    print("| part | median time (ms) | per second |")
-    print("|---|---:|---:|")
+    return statistics.median(clock.update[skip:]), statistics.median(clock.between[skip:])
+
+
+def bench_profile(device: torch.device, repeats: int) -> None:
+    """The parts of one update on a fixed batch, their FLOPs and the achieved GFLOP/s."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from palm_lightning.agents.base import Transition
+    from palm_lightning.models import PALM
+    from palm_lightning.nn.blocks import frozen_batchnorm_stats
+    from palm_lightning.rewards import RewardStep
+
+    torch.manual_seed(0)
+    model = PALM(hidden_dim=256, trajectory_every_n_updates=0).to(device)  # configs/palm.yaml's sizes
+    representation_opt, *agent_opts = model.configure_optimizers()
+    agent_optimizers = dict(zip(model.agent_optimizer_names, agent_opts, strict=True))
+    size, window = 256, 4  # batch 256, n-step 3
+    images = torch.rand(size, window, *model.hp.image_shape, device=device) * 2 - 1
+    actions = torch.rand(size, window - 1, model.hp.action_dim, device=device) * 2 - 1
+
+    def representation_step() -> None:
+        loss, _ = model.representation_loss(images[:, 0], images[:, 1])
+        representation_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        representation_opt.step()
+
+    def encode_last_frame() -> torch.Tensor:  # share_encoder_forward: o_t, o_{t+1} come from the step above
+        with torch.no_grad():
+            return model.encoder(images[:, -1])
+
+    def encode_window() -> torch.Tensor:  # the previous path: all n+1 frames again
+        with torch.no_grad():
+            return model.encoder(images.flatten(0, 1))
+
+    features = encode_window().view(size, window, -1)
+
+    def reward() -> torch.Tensor:
+        with torch.no_grad(), frozen_batchnorm_stats(model):
+            particles = model.reward_features(features[:, [0, -1]].flatten(0, 1)).view(size, 2, -1)
+            return model.intrinsic_reward(RewardStep(particles[:, 0], actions[:, 0], particles[:, 1]))
+
+    intrinsic = reward()
+
+    def agent_step() -> None:
+        batch = Transition(features[:, 0], actions[:, 0], intrinsic, torch.ones(size, device=device), features[:, -1])
+        model.agent.update(batch, 10_000, agent_optimizers)
+
+    parts = [
+        ("representation step: SimSiam on (o_t, o_{t+1}), forward + backward + Adam", representation_step, "both"),
+        ("encoder pass for the agent/reward: o_{t+n} only (256 frames, no grad)", encode_last_frame, "current"),
+        ("encoder pass for the agent/reward: all n+1 frames (1024 frames, no grad)", encode_window, "previous"),
+        ("reward: projector on o_t, o_{t+n} + APT kNN", reward, "both"),
+        ("agent: DDPG critic step, actor step, target update", agent_step, "both"),
+    ]
+    print("\n## The parts of one PALM update (default sizes, fixed batch of 256 windows, timed alone)")
+    print("| part | path | time (ms) | GFLOP | GFLOP/s |")
+    print("|---|---|---:|---:|---:|")
+    totals = {"current": [0.0, 0.0], "previous": [0.0, 0.0]}
+    for label, fn, path in parts:
+        seconds = timed(fn, repeats, device)
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        gflop = counter.get_total_flops() / 1e9
+        for key in ("current", "previous") if path == "both" else (path,):
+            totals[key][0] += seconds
+            totals[key][1] += gflop
+        print(f"| {label} | {path} | {seconds * 1e3:.1f} | {gflop:.2f} | {gflop / seconds:.1f} |", flush=True)
+    for key in ("previous", "current"):
+        seconds, gflop = totals[key]
+        print(f"| **sum of the parts** | {key} | {seconds * 1e3:.1f} | {gflop:.2f} | {gflop / seconds:.1f} |")
+    conv_peak, matmul_peak = peak_gflops(device, repeats)
     print(
-        "| update (training_step: SimSiam step, APT, DDPG critic step then actor step) "
-        f"| {update * 1e3:.1f} | {1 / update:.1f} updates |"
+        f"\npeaks measured in this run: convolution {conv_peak:.1f} GFLOP/s (the encoder's 3×3, 32→32 "
+        f"channels, batch 1024), matmul {matmul_peak:.1f} GFLOP/s (2048²); the current update achieves "
+        f"{totals['current'][1] / totals['current'][0] / conv_peak:.0%} of the convolution peak",
+        flush=True,
     )
-    print(f"| collection + sampling between updates (16 frames) | {collect * 1e3:.1f} | |")
-    print(f"| whole loop | {(update + collect) * 1e3:.1f} | {1 / (update + collect):.1f} updates |", flush=True)
-    return update
+
+
+def peak_gflops(device: torch.device, repeats: int) -> tuple[float, float]:
+    """Achieved GFLOP/s of a large 3×3 convolution (the encoder's shape) and of a large matmul."""
+    conv = torch.nn.Conv2d(32, 32, 3).to(device)
+    x = torch.rand(1024, 32, 15, 15, device=device)
+    a, b = torch.rand(2048, 2048, device=device), torch.rand(2048, 2048, device=device)
+
+    def run_conv() -> None:
+        with torch.no_grad():
+            conv(x)
+
+    conv_flops = 2 * 1024 * 32 * 13 * 13 * 32 * 9
+    conv_rate = conv_flops / timed(run_conv, repeats, device) / 1e9
+    matmul_rate = 2 * 2048**3 / timed(lambda: a @ b, repeats, device) / 1e9
+    return conv_rate, matmul_rate
 
 
 def rss_mib() -> float:
@@ -192,8 +305,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 4, 16, 64, 256, 1024])
-    parser.add_argument("--sections", nargs="+", default=["env", "update", "apt", "memory"])
+    parser.add_argument("--sections", nargs="+", default=["env", "update", "profile", "apt", "memory"])
     parser.add_argument("--update-steps", type=int, default=60)
+    parser.add_argument("--update-rounds", type=int, default=2, help="interleaved runs per path (update section)")
+    parser.add_argument("--profile-repeats", type=int, default=10)
     parser.add_argument("--memory-capacity", type=int, default=20_000)
     parser.add_argument("--budget", type=float, default=0.5, help="seconds per timing in the env table")
     args = parser.parse_args()
@@ -204,7 +319,9 @@ def main() -> None:
     if "env" in args.sections:
         bench_env(args.envs, device, args.budget)
     if "update" in args.sections:
-        update = bench_update(device, args.update_steps)
+        update = bench_update(device, args.update_steps, args.update_rounds)
+    if "profile" in args.sections:
+        bench_profile(device, args.profile_repeats)
     if "apt" in args.sections:
         bench_apt(device, update, dim=256)
     if "memory" in args.sections:
