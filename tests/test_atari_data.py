@@ -132,3 +132,15 @@ def test_too_few_episodes_is_explained(tmp_path):
     dm = AtariFramesDataModule(data_dir=str(tmp_path), games=["Pong"], frames_per_game=100)
     with pytest.raises(ValueError, match="at least 3"):
         dm.setup()
+
+
+def test_generator_and_simsiam_train_on_atari_frames(data_dir):
+    """The image consumers take the frames unchanged: one step each of ConditionalStyleGAN and SimSiamImages."""
+    import lightning as L
+
+    from palm_lightning.models import ConditionalStyleGAN, SimSiamImages
+
+    dm = AtariFramesDataModule(data_dir=str(data_dir), batch_size=4, **TINY)
+    quiet = dict(fast_dev_run=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    L.Trainer(**quiet).fit(ConditionalStyleGAN(num_classes=2, img_resolution=64, img_channels=1), datamodule=dm)
+    L.Trainer(**quiet).fit(SimSiamImages(image_shape=(1, 64, 64), knn_bank_size=16), datamodule=dm)
