@@ -20,6 +20,7 @@ are ``(images, labels, ram)`` (what :class:`~palm_lightning.models.AtariStatePro
 from __future__ import annotations
 
 import json
+import os
 import time
 import zipfile
 from dataclasses import dataclass
@@ -181,7 +182,7 @@ def save_collection(path: Path, collection: Collection) -> None:
     """Write a compressed ``.npz`` (arrays + JSON header) under a temporary name, then rename it,
     so an interrupted write never leaves a half file under the real name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # ranks collecting at once do not collide
     header = np.frombuffer(json.dumps(collection.header).encode(), dtype=np.uint8)
     with open(partial, "wb") as f:
         np.savez_compressed(
@@ -400,14 +401,19 @@ class AtariFramesDataModule(ImageDataModule):
         )
 
     def load_game(self, rom: str) -> Collection:
-        """One game's collection, from the cache (collected first if absent)."""
-        self.prepare_data()
-        return load_collection(self.cache_path(rom), self._expected_header(rom))
+        """One game's collection, from the cache (collected first if absent, never deleted here:
+        under DDP only ``prepare_data`` on rank 0 applies ``rebuild``)."""
+        path = self.cache_path(rom)
+        if not path.exists():
+            save_collection(path, self._collect(rom))
+        return load_collection(path, self._expected_header(rom))
 
     # --- splits ----------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
+        if self.trainer is None:  # used on its own: Lightning has not called prepare_data (rebuild)
+            self.prepare_data()
         parts: dict[str, list[tuple[np.ndarray, ...]]] = {"train": [], "val": [], "test": []}
         for label, rom in enumerate(self.roms):
             game = self.load_game(rom)
