@@ -158,6 +158,15 @@ class AtariStateProbe(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         datamodule = self._datamodule()
+        frames, encoder = tuple(datamodule.image_shape), tuple(self.encoder.image_shape)
+        if frames != encoder:  # checked here: the Atari data's size option is screen_size, not resolution
+            fix = f"--data.init_args.screen_size {encoder[-1]}" if frames[0] == encoder[0] else "another encoder"
+            if self.encoder.is_pixels:
+                fix += f", or --model.init_args.image_shape {list(frames)}"
+            raise ValueError(
+                f"AtariStateProbe: the encoder takes images of shape {encoder}, but the Atari frames are "
+                f"{frames}: set {fix}"
+            )
         self.encoder.check_fits_data(datamodule, None, type(self).__name__)
 
     def _games(self, datamodule: Any) -> list[tuple[int, str]]:
