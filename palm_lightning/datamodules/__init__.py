@@ -1,5 +1,6 @@
 """LightningDataModules: static image datasets and experience streams fed by an agent."""
 
+from palm_lightning.datamodules.atari import AtariDataError, AtariFramesDataModule
 from palm_lightning.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
 from palm_lightning.datamodules.digits import DigitsDataModule
 from palm_lightning.datamodules.experience import ExperienceDataModule, ExperienceStream
@@ -14,6 +15,8 @@ from palm_lightning.datamodules.replay import ReplayBuffer
 from palm_lightning.datamodules.svhn import SVHNDataModule
 
 __all__ = [
+    "AtariDataError",
+    "AtariFramesDataModule",
     "CIFAR10DataModule",
     "CIFAR100DataModule",
     "DatasetNotFoundError",
