@@ -3,7 +3,7 @@
 A generator is given in one of four forms (:data:`GeneratorSource`):
 
 - ``None``: the package's default shipped generator (Fashion-MNIST, 32×32), or the *name* of a
-  shipped one (``"fmnist_stylegan"``; see :data:`palm_lightning.SHIPPED_GENERATORS`);
+  shipped one (``"fmnist_vaegan"``, ``"fmnist_stylegan"``; see :data:`palm_lightning.SHIPPED_GENERATORS`);
 - a path to a network file or a Lightning checkpoint of one of the package's modules (see
   :mod:`palm_lightning.checkpoints`; classes are imported only from ``palm_lightning.``);
 - a ``{"class_path": "my_pkg.MyGenerator", "init_args": {...}}`` mapping naming *any* importable

@@ -35,7 +35,7 @@ class LatentManifoldDataModule(ExperienceDataModule):
         generator: the conditional generator: a network file / checkpoint path, any importable
             ``nn.Module`` following :mod:`palm_lightning.nn.protocols` given by ``class_path`` /
             ``init_args`` (your own class: ``--data.init_args.generator.class_path my_pkg.MyGenerator``),
-            or ``None`` for the shipped Fashion-MNIST StyleGAN.
+            or ``None`` for the default shipped generator (or a shipped one's name, e.g. ``fmnist_stylegan``).
         generator_weights: a plain ``state_dict`` file (``torch.save(g.state_dict(), path)``) or a
             network file, loaded into the generator with ``weights_only=True`` (keys and shapes must
             match exactly; mismatches are named).
