@@ -133,3 +133,34 @@ def test_fidelity_variants_each_revert_what_they_name(tmp_path, monkeypatch):
         assert {k for k in new if got[k] != new[k]} == keys, name
     old = settings(fidelity.VARIANTS["revert_all"][1])
     assert {k for k in new if old[k] != new[k]} == set().union(*changed_by.values()) - {"policy"}
+
+
+def test_long_budget_rows_parse_with_the_budget_overlay_last_and_runs_resume(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from tests.cli_runner import run_cli
+
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    table = load_script("long_budget_table")
+    assert {"supervised", "random_encoder", "pixels", "simsiam_real", "palm_apt", "palm_random_policy"} <= set(
+        table.ROW_BY_KEY
+    )
+    trained = [row for row in table.ROWS if row.configs]
+    assert all(row.configs[-1] == "budget/long.yaml" for row in trained)  # the budget wins over max_steps
+    for row in (r for r in trained if r.key in ("supervised", "simsiam_real", "palm_apt_old_generator")):
+        args = [a for c in row.configs for a in ("--config", str(REPO / "configs" / c))]
+        result = run_cli("fit", *args, "--print_config", cwd=tmp_path)
+        assert result.returncode == 0, (row.key, result.stderr[-500:])
+        assert "max_steps: 20000" in result.stdout, row.key
+        if row.key == "palm_apt_old_generator":
+            assert "generator: fmnist_stylegan" in result.stdout
+    # an interrupted run (last.ckpt, no trained.json) resumes from its checkpoint
+    representation_table = sys.modules["representation_table"]
+    checkpoints = tmp_path / "palm_apt_s0" / "version_0" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "last.ckpt").write_bytes(b"")
+    commands = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: commands.append(command))
+    representation_table.train(table.ROW_BY_KEY["palm_apt"], 0, tmp_path, str(tmp_path))
+    assert commands[0][-2:] == ["--ckpt_path", str(checkpoints / "last.ckpt")]
