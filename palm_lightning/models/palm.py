@@ -46,7 +46,7 @@ from palm_lightning.evaluation.knn import knn_classify  # noqa: F401  (re-export
 from palm_lightning.models.nan_guard import stop_on_nan
 from palm_lightning.models.online_probe import OnlineKNNProbe
 from palm_lightning.models.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
-from palm_lightning.models.typed_lightning import attached_datamodule, logs_this_step, module_optimizers
+from palm_lightning.models.typed_lightning import attached_datamodule, module_optimizers
 from palm_lightning.nn.blocks import frozen_batchnorm_stats
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
@@ -545,11 +545,10 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         self.updates += 1
         self.after_update()
 
-        if logs_this_step(self):  # the values of other steps would be dropped: skip their bookkeeping
-            logs["charts/env_steps"] = batch["env_steps"].float()
-            logs["charts/env_fps"] = batch["env_fps"].float()
-            logs["charts/updates"] = self.updates.float()
-            self.log_dict({k: v.float() for k, v in logs.items()}, on_step=True, on_epoch=False)
+        logs["charts/env_steps"] = batch["env_steps"].float()
+        logs["charts/env_fps"] = batch["env_fps"].float()
+        logs["charts/updates"] = self.updates.float()
+        self.log_dict({k: v.float() for k, v in logs.items()}, on_step=True, on_epoch=False)
         total: Tensor | int = sum(v.detach() for v in losses.values())
         total = total + sum(logs[k] for k in ("train/critic_loss", "train/actor_loss") if k in logs)
         self.log("train/loss", total, prog_bar=True)

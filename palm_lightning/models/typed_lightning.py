@@ -30,23 +30,3 @@ def all_gather_tensor(module: L.LightningModule, tensor: Tensor) -> Tensor:
     """``module.all_gather(tensor)``: a tensor gathers into one tensor (``(world_size, *shape)``);
     the annotation covers the dict, list and tuple inputs too."""
     return cast(Tensor, module.all_gather(tensor))
-
-
-def logs_this_step(module: L.LightningModule) -> bool:
-    """Whether the trainer writes this training step's ``self.log`` values to the logger (every
-    ``log_every_n_steps`` batches, and when stopping).
-
-    Why: each ``self.log`` call costs ~0.5 ms of bookkeeping on the CPU whether or not the value is
-    written; an update that logs ~20 values can skip them on the steps whose values are dropped.
-    Reads Lightning's own decision (``trainer._logger_connector.should_update_logs``, evaluated
-    during ``training_step`` on the same batch counter as when the logs are written); ``True``
-    without a trainer or if that attribute is gone (a Lightning change then costs time, not logs).
-    """
-    trainer = getattr(module, "_trainer", None)
-    connector = getattr(trainer, "_logger_connector", None)
-    if connector is None:
-        return True
-    try:
-        return bool(connector.should_update_logs)
-    except (AttributeError, NotImplementedError):
-        return True
