@@ -3,8 +3,9 @@ LightningModule that holds one owns optimisation, precision and checkpointing.""
 
 from palm_lightning.agents.base import Agent, Transition
 from palm_lightning.agents.ddpg import DDPGAgent
+from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent
 from palm_lightning.agents.maml_trpo import MAMLTRPOAgent
 from palm_lightning.agents.pearl import PEARLAgent
 from palm_lightning.agents.sac import SACAgent
 
-__all__ = ["Agent", "DDPGAgent", "MAMLTRPOAgent", "PEARLAgent", "SACAgent", "Transition"]
+__all__ = ["Agent", "DDPGAgent", "DrQEpsilonAgent", "MAMLTRPOAgent", "PEARLAgent", "SACAgent", "Transition"]

@@ -1,6 +1,7 @@
 """LightningDataModules: static image datasets and experience streams fed by an agent."""
 
 from palm_lightning.datamodules.atari import AtariDataError, AtariFramesDataModule
+from palm_lightning.datamodules.atari_game import AtariGameDataModule
 from palm_lightning.datamodules.cifar import CIFAR10DataModule, CIFAR100DataModule
 from palm_lightning.datamodules.digits import DigitsDataModule
 from palm_lightning.datamodules.experience import ExperienceDataModule, ExperienceStream
@@ -17,6 +18,7 @@ from palm_lightning.datamodules.svhn import SVHNDataModule
 __all__ = [
     "AtariDataError",
     "AtariFramesDataModule",
+    "AtariGameDataModule",
     "CIFAR10DataModule",
     "CIFAR100DataModule",
     "DatasetNotFoundError",

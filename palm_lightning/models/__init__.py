@@ -1,6 +1,7 @@
 """LightningModules: what is trained (generator, reference classifier, linear probe, PALM, EAR and its
 baselines, multi-task SAC and meta-RL)."""
 
+from palm_lightning.models.atari_finetune import AtariFinetune
 from palm_lightning.models.atari_probe import AtariStateProbe
 from palm_lightning.models.classifier import ImageClassifier
 from palm_lightning.models.ear import EAR
@@ -24,4 +25,4 @@ __all__ = ["EAR", "MHMTSAC", "OHESAC", "PALM", "ConditionalStyleGAN", "ImageClas
 __all__ += ["PALMCURL", "SimSiamImages", "SupervisedEncoder", "VAEStyleGAN"]
 __all__ += ["MAMLTRPO", "PEARL"]
 __all__ += ["FrozenEncoder", "KNNProbe", "OODDetector", "OnlineKNNProbe"]
-__all__ += ["AtariStateProbe"]
+__all__ += ["AtariFinetune", "AtariStateProbe"]

@@ -1,0 +1,290 @@
+"""DrQ(ε) for discrete actions (Atari-100k): DrQ (Kostrikov et al., 2020) with the ε-greedy
+settings Agarwal et al. (2021, "Deep RL at the edge of the statistical precipice") found to work
+better — an Efficient-DQN: double DQN, dueling head, 10-step returns, no noisy nets, no
+distributional head, random-shift augmentation of every observation at every update.
+
+Defaults are the published ones, read from Dopamine's ``labs/atari_100k/configs/DrQ_eps.gin`` and
+``atari_100k_rainbow_agent.py`` (the reference implementation of Agarwal et al.):
+
+=================================  ===============  =========================================
+setting                            default          source
+=================================  ===============  =========================================
+discount γ                         0.99             DrQ_eps.gin
+n-step (``update_horizon``)        10               DrQ_eps.gin (the stream's ``nstep``)
+min replay history                 1 600            DrQ_eps.gin (the stream's ``seed_frames``)
+update period                      1 per step       DrQ_eps.gin (the stream's replay ratio)
+target update period               1 update         DrQ_eps.gin
+ε train / decay period             0.01 / 5 000     DrQ_eps.gin (linear from 1.0 after warm-up)
+ε eval                             0.001            DrQ_eps.gin
+Adam lr / eps                      1e-4 / 1.5e-4    DrQ_eps.gin (from DER, van Hasselt 2019)
+batch size                         32               DrQ_eps.gin (the stream's ``batch_size``)
+double DQN, dueling                yes, yes         DrQ_eps.gin
+loss                               Huber            atari_100k_rainbow_agent (``mse_loss=False``)
+augmentation                       shift pad 4      atari_100k_rainbow_agent (edge padding,
+                                   + intensity 0.05 per-image crop, then SPR's intensity noise)
+dueling hidden width               512              Dopamine's ``FullRainbowNetwork``
+=================================  ===============  =========================================
+
+The ε schedule is Dopamine's ``linearly_decaying_epsilon``: 1.0 for the first ``epsilon_warmup``
+agent steps (the min replay history, when the stream acts uniformly anyway), then linear to
+``epsilon_train`` over ``epsilon_decay_period`` steps. ``step`` is what the experience stream
+passes: agent steps summed over its environments (one environment in the Atari-100k protocol).
+
+A target update period of 1 (Dopamine copies the online weights into the target after every
+update) makes the target the online network as it was *before* the current update: the bootstrap
+is a stop-gradient of the online Q. It stays a parameter (``target_update_period``; 8 000 is
+Nature DQN's).
+
+Chosen here, not published:
+
+- the encoder is someone else's (any module of the package's encoder contract, so a PALM
+  checkpoint can initialise it); Dopamine's DrQ(ε) uses the Nature-DQN CNN on 84×84×4 frames;
+- ``freeze_encoder``: the encoder gets no gradient (features under ``no_grad``), only the dueling
+  head learns — the "frozen features" arm of the fine-tuning study;
+- observations reach the encoder in ``[-1, 1]`` (the package's encoder contract), not ``[0, 1]``;
+  the intensity noise is applied in ``[0, 1]`` before that rescaling, as Dopamine does;
+- ``grad_clip`` (``None``: Dopamine does not clip).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Literal
+
+import gymnasium
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from palm_lightning.agents.base import Agent, Backward, FiniteCheck, ParamGroups, Stepper, Transition, optimizer_step
+
+Loss = Literal["huber", "mse"]
+
+
+def random_shift(images: Tensor, pad: int = 4, generator: torch.Generator | None = None) -> Tensor:
+    """DrQ's random shift: pad every image by ``pad`` pixels repeating its edge, then crop a window
+    of the original size at an integer offset drawn per image (uniform in ``[0, 2·pad]``²).
+
+    ``images`` ``(B, C, H, W)`` float; returns the same shape and dtype. ``pad=0`` is the identity.
+    """
+    if pad == 0:
+        return images
+    b, _, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    shift = torch.randint(0, 2 * pad + 1, (b, 2), device=images.device, generator=generator)
+    rows = torch.arange(h, device=images.device)[None, :] + shift[:, :1]  # (B, H)
+    cols = torch.arange(w, device=images.device)[None, :] + shift[:, 1:]  # (B, W)
+    batch = torch.arange(b, device=images.device)[:, None, None]
+    cropped = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return cropped.permute(0, 3, 1, 2).contiguous()
+
+
+def intensity_noise(images: Tensor, scale: float = 0.05, generator: torch.Generator | None = None) -> Tensor:
+    """SPR's intensity augmentation (Dopamine's DrQ applies it after the shift): each image is
+    multiplied by ``1 + scale · clip(N(0, 1), −2, 2)``. ``scale=0`` is the identity."""
+    if scale == 0:
+        return images
+    noise = torch.randn(images.shape[0], 1, 1, 1, device=images.device, generator=generator)
+    return images * (1.0 + scale * noise.clamp(-2.0, 2.0))
+
+
+def linearly_decaying_epsilon(step: int, warmup: int, decay_period: int, final: float) -> float:
+    """Dopamine's ``linearly_decaying_epsilon``: 1.0 for ``warmup`` steps, then linear to ``final``
+    over ``decay_period`` steps, then ``final``."""
+    if decay_period <= 0:
+        return final if step >= warmup else 1.0
+    left = decay_period + warmup - step
+    bonus = (1.0 - final) * left / decay_period
+    return final + min(max(bonus, 0.0), 1.0 - final)
+
+
+class DuelingHead(nn.Module):
+    """Dueling Q head (Wang et al., 2016) as Dopamine's ``FullRainbowNetwork`` builds it: value and
+    advantage streams of one hidden ReLU layer each, ``Q = V + A − mean(A)``."""
+
+    def __init__(self, in_dim: int, num_actions: int, hidden_dim: int = 512) -> None:
+        super().__init__()
+        self.value = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, 1))
+        self.advantage = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, num_actions))
+
+    def forward(self, features: Tensor) -> Tensor:
+        advantage: Tensor = self.advantage(features)
+        value: Tensor = self.value(features)
+        return value + advantage - advantage.mean(1, keepdim=True)
+
+
+class QNetwork(nn.Module):
+    """``encoder → DuelingHead``: images in ``[-1, 1]`` to ``(B, num_actions)`` Q-values.
+    A frozen encoder runs under ``no_grad``."""
+
+    def __init__(self, encoder: nn.Module, num_actions: int, hidden_dim: int, freeze_encoder: bool) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.freeze_encoder = freeze_encoder
+        out_dim = int(getattr(encoder, "out_dim"))  # noqa: B009  (the encoder contract's field)
+        self.head = DuelingHead(out_dim, num_actions, hidden_dim)
+        if freeze_encoder:
+            self.encoder.requires_grad_(False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        if self.freeze_encoder:
+            with torch.no_grad():
+                features: Tensor = self.encoder(images)
+            features = features.detach()
+        else:
+            features = self.encoder(images)
+        q: Tensor = self.head(features)
+        return q
+
+
+class DrQEpsilonAgent(Agent):
+    """DrQ(ε) on image observations (uint8 frames ``(B, C, H, W)`` as the replay stores them).
+
+    Args:
+        encoder: the image encoder (the package's encoder contract: ``image_shape``, ``out_dim``,
+            images in ``[-1, 1]``); trained with the head unless ``freeze_encoder``.
+        num_actions: size of the ``Discrete`` action space.
+        freeze_encoder: keep the encoder fixed (no gradients, not in the optimiser).
+        hidden_dim: width of the dueling streams (Dopamine: 512).
+        lr, adam_eps: Adam's learning rate and epsilon (DrQ(ε)/DER: 1e-4, 1.5e-4).
+        target_update_period: copy the online network into the target every that many updates
+            (DrQ(ε): 1; Nature DQN: 8 000).
+        double_dqn: the next action is the online network's argmax, valued by the target (yes).
+        loss: ``"huber"`` (Dopamine's default) or ``"mse"``.
+        epsilon_train, epsilon_eval: final training ε and evaluation ε (DrQ(ε): 0.01, 0.001;
+            the original DrQ: 0.1, 0.01).
+        epsilon_decay_period: agent steps of the linear decay from 1.0 (5 000).
+        epsilon_warmup: agent steps at ε = 1 before the decay (Dopamine: the min replay history,
+            1 600).
+        shift_pad: random-shift padding in pixels (DrQ: 4 on 84×84; 0 turns it off).
+        intensity_scale: intensity-noise scale (Dopamine: 0.05; 0 turns it off).
+        grad_clip: max gradient norm (``None``: no clipping, as Dopamine).
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_actions: int,
+        freeze_encoder: bool = False,
+        hidden_dim: int = 512,
+        lr: float = 1e-4,
+        adam_eps: float = 1.5e-4,
+        target_update_period: int = 1,
+        double_dqn: bool = True,
+        loss: Loss = "huber",
+        epsilon_train: float = 0.01,
+        epsilon_eval: float = 0.001,
+        epsilon_decay_period: int = 5000,
+        epsilon_warmup: int = 1600,
+        shift_pad: int = 4,
+        intensity_scale: float = 0.05,
+        grad_clip: float | None = None,
+    ) -> None:
+        super().__init__()
+        if loss not in ("huber", "mse"):
+            raise ValueError(f"loss must be 'huber' or 'mse', got {loss!r}")
+        if target_update_period < 1:
+            raise ValueError(f"target_update_period must be ≥ 1, got {target_update_period}")
+        if not (0.0 <= epsilon_train <= 1.0 and 0.0 <= epsilon_eval <= 1.0):
+            raise ValueError(f"ε must be in [0, 1], got train {epsilon_train}, eval {epsilon_eval}")
+        self.action_space = gymnasium.spaces.Discrete(num_actions)
+        self.num_actions = num_actions
+        self.freeze_encoder = freeze_encoder
+        self.lr = lr
+        self.adam_eps = adam_eps
+        self.target_update_period = target_update_period
+        self.double_dqn = double_dqn
+        self.loss = loss
+        self.epsilon_train = epsilon_train
+        self.epsilon_eval = epsilon_eval
+        self.epsilon_decay_period = epsilon_decay_period
+        self.epsilon_warmup = epsilon_warmup
+        self.shift_pad = shift_pad
+        self.intensity_scale = intensity_scale
+        self.grad_clip = grad_clip
+        self.q = QNetwork(encoder, num_actions, hidden_dim, freeze_encoder)
+        self.q_target = copy.deepcopy(self.q).requires_grad_(False)
+        self.updates: Tensor
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # in checkpoints
+
+    # --- acting ---------------------------------------------------------------------------------
+    def epsilon(self, step: int, eval_mode: bool = False) -> float:
+        """ε of the ε-greedy policy at agent step ``step``."""
+        if eval_mode:
+            return self.epsilon_eval
+        return linearly_decaying_epsilon(step, self.epsilon_warmup, self.epsilon_decay_period, self.epsilon_train)
+
+    @staticmethod
+    def preprocess(obs: Tensor) -> Tensor:
+        """uint8 frames (or floats in ``[0, 255]``) to the encoder's ``[-1, 1]``."""
+        return obs.float() / 127.5 - 1.0
+
+    def augment(self, obs: Tensor) -> Tensor:
+        """Random shift (on ``[0, 255]``), intensity noise (on ``[0, 1]``), then to ``[-1, 1]``."""
+        x = random_shift(obs.float(), self.shift_pad) / 255.0
+        return intensity_noise(x, self.intensity_scale) * 2.0 - 1.0
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, step: int, eval_mode: bool = False, task: Tensor | None = None) -> Tensor:
+        greedy = self.q(self.preprocess(obs)).argmax(1)
+        explore = torch.rand(greedy.shape[0], device=greedy.device) < self.epsilon(step, eval_mode)
+        random = torch.randint(self.num_actions, greedy.shape, device=greedy.device)
+        return torch.where(explore, random, greedy)
+
+    # --- learning -------------------------------------------------------------------------------
+    def optimizer_groups(self) -> dict[str, ParamGroups]:
+        params = [p for p in self.q.parameters() if p.requires_grad]
+        return {"q": [{"params": params, "lr": self.lr, "eps": self.adam_eps, "name": "q"}]}
+
+    @torch.no_grad()
+    def td_target(self, batch: Transition, next_obs: Tensor) -> Tensor:
+        """``r + γⁿ·d·Q_target(s', a*)`` with ``a* = argmax Q_online(s')`` (double DQN) or
+        ``argmax Q_target(s')``; ``batch.discount`` already holds ``γⁿ`` times the mask."""
+        next_target_q: Tensor = self.q_target(next_obs)
+        chooser: Tensor = self.q(next_obs) if self.double_dqn else next_target_q
+        next_action = chooser.argmax(1, keepdim=True)
+        return batch.reward + batch.discount * next_target_q.gather(1, next_action).squeeze(1)
+
+    def update(
+        self,
+        batch: Transition,
+        step: int,
+        optimizers: Mapping[str, Stepper],
+        backward: Backward | None = None,
+        check: FiniteCheck | None = None,
+    ) -> dict[str, Tensor]:
+        obs = self.augment(batch.obs)
+        next_obs = self.augment(batch.next_obs)  # its own draw, as Dopamine
+        reward, discount = batch.reward.float(), batch.discount.float()
+        target = self.td_target(Transition(batch.obs, batch.action, reward, discount, batch.next_obs), next_obs)
+        q = self.q(obs).gather(1, batch.action.long().view(-1, 1)).squeeze(1)
+        loss = F.smooth_l1_loss(q, target) if self.loss == "huber" else F.mse_loss(q, target)
+        if check is not None:
+            check({"q_loss": loss})
+        logs: dict[str, Tensor] = {}
+
+        def clip() -> None:
+            if self.grad_clip is not None:
+                params = [p for p in self.q.parameters() if p.requires_grad]
+                logs["train/q_grad_norm"] = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+
+        optimizer_step(loss, [optimizers["q"]], backward, clip)
+        self.updates += 1
+        if int(self.updates) % self.target_update_period == 0:
+            self.sync_target()
+        logs.update(
+            {
+                "train/q_loss": loss.detach(),
+                "train/q": q.detach().mean(),
+                "train/target_q": target.mean(),
+                "train/batch_reward": reward.mean(),
+                "train/epsilon": torch.tensor(self.epsilon(step)),
+            }
+        )
+        return logs
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Copy the online network's weights into the target."""
+        self.q_target.load_state_dict(self.q.state_dict())

@@ -1,0 +1,260 @@
+"""DrQ(ε) and Atari fine-tuning: the augmentation, the double-DQN target, n-step returns from the
+stream, a frozen encoder, the frame-stack widening, learning a toy image chain, and the shipped
+config training 2 updates on real Pong through the command line."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+
+import gymnasium
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from palm_lightning.agents.base import Transition
+from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, linearly_decaying_epsilon, random_shift
+from palm_lightning.datamodules.atari_game import human_normalized_score
+from palm_lightning.datamodules.experience import ExperienceDataModule
+from palm_lightning.models.atari_finetune import expand_input_channels
+from palm_lightning.nn.encoders import DrQEncoder
+from tests.cli_runner import REPO, run_cli
+
+
+class ImageChain:
+    """N copies of a 4-position chain seen as 1×16×16 images (position p lights rows 4p…4p+3):
+    action 1 moves right, 0 stays, 2 stays; reward 1 on reaching/staying at the end; 5 steps."""
+
+    def __init__(self, num_envs: int, terminate_at_end: bool = False) -> None:
+        self.num_envs, self.obs_shape = num_envs, (1, 16, 16)
+        self.action_space = gymnasium.spaces.Discrete(3)
+        self.terminate_at_end = terminate_at_end
+        self.position = torch.zeros(num_envs, dtype=torch.long)
+        self.elapsed = torch.zeros(num_envs, dtype=torch.long)
+
+    def obs(self) -> Tensor:
+        rows = torch.arange(16)[None, :] // 4 == self.position[:, None]  # (N, 16)
+        return (rows[:, None, :, None].expand(-1, 1, 16, 16) * 255).to(torch.uint8)
+
+    def reset(self, mask: Tensor | None = None, seed: int | None = None) -> tuple[Tensor, dict]:
+        mask = torch.ones(self.num_envs, dtype=torch.bool) if mask is None else mask
+        self.position[mask], self.elapsed[mask] = 0, 0
+        return self.obs(), {}
+
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
+        self.position = torch.where(action == 1, (self.position + 1).clamp(max=3), self.position)
+        self.elapsed += 1
+        reward = (self.position == 3).float()
+        terminated = (self.position == 3) if self.terminate_at_end else torch.zeros(self.num_envs, dtype=torch.bool)
+        return self.obs(), reward, terminated, (self.elapsed >= 5) & ~terminated, {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class ImageChainData(ExperienceDataModule):
+    def __init__(self, terminate_at_end: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.terminate_at_end = terminate_at_end
+
+    def make_env(self, num_envs: int, seed: int, device: torch.device) -> ImageChain:
+        return ImageChain(num_envs, self.terminate_at_end)
+
+
+def small_encoder(channels: int = 1) -> DrQEncoder:
+    return DrQEncoder((channels, 16, 16), channels=8, num_layers=2, repr_dim=32)
+
+
+class Fixed(nn.Module):
+    def __init__(self, q: list[list[float]]) -> None:
+        super().__init__()
+        self.q = torch.tensor(q)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.q.expand(obs.shape[0], -1)
+
+
+def test_random_shift_keeps_shape_and_moves_images_by_at_most_pad_pixels():
+    torch.manual_seed(0)
+    images = torch.arange(2 * 3 * 10 * 10, dtype=torch.float32).view(2, 3, 10, 10)
+    shifted = random_shift(images, pad=2)
+    assert shifted.shape == images.shape and shifted.dtype == images.dtype
+    assert torch.equal(random_shift(images, pad=0), images)
+    padded = F.pad(images, (2, 2, 2, 2), mode="replicate")
+    for b in range(2):  # every output is one crop of the edge-padded image, the same for all channels
+        crops = [
+            (i, j) for i in range(5) for j in range(5) if torch.equal(shifted[b], padded[b, :, i : i + 10, j : j + 10])
+        ]
+        assert len(crops) == 1
+    draws = {tuple(random_shift(images[:1], pad=2)[0, 0, 0, :2].tolist()) for _ in range(50)}
+    assert len(draws) > 3  # the offset is random
+
+
+def test_epsilon_follows_dopamines_linear_decay_after_the_warmup():
+    assert linearly_decaying_epsilon(0, 1600, 5000, 0.01) == 1.0
+    assert linearly_decaying_epsilon(1600, 1600, 5000, 0.01) == 1.0
+    assert linearly_decaying_epsilon(1600 + 2500, 1600, 5000, 0.01) == pytest.approx(0.505)
+    assert linearly_decaying_epsilon(10**6, 1600, 5000, 0.01) == pytest.approx(0.01)
+    agent = DrQEpsilonAgent(small_encoder(), 3)
+    assert agent.epsilon(10**6, eval_mode=True) == 0.001
+
+
+def test_double_dqn_target_values_the_online_argmax_with_the_target_network():
+    batch = Transition(
+        torch.zeros(2, 1, 16, 16), torch.zeros(2), torch.tensor([1.0, 0.5]), torch.tensor([0.9, 0.0]), torch.zeros(2)
+    )
+    next_obs = torch.zeros(2, 1, 16, 16)
+    for double, value in ((True, 2.0), (False, 10.0)):
+        agent = DrQEpsilonAgent(small_encoder(), 3, double_dqn=double)
+        agent.q, agent.q_target = Fixed([[1.0, 5.0, 0.0]]), Fixed([[10.0, 2.0, 7.0]])  # type: ignore[assignment]
+        target = agent.td_target(batch, next_obs)
+        assert torch.allclose(target, torch.tensor([1.0 + 0.9 * value, 0.5]))  # discount 0: no bootstrap
+
+
+def test_the_stream_hands_the_agent_n_step_returns_and_terminal_discounts():
+    torch.manual_seed(0)
+    dm = ImageChainData(num_envs=2, batch_size=256, buffer_capacity=400, nstep=3, discount=0.9, seed_frames=0)
+    dm.setup("fit")
+    dm.attach_policy(lambda obs, step, eval_mode=False, task=None: torch.ones(obs.shape[0], dtype=torch.long))
+    dm.collect(100)  # the policy always moves right: rewards 0, 0, 1, 1, 1 then a truncation
+    batch = dm.sample_batch()
+    assert batch["obs"].dtype == torch.uint8 and batch["obs"].shape[1:] == (1, 16, 16)
+    returns = {round(r, 4) for r in batch["reward"].tolist()}
+    assert returns <= {0.81, 0.9 + 0.81, 1 + 0.9 + 0.81}  # Σ γ^k r_k over the 3-step window
+    assert 1 + 0.9 + 0.81 in returns
+    assert torch.allclose(batch["discount"], torch.full_like(batch["discount"], 0.9**3))  # truncation bootstraps
+    dm = ImageChainData(True, num_envs=2, batch_size=256, buffer_capacity=400, nstep=3, discount=0.9, seed_frames=0)
+    dm.setup("fit")
+    dm.attach_policy(lambda obs, step, eval_mode=False, task=None: torch.ones(obs.shape[0], dtype=torch.long))
+    dm.collect(100)  # now reaching the end terminates: that window's discount is 0
+    batch = dm.sample_batch()
+    terminal = batch["discount"] == 0
+    assert terminal.any() and torch.allclose(batch["reward"][terminal], torch.tensor(0.81))
+
+
+def test_a_frozen_encoder_gets_no_gradient_and_stays_out_of_the_optimiser():
+    torch.manual_seed(0)
+    agent = DrQEpsilonAgent(small_encoder(), 3, freeze_encoder=True, lr=1e-2)
+    encoder_before = copy.deepcopy(agent.q.encoder.state_dict())
+    head_before = copy.deepcopy(agent.q.head.state_dict())
+    (group,) = agent.optimizer_groups()["q"]
+    assert {id(p) for p in group["params"]} == {id(p) for p in agent.q.head.parameters()}
+    assert group["eps"] == 1.5e-4
+    optimizer = torch.optim.Adam([group])
+    obs = torch.randint(0, 256, (8, 1, 16, 16), dtype=torch.uint8)
+    batch = Transition(obs, torch.randint(3, (8,)), torch.ones(8), torch.full((8,), 0.99), obs.flip(0))
+    logs = agent.update(batch, 0, {"q": optimizer})
+    assert torch.isfinite(logs["train/q_loss"])
+    assert all(p.grad is None for p in agent.q.encoder.parameters())
+    assert all(torch.equal(v, encoder_before[k]) for k, v in agent.q.encoder.state_dict().items())
+    assert any(not torch.equal(v, head_before[k]) for k, v in agent.q.head.state_dict().items())
+    # target period 1: after the update the target is the online network
+    assert all(torch.equal(v, agent.q_target.state_dict()[k]) for k, v in agent.q.state_dict().items())
+
+
+def test_a_one_frame_encoder_is_widened_to_the_frame_stack():
+    torch.manual_seed(0)
+    encoder = small_encoder().eval()
+    frame = torch.rand(3, 1, 16, 16) * 2 - 1
+    before = encoder(frame)
+    mean = expand_input_channels(copy.deepcopy(encoder), 4, "mean")
+    assert mean.image_shape == (4, 16, 16) and mean.config["image_shape"] == (4, 16, 16)
+    assert torch.allclose(mean(frame.repeat(1, 4, 1, 1)), before, atol=1e-5)  # identical frames: same features
+    last = expand_input_channels(copy.deepcopy(encoder), 4, "last")
+    stack = torch.cat([torch.rand(3, 3, 16, 16), frame], 1)  # the newest frame is the last channel
+    assert torch.allclose(last(stack), before, atol=1e-5)
+
+
+def test_drq_epsilon_learns_the_image_chain():
+    torch.manual_seed(0)
+    dm = ImageChainData(num_envs=4, batch_size=32, buffer_capacity=4000, nstep=3, discount=0.9, seed_frames=40)
+    dm.setup("fit")
+    agent = DrQEpsilonAgent(
+        small_encoder(), 3, lr=1e-3, epsilon_train=0.1, epsilon_warmup=40, epsilon_decay_period=200, shift_pad=1
+    )
+    dm.attach_policy(agent.act)
+    optimizer = torch.optim.Adam(agent.optimizer_groups()["q"])
+    stream = iter(dm.train_dataloader())
+    for _ in range(250):
+        b = next(stream)
+        agent.update(
+            Transition(b["obs"], b["action"], b["reward"], b["discount"], b["next_obs"]),
+            int(b["env_steps"]),
+            {"q": optimizer},
+        )
+    chain = ImageChain(3)
+    chain.position = torch.arange(3)
+    greedy = agent.act(chain.obs(), 10**6, eval_mode=True)
+    assert agent.q(agent.preprocess(chain.obs())).argmax(1).tolist() == [1, 1, 1]
+    assert greedy.shape == (3,) and greedy.dtype == torch.long
+
+
+def test_human_normalized_score_uses_the_published_random_and_human_scores():
+    assert human_normalized_score("Pong", -20.7) == 0.0
+    assert human_normalized_score("Pong", 14.6) == pytest.approx(1.0)
+    assert human_normalized_score("ms_pacman", 6951.6) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="Atari-100k"):
+        human_normalized_score("Tennis", 0.0)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ale_py") is None or importlib.util.find_spec("cv2") is None,
+    reason="needs ale-py and OpenCV (the atari extra)",
+)
+def test_the_shipped_config_trains_two_updates_on_pong_through_the_cli(tmp_path):
+    result = run_cli(
+        "fit",
+        "--config",
+        str(REPO / "configs/atari/finetune.yaml"),
+        "--trainer.max_steps=2",
+        "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
+        f"--trainer.logger.save_dir={tmp_path}",
+        "--trainer.log_every_n_steps=1",
+        "--trainer.enable_checkpointing=false",
+        "--trainer.accelerator=cpu",
+        "--model.init_args.scratch_channels=4",
+        "--model.init_args.scratch_layers=1",
+        "--model.init_args.scratch_repr_dim=16",
+        "--model.init_args.hidden_dim=16",
+        "--model.init_args.eval_episodes=1",
+        "--model.init_args.eval_max_steps=30",
+        "--data.init_args.batch_size=4",
+        "--data.init_args.buffer_capacity=200",
+        "--data.init_args.seed_frames=40",
+        "--data.init_args.nstep=3",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (metrics,) = tmp_path.glob("*/version_0/metrics.csv")
+    header = metrics.read_text().splitlines()[0].split(",")
+    assert {"train/q_loss", "train/env_steps", "eval/episode_return", "eval/human_normalized_score"} <= set(header)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ale_py") is None or importlib.util.find_spec("cv2") is None,
+    reason="needs ale-py and OpenCV (the atari extra)",
+)
+def test_a_lost_life_ends_the_learning_episode_but_not_the_game():
+    from palm_lightning.datamodules.atari_game import AtariGames
+
+    games = AtariGames("Breakout", 1, seed=0, noop_max=0)
+    try:
+        obs, _ = games.reset()
+        assert obs.shape == (1, 4, 84, 84) and obs.dtype == torch.uint8
+        lives = games.envs[0].unwrapped.ale.lives()
+        for _ in range(2000):
+            obs, reward, terminated, truncated, _ = games.step(torch.randint(4, (1,)))
+            assert -1 <= float(reward) <= 1
+            if terminated.any():
+                break
+        assert terminated.all() and not truncated.any()
+        assert games.envs[0].unwrapped.ale.lives() == lives - 1 and games.finished_scores == []
+        fresh, _ = games.reset(mask=terminated)
+        assert torch.equal(fresh, obs)  # no emulator reset: the same game goes on
+    finally:
+        games.close()
