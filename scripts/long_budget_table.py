@@ -13,6 +13,7 @@ the labels, kNN, far/near OOD). Rows (names as in ``docs/results/representation.
     python scripts/long_budget_table.py --train --seeds 0 1 2 --rows simsiam_real palm_apt   # trains, resumes
     python scripts/long_budget_table.py --seeds 0 1 2 --json docs/results/representation_long.json
     python scripts/long_budget_table.py --curve simsiam_real --seeds 0   # linear/kNN at every checkpoint
+    python scripts/long_budget_table.py --wide --train --seeds 0 --rows simsiam_real   # the widened encoder
 
 Runs go to ``runs/representation_long/<row>_s<seed>/version_0/``. An interrupted run resumes from
 its ``last.ckpt`` the next time ``--train`` reaches it (PALM's checkpoints hold the replay buffer).
@@ -22,6 +23,7 @@ Two rows can train side by side: give each process its own ``--rows`` and ``OMP_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -32,6 +34,7 @@ import torch
 from representation_table import ROOT, Row, build, evaluate, finished, run_dir, train
 
 LONG = "budget/long.yaml"
+WIDE = "budget/wide_encoder.yaml"  # --wide: the encoder widened for every row
 ROWS = (
     Row("supervised", "supervised (labels; upper bound)", ("baselines/supervised_fmnist.yaml", LONG)),
     Row("random_encoder", "random encoder (same architecture, untrained)", encoder="random:palm_apt"),
@@ -102,10 +105,21 @@ def main() -> None:
     parser.add_argument("--curve", choices=list(ROW_BY_KEY), help="print the probe at every checkpoint of a row")
     parser.add_argument("--force-eval", action="store_true", help="recompute cached results")
     parser.add_argument("--json", type=Path, help="write the table's rows in the docs/results JSON shape")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "representation_long")
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="every trained row with configs/budget/wide_encoder.yaml after its own (default --out: ..._wide)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="default runs/representation_long[_wide]")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     args = parser.parse_args()
+    if args.out is None:
+        args.out = ROOT / "runs" / ("representation_long_wide" if args.wide else "representation_long")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.wide:
+        for key, row in list(ROW_BY_KEY.items()):
+            if row.configs:
+                ROW_BY_KEY[key] = dataclasses.replace(row, configs=(*row.configs, WIDE))
     started = time.time()
 
     if args.curve:
