@@ -97,3 +97,19 @@ def test_warm_start_copies_a_saved_generator_and_rejects_another_configuration(t
         assert torch.equal(own, theirs) and torch.equal(ema, theirs)
     with pytest.raises(CheckpointError, match="configuration"):
         VAEStyleGAN(init_generator=str(path), **{**TINY, "w_dim": 32})
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ("fmnist_vaegan.yaml", ["num_classes: 10", "img_resolution: 32"]),
+        ("atari_vaegan.yaml", ["num_classes: 6", "img_resolution: 64", "screen_size: 64"]),
+    ],
+)
+def test_generator_configs_parse(tmp_path: Path, config: str, expected: list[str]) -> None:
+    from tests.cli_runner import REPO, run_cli
+
+    result = run_cli("fit", "--config", str(REPO / "configs" / "generator" / config), "--print_config", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert "class_path: palm_lightning.models.VAEStyleGAN" in result.stdout
+    assert all(line in result.stdout for line in expected)
