@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import torch
-from representation_table import ROOT, Row, build, evaluate, finished, run_dir, train
+from representation_table import ROOT, Row, cached_results, run_dir, train_rows
 
 LONG = "budget/long.yaml"
 WIDE = "budget/wide_encoder.yaml"  # --wide: the encoder widened for every row
@@ -131,29 +131,12 @@ def main() -> None:
         return
 
     rows = [ROW_BY_KEY[key] for key in args.rows]
-    needed = [row.key for row in rows if row.configs]
-    needed += [
-        key for row in rows if row.encoder.startswith("random:") and (key := row.encoder.split(":", 1)[1]) not in needed
-    ]
-    for seed in args.seeds:
-        for key in needed:
-            if args.train:
-                train(ROW_BY_KEY[key], seed, args.out, args.data_dir)
-            elif not finished(args.out, key, seed):
-                sys.exit(f"{run_dir(args.out, key, seed)} is not trained: run with --train")
+    train_rows(rows, ROW_BY_KEY, args.seeds, args.out, args.data_dir, args.train)
 
     results: dict[str, dict[str, list[float]]] = {}
     for row in rows:
         for seed in args.seeds:
-            cache = run_dir(args.out, row.key, seed) / "results.json"
-            if cache.is_file() and not args.force_eval:
-                found = json.loads(cache.read_text())
-            else:
-                start = time.time()
-                found = evaluate(build(row, seed, args.out), seed, args.data_dir)
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                cache.write_text(json.dumps(found, indent=2))
-                print(f"{row.key} seed {seed}: evaluated in {time.time() - start:.0f} s", flush=True)
+            found = cached_results(row, seed, args.out, args.data_dir, args.force_eval)
             for name, key in METRICS.items():
                 results.setdefault(row.key, {}).setdefault(name, []).append(100 * found[key])
 

@@ -194,6 +194,36 @@ def evaluate(encoder: torch.nn.Module, seed: int, data_dir: str) -> dict[str, fl
     return results
 
 
+def train_rows(
+    rows: list[Row], row_by_key: dict[str, Row], seeds: list[int], out: Path, data_dir: str, train_missing: bool
+) -> None:
+    """Train (``train_missing``) or require every run ``rows`` need, for every seed: each row with
+    configs, and the row whose architecture a ``random:<key>`` row rebuilds untrained."""
+    needed = [row.key for row in rows if row.configs]
+    needed += [
+        key for row in rows if row.encoder.startswith("random:") and (key := row.encoder.split(":", 1)[1]) not in needed
+    ]
+    for seed in seeds:
+        for key in needed:
+            if train_missing:
+                train(row_by_key[key], seed, out, data_dir)
+            elif not finished(out, key, seed):
+                sys.exit(f"{run_dir(out, key, seed)} is not trained: run with --train")
+
+
+def cached_results(row: Row, seed: int, out: Path, data_dir: str, force: bool = False) -> dict[str, float]:
+    """:func:`evaluate` of one row and seed, cached in its run's ``results.json``."""
+    cache = run_dir(out, row.key, seed) / "results.json"
+    if cache.is_file() and not force:
+        return json.loads(cache.read_text())
+    start = time.time()
+    found = evaluate(build(row, seed, out), seed, data_dir)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(found, indent=2))
+    print(f"{row.key} seed {seed}: evaluated in {time.time() - start:.0f} s", flush=True)
+    return found
+
+
 def cell(values: list[float], percent: bool = True) -> str:
     values = [100 * v for v in values] if percent else values
     std = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -229,29 +259,12 @@ def main() -> None:
     started = time.time()
 
     rows = [ROW_BY_KEY[key] for key in args.rows]
-    needed = [row.key for row in rows if row.configs]
-    needed += [
-        key for row in rows if row.encoder.startswith("random:") and (key := row.encoder.split(":", 1)[1]) not in needed
-    ]
-    for seed in args.seeds:
-        for key in needed:
-            if args.train:
-                train(ROW_BY_KEY[key], seed, args.out, args.data_dir)
-            elif not finished(args.out, key, seed):
-                sys.exit(f"{run_dir(args.out, key, seed)} is not trained: run with --train")
+    train_rows(rows, ROW_BY_KEY, args.seeds, args.out, args.data_dir, args.train)
 
     results: dict[str, dict[str, list[float]]] = {}
     for row in rows:
         for seed in args.seeds:
-            cache = run_dir(args.out, row.key, seed) / "results.json"
-            if cache.is_file() and not args.force_eval:
-                found = json.loads(cache.read_text())
-            else:
-                start = time.time()
-                found = evaluate(build(row, seed, args.out), seed, args.data_dir)
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                cache.write_text(json.dumps(found, indent=2))
-                print(f"{row.key} seed {seed}: evaluated in {time.time() - start:.0f} s", flush=True)
+            found = cached_results(row, seed, args.out, args.data_dir, args.force_eval)
             for metric, value in found.items():
                 results.setdefault(row.key, {}).setdefault(metric, []).append(value)
 

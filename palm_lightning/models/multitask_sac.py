@@ -174,16 +174,25 @@ class MultiTaskSAC(L.LightningModule):
             hp.num_tasks,
             hp.hidden_dim,
             hp.q_layers,
-            lr=hp.lr,
-            alpha_lr=hp.alpha_lr,
-            init_log_alpha=hp.init_log_alpha,
-            target_entropy=hp.target_entropy,
-            tau=hp.tau,
-            reward_scale=hp.reward_scale,
-            grad_clip=hp.grad_clip,
-            grad_clip_per=hp.grad_clip_per,
-            alpha_first=hp.alpha_first,
+            **self.sac_optimisation_kwargs(),
         )
+
+    def sac_optimisation_kwargs(self) -> dict[str, Any]:
+        """:class:`SACAgent`'s optimisation arguments from this module's hyperparameters (learning
+        rates, temperature, Polyak rate, reward scale, clipping, update order): what every agent
+        built on SAC here (:meth:`build_agent`, PEARL's) passes on."""
+        hp = self.hp
+        return {
+            "lr": hp.lr,
+            "alpha_lr": hp.alpha_lr,
+            "init_log_alpha": hp.init_log_alpha,
+            "target_entropy": hp.target_entropy,
+            "tau": hp.tau,
+            "reward_scale": hp.reward_scale,
+            "grad_clip": hp.grad_clip,
+            "grad_clip_per": hp.grad_clip_per,
+            "alpha_first": hp.alpha_first,
+        }
 
     def agent_batch(self, batch: dict[str, Tensor]) -> tuple[Transition, dict[str, Tensor]]:
         """The stream's batch as the agent's :class:`Transition` (``task``: the one-hot slots),

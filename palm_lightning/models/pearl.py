@@ -156,15 +156,7 @@ class PEARL(MultiTaskSAC):
             hp.hidden_dim,
             hp.q_layers,
             context_lr=extra.context_lr,
-            lr=hp.lr,
-            alpha_lr=hp.alpha_lr,
-            init_log_alpha=hp.init_log_alpha,
-            target_entropy=hp.target_entropy,
-            tau=hp.tau,
-            reward_scale=hp.reward_scale,
-            grad_clip=hp.grad_clip,
-            grad_clip_per=hp.grad_clip_per,
-            alpha_first=hp.alpha_first,
+            **self.sac_optimisation_kwargs(),
         )
 
     @property

@@ -206,6 +206,17 @@ def generator_from_yaml(path: str | Path) -> tuple[GeneratorSource, str | None]:
     )
 
 
+def load_generator_argument(generator: str | None, weights: str | None = None) -> Any:
+    """The generator a tool's ``--generator`` names (``None``: the default shipped one; a shipped
+    name; a network file or checkpoint; a YAML file, see :func:`generator_from_yaml`), with
+    ``weights`` (else the YAML's ``generator_weights``) loaded, in eval mode."""
+    source: GeneratorSource = generator
+    if generator and Path(generator).suffix.lower() in (".yaml", ".yml"):
+        source, named_weights = generator_from_yaml(generator)
+        weights = weights or named_weights
+    return resolve_generator(source, weights).eval()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -233,12 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
 
     try:
-        source: GeneratorSource = args.generator
-        weights = args.generator_weights
-        if args.generator and Path(args.generator).suffix.lower() in (".yaml", ".yml"):
-            source, named_weights = generator_from_yaml(args.generator)
-            weights = weights or named_weights
-        generator: Any = resolve_generator(source, weights).eval()
+        generator: Any = load_generator_argument(args.generator, args.generator_weights)
         classifier = load_network(args.classifier or packaged(SHIPPED_CLASSIFIER), kind="classifier")
         datamodule = FashionMNISTDataModule(
             data_dir=args.data_dir, resolution=generator.image_shape[-1], download=args.download

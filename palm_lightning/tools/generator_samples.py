@@ -26,9 +26,9 @@ from torchvision.utils import make_grid, save_image
 
 from palm_lightning.checkpoints import CheckpointError
 from palm_lightning.envs.latent_manifold import LatentManifold, from_uint8
-from palm_lightning.generators import GeneratorConfigError, GeneratorSource, resolve_generator
+from palm_lightning.generators import GeneratorConfigError
 from palm_lightning.nn.protocols import GeneratorProtocolError, check_generator
-from palm_lightning.tools.generator_quality import generator_from_yaml
+from palm_lightning.tools.generator_quality import load_generator_argument
 
 
 @torch.no_grad()
@@ -81,11 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.samples or args.walk):
         parser.error("give --samples and/or --walk")
     try:
-        source: GeneratorSource = args.generator
-        weights = None
-        if args.generator and Path(args.generator).suffix.lower() in (".yaml", ".yml"):
-            source, weights = generator_from_yaml(args.generator)
-        generator: Any = resolve_generator(source, weights).eval()
+        generator: Any = load_generator_argument(args.generator)
         check_generator(generator)
     except (CheckpointError, GeneratorConfigError, GeneratorProtocolError) as err:
         print(f"error: {err}", file=sys.stderr)
