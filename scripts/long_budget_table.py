@@ -13,9 +13,12 @@ the labels, kNN, far/near OOD). Rows (names as in ``docs/results/representation.
     python scripts/long_budget_table.py --train --seeds 0 1 2 --rows simsiam_real palm_apt   # trains, resumes
     python scripts/long_budget_table.py --seeds 0 1 2 --json docs/results/representation_long.json
     python scripts/long_budget_table.py --curve simsiam_real --seeds 0   # linear/kNN at every checkpoint
-    python scripts/long_budget_table.py --wide --train --seeds 0 --rows simsiam_real   # the widened encoder
+    python scripts/long_budget_table.py --overlay repr512 --train --seeds 0 --rows simsiam_real
 
-Runs go to ``runs/representation_long/<row>_s<seed>/version_0/``. An interrupted run resumes from
+``--overlay NAME`` adds ``configs/budget/NAME.yaml`` after every trained row's configs (``repr512``:
+512-d representation; ``wide_encoder``: 64 channels too; ``simsiam_sgd``: SimSiam's own optimiser,
+``simsiam_real`` only); its runs go to ``runs/representation_long_NAME/``. Otherwise runs go to
+``runs/representation_long/<row>_s<seed>/version_0/``. An interrupted run resumes from
 its ``last.ckpt`` the next time ``--train`` reaches it (PALM's checkpoints hold the replay buffer).
 Two rows can train side by side: give each process its own ``--rows`` and ``OMP_NUM_THREADS=1``.
 """
@@ -34,7 +37,6 @@ import torch
 from representation_table import ROOT, Row, cached_results, run_dir, train_rows
 
 LONG = "budget/long.yaml"
-WIDE = "budget/wide_encoder.yaml"  # --wide: the encoder widened for every row
 ROWS = (
     Row("supervised", "supervised (labels; upper bound)", ("baselines/supervised_fmnist.yaml", LONG)),
     Row("random_encoder", "random encoder (same architecture, untrained)", encoder="random:palm_apt"),
@@ -106,20 +108,24 @@ def main() -> None:
     parser.add_argument("--force-eval", action="store_true", help="recompute cached results")
     parser.add_argument("--json", type=Path, help="write the table's rows in the docs/results JSON shape")
     parser.add_argument(
-        "--wide",
-        action="store_true",
-        help="every trained row with configs/budget/wide_encoder.yaml after its own (default --out: ..._wide)",
+        "--overlay",
+        nargs="+",
+        default=[],
+        help="configs/budget/<NAME>.yaml after every trained row's own, e.g. repr512 (default --out: ..._<NAME>)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="default runs/representation_long[_wide]")
+    parser.add_argument("--out", type=Path, default=None, help="default runs/representation_long[_<overlays>]")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     args = parser.parse_args()
     if args.out is None:
-        args.out = ROOT / "runs" / ("representation_long_wide" if args.wide else "representation_long")
+        args.out = ROOT / "runs" / "_".join(["representation_long", *args.overlay])
+    for name in args.overlay:
+        if not (ROOT / "configs" / "budget" / f"{name}.yaml").is_file():
+            parser.error(f"--overlay {name}: configs/budget/{name}.yaml does not exist")
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.wide:
-        for key, row in list(ROW_BY_KEY.items()):
-            if row.configs:
-                ROW_BY_KEY[key] = dataclasses.replace(row, configs=(*row.configs, WIDE))
+    overlays = tuple(f"budget/{name}.yaml" for name in args.overlay)
+    for key, row in list(ROW_BY_KEY.items()):
+        if row.configs:
+            ROW_BY_KEY[key] = dataclasses.replace(row, configs=(*row.configs, *overlays))
     started = time.time()
 
     if args.curve:
