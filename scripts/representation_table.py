@@ -78,13 +78,15 @@ def run_dir(out: Path, key: str, seed: int) -> Path:
 
 
 def train(
-    row: Row, seed: int, out: Path, data_dir: str, name: str | None = None, overrides: tuple[str, ...] = ()
+    row: Row, seed: int, out: Path, data_dir: str | None, name: str | None = None, overrides: tuple[str, ...] = ()
 ) -> Path:
     """Train ``row`` for ``seed`` through the CLI (skipped when it finished before: ``trained.json``;
     resumed from its ``last.ckpt`` when it was interrupted).
 
     The run is ``out/<name>/version_0`` (``name`` defaults to ``<row key>_s<seed>``); ``overrides``
     are extra command-line arguments after the configs (``scripts/palm_sweep.py`` uses them).
+    ``data_dir`` goes to the real-image baselines (``None``: the configs read no dataset, e.g.
+    ``scripts/ear_adaptation.py``'s environments).
     """
     name = name or f"{row.key}_s{seed}"
     run = out / name / "version_0"
@@ -109,7 +111,7 @@ def train(
         "--trainer.enable_progress_bar",
         "false",
     ]
-    if not row.configs[0].startswith("palm"):  # the real-image baselines read Fashion-MNIST from data_dir
+    if data_dir is not None and not row.configs[0].startswith("palm"):  # the real-image baselines read Fashion-MNIST
         command += ["--data.init_args.data_dir", data_dir]
     if ckpt.is_file():  # an interrupted run resumes where it stopped
         command += ["--ckpt_path", str(ckpt)]

@@ -267,6 +267,8 @@ def test_cem_adapts_and_saves_the_embedding(checkpoints, tmp_path, capsys):
             "2",
             "--final-episodes",
             "1",
+            "--eval-episodes",
+            "1",
             "--out",
             str(tmp_path),
         ]
@@ -274,11 +276,13 @@ def test_cem_adapts_and_saves_the_embedding(checkpoints, tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "epoch 1: best return" in out and "hopper_vel held-out v=0.51" in out
+    assert "best so far on fresh episodes: return" in out
     saved = torch.load(tmp_path / "adapted_lte.pt")
     assert saved["lte"].shape == (3,) and saved["lte"].norm() == pytest.approx(1.0, abs=1e-5)
     history = json.loads((tmp_path / "cem.json").read_text())["history"]
     assert len(history) == 2
     assert 0 < history[0]["env_steps"] < history[1]["env_steps"]  # cumulative: 6 episodes per epoch
+    assert all({"eval_return", "eval_velocity_error"} <= set(record) for record in history)
 
 
 @pytest.mark.parametrize(

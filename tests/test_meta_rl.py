@@ -322,6 +322,16 @@ def test_maml_adapts_to_either_direction_by_a_gradient_step():
     post = sum(c[-1]["return"] for c in curves) / 2
     assert post > pre + 1.0, curves
     assert [r["env_steps"] for r in curves[0]] == [0, 20 * HORIZON]
+    # the policy mean, evaluated on separate episodes at every point, adapts too
+    greedy = [
+        maml_adapt(agent, envs[task], steps=1, seed=7_000 + task, eval_env=vector_env(task, 4)) for task in (0, 1)
+    ]
+    assert all(
+        "eval_return" in r and r["env_steps"] == c["env_steps"]
+        for g, p in zip(greedy, curves, strict=True)
+        for r, c in zip(g, p, strict=True)
+    )
+    assert sum(g[-1]["eval_return"] - g[0]["eval_return"] for g in greedy) > 0, greedy
 
 
 # --- the CLI -------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ Paper settings (Finn et al. and ``cbfinn/maml_rl``): policy 2 × 100 ReLU, one i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import torch
 from torch import Tensor
 
 from palm_lightning.agents.maml_trpo import MAMLTRPOAgent, Params, TaskBatch
+from palm_lightning.envs.rollouts import run_vector_episodes
 from palm_lightning.models.multitask_sac import TASK_INFO_KEY
 from palm_lightning.models.typed_lightning import attached_datamodule, module_optimizers
 from palm_lightning.nn.meta_policies import GaussianMLPPolicy
@@ -61,12 +63,19 @@ class MAMLTRPOHParams:
 
 @torch.no_grad()
 def maml_adapt(
-    agent: MAMLTRPOAgent, env: gymnasium.vector.VectorEnv, steps: int = 1, seed: int = 0
+    agent: MAMLTRPOAgent,
+    env: gymnasium.vector.VectorEnv,
+    steps: int = 1,
+    seed: int = 0,
+    eval_env: gymnasium.vector.VectorEnv | None = None,
 ) -> list[dict[str, float]]:
     """Adaptation curve on one task: before each inner gradient step and after the last, the
     mean return (and velocity error) of the ``env.num_envs`` episodes collected with the current
     parameters, against the environment steps spent before them (the episodes of step k are the
-    data of step k + 1, as in MAML's evaluation)."""
+    data of step k + 1, as in MAML's evaluation). With ``eval_env`` the current parameters are
+    also evaluated acting with the policy mean (one episode per sub-environment, not counted as
+    steps): ``eval_return`` and ``eval_<key>``, comparable with the other methods' deterministic
+    evaluations."""
     if steps < 0:
         raise ValueError(f"steps must be ≥ 0, got {steps}")
     params: Params = {k: v.detach().requires_grad_(True) for k, v in agent.params().items()}
@@ -76,6 +85,12 @@ def maml_adapt(
         record = {"gradient_steps": float(step), "env_steps": float(env_steps)}
         for key in episodes.summaries[0]:
             record[key] = sum(s[key] for s in episodes.summaries) / len(episodes.summaries)
+        if eval_env is not None:
+            greedy = run_vector_episodes(
+                eval_env, functools.partial(agent.act, params, deterministic=True), agent.max_path_length, seed + 10_000
+            )
+            for key in greedy.summaries[0]:
+                record[f"eval_{key}"] = sum(s[key] for s in greedy.summaries) / len(greedy.summaries)
         curve.append(record)
         env_steps += episodes.steps
         if step < steps:

@@ -8,7 +8,10 @@ Algorithm (the authors' settings as defaults): ``--elites`` embeddings drawn uni
 sphere; every epoch each elite gets ``--perturbations`` copies plus N(0, ``--noise``²) noise,
 re-normalised; every candidate (elites and perturbations) is scored by the return of one
 episode, all episodes run in parallel; the best ``--elites`` survive. After the last epoch the
-best embedding is re-evaluated on ``--final-episodes`` fresh episodes. Writes ``adapted_lte.pt``
+best embedding is re-evaluated on ``--final-episodes`` fresh episodes; with ``--eval-episodes N``
+the best embedding so far is also evaluated on N fresh episodes after every epoch (``eval_*`` in the
+history: the adaptation curve against ``env_steps``; evaluation episodes are measurements, not
+counted as steps, as in ``pearl_adapt``). Writes ``adapted_lte.pt``
 (the embedding, its scores, the task) and ``cem.json``, and TensorBoard scalars per epoch, under
 ``--out``. ``--task`` indexes the family's held-out (``adapt``) tasks.
 """
@@ -28,6 +31,9 @@ import torch.nn.functional as F
 
 from palm_lightning.tools.ear_rollouts import load_ear, rollout_embeddings
 
+BEHAVIOUR_KEYS = ("x_velocity", "heading", "z_height", "velocity_error")
+"""Episode summary keys reported besides the return (those the family has)."""
+
 
 def cem_search(
     ckpt: str,
@@ -41,12 +47,15 @@ def cem_search(
     family: str | None = None,
     seed: int = 0,
     on_epoch: Any = None,
+    eval_episodes: int = 0,
 ) -> dict[str, Any]:
-    """Run the search; returns the best embedding, per-epoch history and the final evaluation."""
+    """Run the search; returns the best embedding, per-epoch history and the final evaluation.
+    ``eval_episodes`` > 0 adds ``eval_return`` (and ``eval_velocity_error``, …) of the best
+    embedding so far to every epoch's record, on the episodes the final evaluation starts with."""
     if (task is None) == (target is None):
         raise ValueError("give exactly one of --task (a held-out task index) or --target (a custom target)")
-    if elites < 1 or perturbations < 0 or epochs < 1 or noise < 0:
-        raise ValueError("elites and epochs must be ≥ 1, perturbations and noise ≥ 0")
+    if elites < 1 or perturbations < 0 or epochs < 1 or noise < 0 or eval_episodes < 0:
+        raise ValueError("elites and epochs must be ≥ 1, perturbations, noise and eval_episodes ≥ 0")
     model, info = load_ear(ckpt, family)
     family_cls = info["family_class"]
     env_kwargs = dict(info.get("env_kwargs") or {})
@@ -83,9 +92,16 @@ def cem_search(
             "env_steps": env_steps,
             "seconds": time.perf_counter() - start,
         }
-        for key in ("x_velocity", "heading", "z_height", "velocity_error"):
+        for key in BEHAVIOUR_KEYS:
             if key in summaries[int(order[0])]:
                 record[f"best_{key}"] = summaries[int(order[0])][key]
+        if eval_episodes:
+            fresh = rollout_embeddings(
+                model, info["family"], env_task, best[1].repeat(eval_episodes, 1), split, seed + 10_000, env_kwargs
+            )
+            for key in ("return", *BEHAVIOUR_KEYS):
+                if key in fresh[0]:
+                    record[f"eval_{key}"] = float(np.mean([s[key] for s in fresh]))
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
@@ -97,7 +113,7 @@ def cem_search(
         "return_mean": float(np.mean([s["return"] for s in final])),
         "return_std": float(np.std([s["return"] for s in final])),
     }
-    for key in ("x_velocity", "heading", "z_height", "velocity_error"):
+    for key in BEHAVIOUR_KEYS:
         if key in final[0]:
             evaluation[key] = float(np.mean([s[key] for s in final]))
     return {
@@ -122,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.5, help="std of the perturbations")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--final-episodes", type=int, default=5)
+    parser.add_argument(
+        "--eval-episodes", type=int, default=0, help="evaluate the best embedding so far after every epoch"
+    )
     parser.add_argument("--family", default=None, help="expected task family (checked against the checkpoint)")
     parser.add_argument("--out", default=None, help="output folder (default: next to the checkpoint, cem_<task>/)")
     parser.add_argument("--seed", type=int, default=0)
@@ -143,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         extras = "".join(
             f", {k[5:]} {v:.3f}" for k, v in record.items() if k.startswith("best_") and k != "best_return"
         )
+        if "eval_return" in record:
+            extras += f", best so far on fresh episodes: return {record['eval_return']:.1f}"
         print(
             f"epoch {record['epoch']}: best return {record['best_return']:.1f}, "
             f"elites {record['elite_mean_return']:.1f}, candidates {record['candidate_mean_return']:.1f}{extras}, "
@@ -163,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             args.family,
             args.seed,
             on_epoch,
+            args.eval_episodes,
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)

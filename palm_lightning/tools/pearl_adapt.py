@@ -73,6 +73,26 @@ def pearl_adapt(
     return {"curve": curve, "z_mean": mean[0].cpu().tolist(), "z_variance": variance[0].cpu().tolist()}
 
 
+def adapt_checkpoint(
+    ckpt: str | Path, task: int, explore_episodes: int = 3, eval_episodes: int = 1, seed: int = 0
+) -> dict[str, Any]:
+    """:func:`pearl_adapt` of a checkpoint on its family's held-out task ``task``; adds the
+    ``family`` and the task's ``name``. Raises ``ValueError`` / ``FileNotFoundError`` on bad input."""
+    from palm_lightning.envs.locomotion import FAMILIES, make_task_env
+
+    model = PEARL.from_checkpoint(ckpt)
+    info = model.task_info
+    if not info.get("family"):
+        raise ValueError(f"{ckpt} carries no task information (trained outside PEARLDataModule?)")
+    name = FAMILIES[info["family"]].task_name(task, "adapt")  # raises with the valid range
+    env = make_task_env(info["family"], task, split="adapt", **info.get("env_kwargs", {}))
+    try:
+        result = pearl_adapt(model, env, explore_episodes, eval_episodes, seed=seed)
+    finally:
+        env.close()
+    return {"family": info["family"], "task": name, **result}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a PEARL checkpoint (.ckpt)")
@@ -82,16 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from palm_lightning.envs.locomotion import FAMILIES, make_task_env
-
     try:
-        model = PEARL.from_checkpoint(args.ckpt)
-        info = model.task_info
-        if not info.get("family"):
-            raise ValueError(f"{args.ckpt} carries no task information (trained outside PEARLDataModule?)")
-        name = FAMILIES[info["family"]].task_name(args.task, "adapt")  # raises with the valid range
-        env = make_task_env(info["family"], args.task, split="adapt", **info.get("env_kwargs", {}))
-        result = pearl_adapt(model, env, args.explore_episodes, args.eval_episodes, seed=args.seed)
+        result = adapt_checkpoint(args.ckpt, args.task, args.explore_episodes, args.eval_episodes, args.seed)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -100,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{int(record['env_steps'])} env steps: return {record['return']:.1f}{extras}")
     out = Path(args.out) if args.out else Path(args.ckpt).resolve().parent.parent / f"pearl_adapt_task{args.task}"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "pearl_adapt.json").write_text(json.dumps({"family": info["family"], "task": name, **result}, indent=2))
+    (out / "pearl_adapt.json").write_text(json.dumps(result, indent=2))
     print(f"wrote {out}/pearl_adapt.json")
     return 0
 
