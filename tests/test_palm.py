@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -245,3 +246,38 @@ def test_sharing_the_encoder_forward_trains_like_the_previous_path(tmp_path, gen
         else:  # its batch statistics now come from o_t and o_{t+n} only: close, not equal
             assert torch.corrcoef(torch.stack([a.reward, b.reward]))[0, 1] > 0.95
             assert not torch.allclose(a.reward, b.reward, atol=1e-5)
+
+
+def test_sgd_representation_optimiser_decays_by_cosine_and_keeps_the_reward_on_adam(tmp_path, generator_file):
+    from palm_lightning.rewards import ICM
+
+    model = PALM(
+        **tiny_palm_kwargs(
+            reward=ICM(),
+            repr_optimizer="sgd",
+            repr_lr=0.03,
+            repr_weight_decay=5e-4,
+            repr_lr_schedule="cosine",
+        )
+    )
+    reward_before = [p.detach().clone() for p in model.reward.parameters()]
+    encoder_before = [p.detach().clone() for p in model.encoder.parameters()]
+    fit = trainer(tmp_path, 4)
+    fit.fit(model, LatentManifoldDataModule(**tiny_data_kwargs(generator_file)))
+    representation, reward, *agent = (getattr(o, "optimizer", o) for o in fit.optimizers)
+    assert isinstance(representation, torch.optim.SGD) and isinstance(reward, torch.optim.Adam)
+    assert len(agent) == len(model.agent_optimizer_names) and int(model.updates) == 4
+    assert fit.global_step == 4  # only the representation's step counts as an update
+    # the rate of the last update (t = 3 of T = 4): 0.03 * (1 + cos(3π/4)) / 2
+    assert representation.param_groups[0]["lr"] == pytest.approx(0.03 * 0.5 * (1 + math.cos(3 * math.pi / 4)))
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, model.encoder.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(reward_before, model.reward.parameters(), strict=True))
+
+
+def test_cosine_representation_schedule_needs_max_steps(tmp_path, generator_file):
+    model = PALM(**tiny_palm_kwargs(repr_optimizer="sgd", repr_lr_schedule="cosine"))
+    fit = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"trainer\.max_steps"):
+        fit.fit(model, LatentManifoldDataModule(**tiny_data_kwargs(generator_file)))
+    with pytest.raises(ValueError, match="repr_optimizer"):
+        PALM(**tiny_palm_kwargs(repr_optimizer="lamb"))

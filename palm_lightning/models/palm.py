@@ -11,8 +11,9 @@ One training step (one update, so ``trainer.max_steps`` counts updates):
    batch of n-step windows ``frames (B, n+1, C, H, W)`` with their ``actions (B, n, |A|)``;
 2. **representation**: SimSiam on two views (:meth:`representation_pair`,
    :meth:`representation_loss`): by default consecutive observations ``(o_t, o_{t+1})``, no
-   augmentation, as the paper; the reward's own loss (ICM, RND) joins the same backward; one Adam
-   step (parameter groups ``representation`` and ``reward``);
+   augmentation, as the paper; the reward's own loss (ICM, RND) joins the same backward; one step
+   of the representation optimiser (``repr_optimizer``: Adam by default, with the ``reward`` group
+   in it; SimSiam's SGD + cosine as an option, the reward's networks then keep their own Adam);
 3. **intrinsic reward** of the window in reward space (:meth:`reward_features`, by default the
    Siamese projection, run without moving its batch-norm statistics), see ``reward_window``;
 4. **agent**: DrQ-v2's critic step, then actor step, on *detached* representations, in float32
@@ -29,6 +30,7 @@ shape gets a ``ValueError`` naming the hook and the expected shape.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -88,6 +90,10 @@ class PALMHParams:
     feature_dim: int
     hidden_dim: int
     repr_lr: float
+    repr_optimizer: Literal["adam", "sgd"]
+    repr_momentum: float
+    repr_weight_decay: float
+    repr_lr_schedule: Literal["constant", "cosine"]
     agent_lr: float
     critic_tau: float
     stddev_schedule: str
@@ -151,6 +157,14 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             rate; the paper does not publish one). Measured on three seeds
             (docs/results/representation.md): at 1e-3 the linear probe on real images falls below
             the untrained encoder's within 1 000 updates, at 1e-4 it does not.
+        repr_optimizer, repr_momentum, repr_weight_decay, repr_lr_schedule: the representation's
+            optimiser: ``"adam"`` (DrQ-v2's, default: momentum unused, weight decay 0, constant
+            rate) or ``"sgd"`` with momentum, SimSiam's own recipe (Chen & He: SGD, momentum 0.9,
+            weight decay 5e-4 on CIFAR, cosine decay to 0 over ``trainer.max_steps``;
+            ``configs/palm_variants/repr_sgd.yaml``). Why an option: on the real images SimSiam
+            with that recipe passes raw pixels on the linear probe within 5 000 updates, and with
+            Adam 1e-4 not within 20 000 (docs/results/representation.md). PALM's paper publishes
+            no optimiser. With SGD the reward's own networks (ICM, RND) keep an Adam of their own.
         agent_lr, critic_tau, stddev_schedule, stddev_clip, straight_through,
             sequential_updates: the DDPG agent's (see :class:`~palm_lightning.agents.DDPGAgent`;
             defaults DrQ-v2/URLB: 1e-4, 0.01, constant 0.2, 0.3, yes, yes).
@@ -189,6 +203,10 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         feature_dim: int = 50,
         hidden_dim: int = 1024,
         repr_lr: float = 1e-4,
+        repr_optimizer: Literal["adam", "sgd"] = "adam",
+        repr_momentum: float = 0.9,
+        repr_weight_decay: float = 0.0,
+        repr_lr_schedule: Literal["constant", "cosine"] = "constant",
         agent_lr: float = 1e-4,
         critic_tau: float = 0.01,
         stddev_schedule: str = "0.2",
@@ -210,6 +228,10 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             raise ValueError(f"pairing must be 'temporal' or 'augmentation', got {pairing!r}")
         if reward_window not in ("first", "sum"):
             raise ValueError(f"reward_window must be 'first' or 'sum', got {reward_window!r}")
+        if repr_optimizer not in ("adam", "sgd"):
+            raise ValueError(f"repr_optimizer must be 'adam' or 'sgd', got {repr_optimizer!r}")
+        if repr_lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"repr_lr_schedule must be 'constant' or 'cosine', got {repr_lr_schedule!r}")
         if augmentation_pad < 0:
             raise ValueError(f"augmentation_pad must be >= 0, got {augmentation_pad}")
         if reward is not None and not isinstance(reward, ExplorationReward):
@@ -239,6 +261,10 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             feature_dim=feature_dim,
             hidden_dim=hidden_dim,
             repr_lr=repr_lr,
+            repr_optimizer=repr_optimizer,
+            repr_momentum=repr_momentum,
+            repr_weight_decay=repr_weight_decay,
+            repr_lr_schedule=repr_lr_schedule,
             agent_lr=agent_lr,
             critic_tau=critic_tau,
             stddev_schedule=stddev_schedule,
@@ -320,13 +346,26 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         attached_datamodule(self).attach_policy(self.act)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        """Optimiser 0: the representation (``repr_lr``) and the reward's own networks
-        (``reward_lr``), one step per update; then the agent's, in the order it steps them."""
-        groups = [{"params": self.representation_parameters(), "lr": self.hp.repr_lr, "name": "representation"}]
+        """The representation's optimiser (``repr_optimizer``, group ``representation``) with the
+        reward's own networks (group ``reward``, Adam ``reward_lr``: in the same Adam, or a second
+        optimiser beside SGD), all stepped once per update; then the agent's, in the order it
+        steps them."""
+        hp = self.hp
+        if hp.repr_lr_schedule == "cosine" and (self._trainer is None or self.trainer.max_steps <= 0):
+            raise ValueError(
+                "repr_lr_schedule: cosine decays over trainer.max_steps: set --trainer.max_steps (updates)"
+            )
+        representation = {"params": self.representation_parameters(), "lr": hp.repr_lr, "name": "representation"}
         reward_params = [p for p in self.reward.parameters() if p.requires_grad]
-        if reward_params:
-            groups.append({"params": reward_params, "lr": self.hp.reward_lr, "name": "reward"})
-        optimizers: list[torch.optim.Optimizer] = [torch.optim.Adam(groups)]
+        reward = {"params": reward_params, "lr": hp.reward_lr, "name": "reward"}
+        optimizers: list[torch.optim.Optimizer]
+        if hp.repr_optimizer == "sgd":
+            sgd = torch.optim.SGD([representation], momentum=hp.repr_momentum, weight_decay=hp.repr_weight_decay)
+            optimizers = [sgd, torch.optim.Adam([reward])] if reward_params else [sgd]
+        else:
+            groups = [representation, reward] if reward_params else [representation]
+            optimizers = [torch.optim.Adam(groups, weight_decay=hp.repr_weight_decay)]
+        self.num_representation_optimizers = len(optimizers)
         if self.hp.policy != "random":
             agent_groups = self.agent.optimizer_groups()
             self.agent_optimizer_names = list(agent_groups)  # read by every update: kept, not rebuilt
@@ -506,14 +545,16 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             logs.update(reward_logs)
 
         self.stop_on_nan(losses)
-        representation_optimizer = optimizers[0]
-        representation_optimizer.zero_grad(set_to_none=True)
+        representation_optimizers = optimizers[: self.num_representation_optimizers]
+        for optimizer in representation_optimizers:
+            optimizer.zero_grad(set_to_none=True)
         self.manual_backward(cast(Tensor, sum(losses.values())))  # a sum of tensors (never empty: ssl_loss)
-        if hp.gradient_clip_val is not None:
-            self.clip_gradients(
-                representation_optimizer, gradient_clip_val=hp.gradient_clip_val, gradient_clip_algorithm="norm"
-            )
-        representation_optimizer.step()
+        logs["train/repr_lr"] = torch.tensor(self.set_representation_lr(representation_optimizers[0]))
+        for index, optimizer in enumerate(representation_optimizers):
+            if hp.gradient_clip_val is not None:
+                self.clip_gradients(optimizer, gradient_clip_val=hp.gradient_clip_val, gradient_clip_algorithm="norm")
+            # max_steps counts updates: the first optimiser's step counts, the reward's Adam beside SGD not
+            (optimizer if index == 0 else UncountedOptimizer(self, optimizer)).step()
 
         with torch.no_grad():
             intrinsic = self.window_reward(steps, batch["step_discounts"].float())
@@ -533,7 +574,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
                 )
                 names = self.agent_optimizer_names
                 # max_steps counts updates: the representation step counted, the agent's not
-                stepped = [UncountedOptimizer(self, o) for o in optimizers[1:]]
+                stepped = [UncountedOptimizer(self, o) for o in optimizers[self.num_representation_optimizers :]]
                 agent_logs = self.agent.update(
                     transition,
                     int(batch["env_steps"]),
@@ -552,6 +593,18 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         total: Tensor | int = sum(v.detach() for v in losses.values())
         total = total + sum(logs[k] for k in ("train/critic_loss", "train/actor_loss") if k in logs)
         self.log("train/loss", total, prog_bar=True)
+
+    def set_representation_lr(self, optimizer: torch.optim.Optimizer) -> float:
+        """The ``representation`` group's rate for this update: ``repr_lr``, or with ``repr_lr_schedule:
+        cosine`` ``repr_lr · ½(1 + cos(π·t/T))`` for update ``t`` of ``T = trainer.max_steps``."""
+        lr = self.hp.repr_lr
+        if self.hp.repr_lr_schedule == "cosine":
+            total = max(1, self.trainer.max_steps)
+            lr *= 0.5 * (1.0 + math.cos(math.pi * min(int(self.updates), total) / total))
+        for group in optimizer.param_groups:
+            if group.get("name") == "representation":
+                group["lr"] = lr
+        return lr
 
     def stop_on_nan(self, losses: dict[str, Tensor]) -> None:
         """A non-finite loss stops training after a checkpoint of the last finite state."""
