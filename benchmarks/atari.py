@@ -4,8 +4,9 @@
     python benchmarks/atari.py --sections stream --envs 1 4
     python benchmarks/atari.py --sections dqn --seconds 10 --rounds 3 --json dqn.json
 
-Sections (each prints a table; every ratio comes from rounds run side by side in this process,
-interleaved so that a drift of the machine's load hits both sides; the median of the rounds):
+Sections (each prints a table; every ratio comes from rounds run side by side in this process: in
+each round the sides take turns in short slices, so a change of the machine's load hits all of
+them; the printed ratio is the median of the per-round ratios):
 
 - ``stream``: ALE agent steps/s of :class:`~palm_lightning.datamodules.AtariGameDataModule`'s
   collection (``collect``: uniform random actions, every step written into the replay buffer,
