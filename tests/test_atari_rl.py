@@ -109,10 +109,23 @@ def test_double_dqn_target_values_the_online_argmax_with_the_target_network():
     )
     next_obs = torch.zeros(2, 1, 16, 16)
     for double, value in ((True, 2.0), (False, 10.0)):
-        agent = DrQEpsilonAgent(small_encoder(), 3, double_dqn=double)
+        agent = DrQEpsilonAgent(small_encoder(), 3, double_dqn=double, target_update_period=2)
         agent.q, agent.q_target = Fixed([[1.0, 5.0, 0.0]]), Fixed([[10.0, 2.0, 7.0]])  # type: ignore[assignment]
         target = agent.td_target(batch, next_obs)
         assert torch.allclose(target, torch.tensor([1.0 + 0.9 * value, 0.5]))  # discount 0: no bootstrap
+
+
+def test_with_a_target_copied_every_update_one_online_forward_gives_the_same_target():
+    torch.manual_seed(0)
+    obs = torch.rand(4, 1, 16, 16) * 2 - 1
+    batch = Transition(obs, torch.zeros(4), torch.rand(4), torch.full((4,), 0.9), obs)
+    agent = DrQEpsilonAgent(small_encoder(), 3)  # DrQ(ε): target period 1, double DQN
+    two_networks = copy.deepcopy(agent)
+    two_networks.target_update_period = 2  # the general path: target network + online argmax
+    calls = []
+    agent.q_target.register_forward_hook(lambda *args: calls.append(1))
+    assert torch.equal(agent.td_target(batch, obs), two_networks.td_target(batch, obs))
+    assert not calls  # the target network (the same weights) was not evaluated
 
 
 def test_the_stream_hands_the_agent_n_step_returns_and_terminal_discounts():

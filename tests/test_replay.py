@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -229,3 +231,42 @@ def test_rewards_after_a_terminal_step_inside_a_window_are_cut():
     # t0 = 2 and 3: windows after the terminal step are ordinary: 3 + 3.6 + 4.05 and 4 + 4.5 + 4.86
     assert rows[2][0] == pytest.approx(10.65) and rows[2][1] == pytest.approx(0.729)
     assert rows[3][0] == pytest.approx(13.36) and rows[3][2] == pytest.approx([1.0, 0.9, 0.81])
+
+
+@pytest.mark.parametrize(
+    "obs_shape, dtype, word",
+    [
+        ((4, 6, 6), torch.uint8, torch.int64),  # an image stack: rows move as 8-byte words
+        ((1, 3, 6), torch.uint8, torch.int16),
+        ((3, 5, 5), torch.uint8, None),  # 75 bytes: plain elements
+        ((6,), torch.float32, torch.int64),
+    ],
+)
+def test_image_rows_written_and_read_as_words_are_the_observations(obs_shape, dtype, word):
+    torch.manual_seed(0)
+    buffer = ReplayBuffer(24, 3, obs_shape, (), obs_dtype=dtype, action_dtype=torch.long)
+    assert buffer._word == word
+
+    def draw(n: int) -> torch.Tensor:
+        return torch.randint(0, 256, (n, *obs_shape)).to(dtype)
+
+    written: dict[tuple[int, int], torch.Tensor] = {}  # (row, env) -> observation
+    for step in range(20):  # wraps around the 8 rows of every environment
+        obs = draw(3)
+        rows = buffer.ptr.clone()
+        if step % 5 == 4:  # a reset of environment 1 only, from a view starting inside a bigger tensor
+            big = draw(3).flatten()
+            obs = big[1 : 1 + math.prod(obs_shape)].view(1, *obs_shape)  # not on a word boundary
+            buffer.add(obs, first=True, env_ids=torch.tensor([1]))
+            written[(int(rows[1]), 1)] = obs[0].clone()
+            continue
+        buffer.add(obs, torch.zeros(3, dtype=torch.long), torch.zeros(3), torch.zeros(3, dtype=torch.bool))
+        for e in range(3):
+            written[(int(rows[e]), e)] = obs[e]
+    for (row, env), obs in written.items():
+        assert torch.equal(buffer.obs[row, env], obs)
+    rows, envs = torch.tensor([[0, 1], [5, 7]]), torch.tensor([[0, 2], [1, 1]])
+    assert torch.equal(buffer.obs_at(rows, envs), buffer.obs[rows, envs])
+    batch = buffer.sample(16, nstep=2, frames=True)
+    assert batch["frames"].shape == (16, 3, *obs_shape) and batch["frames"].dtype == dtype
+    assert torch.equal(batch["frames"][:, 0], batch["obs"]) and torch.equal(batch["frames"][:, -1], batch["next_obs"])

@@ -240,9 +240,17 @@ class DrQEpsilonAgent(Agent):
     @torch.no_grad()
     def td_target(self, batch: Transition, next_obs: Tensor) -> Tensor:
         """``r + γⁿ·d·Q_target(s', a*)`` with ``a* = argmax Q_online(s')`` (double DQN) or
-        ``argmax Q_target(s')``; ``batch.discount`` already holds ``γⁿ`` times the mask."""
-        next_target_q: Tensor = self.q_target(next_obs)
-        chooser: Tensor = self.q(next_obs) if self.double_dqn else next_target_q
+        ``argmax Q_target(s')``; ``batch.discount`` already holds ``γⁿ`` times the mask.
+
+        With ``target_update_period`` 1 the target holds the online weights (copied after every
+        update), so one online forward serves as both: the same numbers, one forward of the three
+        per update fewer (benchmarks/atari.py)."""
+        if self.target_update_period == 1:
+            next_target_q: Tensor = self.q(next_obs)
+            chooser = next_target_q
+        else:
+            next_target_q = self.q_target(next_obs)
+            chooser = self.q(next_obs) if self.double_dqn else next_target_q
         next_action = chooser.argmax(1, keepdim=True)
         return batch.reward + batch.discount * next_target_q.gather(1, next_action).squeeze(1)
 

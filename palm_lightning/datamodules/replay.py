@@ -17,14 +17,30 @@ A transition sampled at row ``j`` of environment ``e`` (rows ``j+1 … j+n`` in 
 
 Like DrQ-v2, the last n−1 steps of an episode are never the *start* of a transition (they appear
 inside windows). Observations are stored as ``uint8``.
+
+Observations are written and gathered through a view of each row as 8-byte words (when its size
+allows): PyTorch's indexed copy moves one element per step, so a ``uint8`` Atari stack of 28 224
+bytes took 21 µs to write, as 3 528 words 12 µs (4 environments: 66 → 18 µs). The Atari stream
+gained 2–4 points against a bare gymnasium vector env with it (benchmarks/atari.py, two runs
+each side: 0.86–0.88× → 0.88–0.90× with one environment, 0.93× → 0.96–0.97× with four).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
+
+WORDS = ((8, torch.int64), (4, torch.int32), (2, torch.int16))
+"""The widest word (bytes, dtype) whose size divides an observation row is what rows move as."""
+
+
+def word_dtype(obs_shape: tuple[int, ...], dtype: torch.dtype) -> torch.dtype | None:
+    """The integer dtype of the widest word dividing one observation's bytes (``None``: bytes)."""
+    nbytes = math.prod(obs_shape) * torch.empty((), dtype=dtype).element_size()
+    return next((d for size, d in WORDS if nbytes % size == 0 and size > dtype.itemsize), None)
 
 
 class ReplayBuffer:
@@ -58,6 +74,11 @@ class ReplayBuffer:
         self.device = torch.device(device)
         rows = (self.size, num_envs)
         self.obs = torch.zeros(*rows, *obs_shape, dtype=obs_dtype, device=self.device)
+        self.obs_shape = tuple(obs_shape)
+        self._word = word_dtype(self.obs_shape, obs_dtype)
+        # The same storage, one row of words per (row, env); obs is filled in place (copy_) when loaded.
+        self._obs_words = self.obs if self._word is None else self.obs.view(*rows, -1).view(self._word)
+        self._all_envs = torch.arange(num_envs, device=self.device)
         action_shape = (action_shape,) if isinstance(action_shape, int) else tuple(action_shape)
         self.action = torch.zeros(*rows, *action_shape, dtype=action_dtype, device=self.device)
         self.reward = torch.zeros(*rows, device=self.device)
@@ -92,12 +113,12 @@ class ReplayBuffer:
 
         ``first=True`` marks reset observations (``action``/``reward`` are then ignored).
         """
-        env = torch.arange(self.num_envs, device=self.device) if env_ids is None else env_ids.to(self.device)
+        env = self._all_envs if env_ids is None else env_ids.to(self.device)
         n = env.numel()
         if n == 0:
             return
         rows = self.ptr[env]
-        self.obs[rows, env] = obs.to(self.device, self.obs.dtype)
+        self._obs_words[rows, env] = self._as_words(obs.to(self.device, self.obs.dtype))
         if first:
             self.action[rows, env] = 0
             self.reward[rows, env] = 0.0
@@ -114,8 +135,28 @@ class ReplayBuffer:
             )
             self.discount[rows, env] = (~done).float()
         self.first[rows, env] = first
-        self.ptr[env] = (rows + 1) % self.size
-        self.count[env] = (self.count[env] + 1).clamp(max=self.size)
+        if env_ids is None:  # every environment: in place, fewer small ops (the Atari stream's hot path)
+            self.ptr.add_(1).remainder_(self.size)
+            self.count.add_(1).clamp_(max=self.size)
+        else:
+            self.ptr[env] = (rows + 1) % self.size
+            self.count[env] = (self.count[env] + 1).clamp(max=self.size)
+
+    def _as_words(self, obs: Tensor) -> Tensor:
+        """Observations ``(n, *obs_shape)`` as rows of words (see the module docstring)."""
+        if self._word is None:
+            return obs
+        flat = obs.reshape(obs.shape[0], -1)
+        if flat.stride(-1) != 1 or flat.storage_offset() % (self._word.itemsize // obs.element_size()):
+            flat = flat.clone()  # a view must start on a word boundary
+        return flat.view(self._word)
+
+    def obs_at(self, rows: Tensor, env: Tensor) -> Tensor:
+        """The observations at ``(rows, env)`` (index tensors of one shape ``S``): ``(*S, *obs_shape)``."""
+        words = self._obs_words[rows, env]
+        if self._word is None:
+            return words
+        return words.view(self.obs.dtype).view(*rows.shape, *self.obs_shape)
 
     # --- sampling ---------------------------------------------------------------------------
     def can_sample(self, nstep: int = 1) -> bool:
@@ -190,16 +231,16 @@ class ReplayBuffer:
         alive = torch.cumprod(torch.cat([torch.ones_like(discounts[:, :1]), discounts[:, :-1]], 1), 1)
         step_discounts = powers[None] * alive
         batch = {
-            "obs": self.obs[start, env],
+            "obs": self.obs_at(start, env),
             "action": self.action[window[:, 1], env],
             "reward": (step_discounts * rewards).sum(1),
             "discount": (gamma**nstep) * discounts.prod(1),
-            "next_obs": self.obs[window[:, -1], env],
+            "next_obs": self.obs_at(window[:, -1], env),
             "step_discounts": step_discounts,
             "env": env,
         }
         if frames:
-            batch["frames"] = self.obs[window, envs]
+            batch["frames"] = self.obs_at(window, envs)
             batch["actions"] = self.action[window[:, 1:], envs[:, 1:]]
         return batch
 

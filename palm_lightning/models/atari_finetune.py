@@ -282,8 +282,11 @@ class AtariFinetune(L.LightningModule):
 
     # --- learning ---------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
+        """One fused Adam per agent optimiser: on the CPU the default (for-loop) Adam step over the
+        scratch network's 10 M parameters takes 70 ms (of a ~260 ms update on one busy thread),
+        the fused one 8 ms (benchmarks/atari.py: 0.96× → 1.27× SB3's DQN update)."""
         groups = self._agent().optimizer_groups()
-        return [torch.optim.Adam(g) for g in groups.values()]
+        return [torch.optim.Adam(g, fused=True) for g in groups.values()]
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         agent = self._agent()
