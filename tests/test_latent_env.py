@@ -195,3 +195,19 @@ def test_shipped_generator_is_the_default():
     env = gymnasium.make(LATENT_MANIFOLD_ID)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (1, 32, 32) and env.action_space.shape == (64,)
+
+
+def test_sphere_latents_keep_the_prior_norm_whatever_the_actions():
+    env = LatentManifold(tiny_generator(), num_envs=4, ema=0.5, latent_norm="sphere", seed=0)
+    env.reset()
+    dim = env.latent_dim
+    for _ in range(20):  # a saturated policy: with latent_norm free the mean would drift by 1.73 per dimension
+        env.step(torch.ones(4, dim))
+    assert torch.allclose(env.latent.norm(dim=1), torch.full((4,), dim**0.5), atol=1e-4)
+    free = LatentManifold(tiny_generator(), num_envs=4, ema=0.5, seed=0)
+    free.reset()
+    for _ in range(20):
+        free.step(torch.ones(4, dim))
+    assert free.latent.norm(dim=1).min() > 1.5 * dim**0.5
+    with pytest.raises(ValueError, match="latent_norm"):
+        LatentManifold(tiny_generator(), num_envs=2, latent_norm="ball")

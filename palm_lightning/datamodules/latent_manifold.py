@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from palm_lightning.datamodules.experience import ExperienceDataModule, Policy
 from palm_lightning.datamodules.images import ImageDataModule
-from palm_lightning.envs.latent_manifold import LatentManifold, LatentSpace
+from palm_lightning.envs.latent_manifold import LatentManifold, LatentNorm, LatentSpace
 from palm_lightning.generators import resolve_generator
 
 
@@ -54,6 +54,7 @@ class LatentManifoldDataModule(ExperienceDataModule):
         ema: float = 0.9,
         action_scale: float = 1.0,
         variance_preserving: bool = True,
+        latent_norm: LatentNorm = "free",
         truncation_psi: float = 1.0,
         latent_space: LatentSpace = "z",
         class_weights: list[float] | None = None,
@@ -89,6 +90,7 @@ class LatentManifoldDataModule(ExperienceDataModule):
             ema=ema,
             action_scale=action_scale,
             variance_preserving=variance_preserving,
+            latent_norm=latent_norm,
             truncation_psi=truncation_psi,
             latent_space=latent_space,
             class_weights=class_weights,

@@ -6,6 +6,7 @@ whole episode. One step (all N environments at once, on the generator's device):
     ε_t ~ N(0, I)                               (in w-space: ε_t = mapping(noise, c))
     m_t = ε_t + action_scale · a_t              (mix: the action displaces the random latent)
     z_t − μ = λ (z_{t−1} − μ) + κ (m_t − μ)     (EMA with the previous latent)
+    z_t ← √d · z_t / ‖z_t‖                      (only with ``latent_norm: sphere``)
     o_t = G(z_t, c)                             (one generator forward for all N)
 
 with ``λ = ema`` and ``κ = sqrt(1 − λ²)`` (``variance_preserving``, default: with zero actions the
@@ -32,6 +33,7 @@ from palm_lightning.generators import GeneratorSource, resolve_generator
 from palm_lightning.nn.protocols import GeneratorProtocolError, check_generator, check_w_space_generator
 
 LatentSpace = Literal["z", "w"]
+LatentNorm = Literal["free", "sphere"]
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -59,6 +61,14 @@ class LatentManifold:
         action_scale: how far an action in ``[-1, 1]`` displaces the random latent (our choice: 1.0,
             comparable to the noise's unit std).
         variance_preserving: κ = sqrt(1 − λ²) (default) or the plain EMA's κ = 1 − λ.
+        latent_norm: ``"free"`` (default: the latent goes where the actions push it) or
+            ``"sphere"``: after each step z is rescaled to norm √d, the shell where N(0, I) puts
+            nearly all its mass in d dimensions (z-space only). Why: a policy that holds its actions
+            at ±1 (DDPG's tanh saturates) shifts the latent's mean by κ·action_scale/(1 − λ) per
+            dimension, far outside the prior the generator was trained on; measured on an APT agent
+            of ``configs/palm.yaml`` (``scripts/policy_frames.py``): ‖z‖²/d 3.5 instead of 1, frames
+            at Fréchet 3.6–5.3 instead of 1.1. On the sphere every direction is still the prior's,
+            so the agent chooses *what* to show, not frames the generator cannot draw.
         truncation_psi: StyleGAN's truncation ψ (1.0 = none; the generator must accept a
             ``truncation_psi`` keyword when ψ ≠ 1).
         latent_space: ``"z"`` (any generator) or ``"w"`` (generators that also follow
@@ -80,6 +90,7 @@ class LatentManifold:
         ema: float = 0.9,
         action_scale: float = 1.0,
         variance_preserving: bool = True,
+        latent_norm: LatentNorm = "free",
         truncation_psi: float = 1.0,
         latent_space: LatentSpace = "z",
         class_weights: list[float] | None = None,
@@ -96,6 +107,10 @@ class LatentManifold:
             raise ValueError(f"ema (λ) must be in [0, 1), got {ema}")
         if latent_space not in ("z", "w"):
             raise ValueError(f"latent_space must be 'z' or 'w', got {latent_space!r}")
+        if latent_norm not in ("free", "sphere"):
+            raise ValueError(f"latent_norm must be 'free' or 'sphere', got {latent_norm!r}")
+        if latent_norm == "sphere" and latent_space == "w":
+            raise ValueError("latent_norm: sphere is for z-space (w has no spherical prior); use latent_norm: free")
         self.device = torch.device(device)
         # A ConditionalGenerator (checked below), for w-space also StyleGAN's mapping/synthesis/broadcast:
         # duck-typed members of an nn.Module, so untyped here.
@@ -121,6 +136,7 @@ class LatentManifold:
         self.action_scale = action_scale
         self.variance_preserving = variance_preserving
         self.kappa = math.sqrt(1.0 - ema**2) if variance_preserving else 1.0 - ema
+        self.latent_norm = latent_norm
         self.truncation_psi = truncation_psi
         self.latent_space = latent_space
         self.num_classes: int = int(self.generator.num_classes)
@@ -167,7 +183,10 @@ class LatentManifold:
         """z_t from z_{t−1}, the episode's labels and the action."""
         mu = self.center(labels)
         mixed = self.mix(self.random_latent(labels), action)
-        return mu + self.ema * (latent - mu) + self.kappa * (mixed - mu)
+        latent = mu + self.ema * (latent - mu) + self.kappa * (mixed - mu)
+        if self.latent_norm == "sphere":
+            latent = latent * (math.sqrt(self.latent_dim) / latent.norm(dim=1, keepdim=True).clamp_min(1e-6))
+        return latent
 
     def decode(self, latent: Tensor, labels: Tensor) -> Tensor:
         """o = G(z, c) as ``uint8`` images, one generator forward for the whole batch."""
