@@ -14,7 +14,7 @@ from palm_lightning import augment
 from palm_lightning.checkpoints import load_network
 from palm_lightning.datamodules import FashionMNISTDataModule, LatentManifoldDataModule
 from palm_lightning.losses.curl import curl_loss
-from palm_lightning.models import PALM, PALMCURL, SimSiamImages, SupervisedEncoder
+from palm_lightning.models import PALM, PALMCURL, PALMSAC, SimSiamImages, SupervisedEncoder
 from palm_lightning.nn.encoders import DrQEncoder
 from tests.palm_fixtures import tiny_data_kwargs, tiny_generator_file, tiny_palm_kwargs
 
@@ -244,6 +244,9 @@ def test_curl_trains_keeps_key_networks_out_of_the_optimizer_and_checkpoints_the
         ("augmentation_pairs", PALM, "augmentation", "apt", 1e-4, "palm_augmentation_pairs"),
         ("random_policy", PALM, "temporal", "random", 1e-4, "palm_random_policy"),
         ("repr_lr_1e-3", PALM, "temporal", "apt", 1e-3, "palm_repr_lr_1e-3"),
+        ("repr_sgd", PALM, "temporal", "apt", 0.03, "palm_repr_sgd"),
+        ("sphere", PALM, "temporal", "apt", 1e-4, "palm_sphere"),
+        ("sac", PALMSAC, "temporal", "apt", 1e-4, "palm_sac"),
     ],
 )
 def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pairing, policy, repr_lr, name):

@@ -281,3 +281,20 @@ def test_cosine_representation_schedule_needs_max_steps(tmp_path, generator_file
         fit.fit(model, LatentManifoldDataModule(**tiny_data_kwargs(generator_file)))
     with pytest.raises(ValueError, match="repr_optimizer"):
         PALM(**tiny_palm_kwargs(repr_optimizer="lamb"))
+
+
+def test_palm_sac_explores_with_a_soft_actor_critic(tmp_path, generator_file):
+    from palm_lightning.agents.sac import SACAgent
+    from palm_lightning.models import PALMSAC
+
+    model = PALMSAC(**tiny_palm_kwargs(), sac_hidden_layers=1)
+    assert isinstance(model.agent, SACAgent)
+    alpha_before = float(model.agent.log_alpha)
+    critic_before = [p.detach().clone() for p in model.agent.critic.parameters()]
+    fit = trainer(tmp_path, 4)
+    fit.fit(model, LatentManifoldDataModule(**tiny_data_kwargs(generator_file)))
+    assert int(model.updates) == 4 and fit.global_step == 4
+    assert float(model.agent.log_alpha) != alpha_before
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, model.agent.critic.parameters(), strict=True))
+    actions = model.act(torch.zeros(64, 1, 16, 16, dtype=torch.uint8), 0)
+    assert actions.shape == (64, 8) and actions.abs().max() <= 1 and actions.std(0).min() > 0.1  # stochastic
