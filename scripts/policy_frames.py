@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--ema", type=float, default=0.5, help="λ (configs/palm.yaml: 0.5)")
     parser.add_argument("--episode-length", type=int, default=50)
     parser.add_argument("--truncation-psi", type=float, default=1.0)
+    parser.add_argument("--action-scale", type=float, default=1.0)
+    parser.add_argument("--latent-norm", choices=["free", "sphere"], default="free")
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--env-steps", type=int, default=10**9, help="the agent's exploration-schedule step")
@@ -116,6 +118,8 @@ def main() -> None:
             episode_length=args.episode_length,
             ema=args.ema,
             truncation_psi=args.truncation_psi,
+            action_scale=args.action_scale,
+            latent_norm=args.latent_norm,
             seed=args.seed,
             check=False,
         )
