@@ -37,6 +37,7 @@ from palm_lightning.datamodules import FashionMNISTDataModule
 from palm_lightning.envs import LatentManifold
 from palm_lightning.metrics.frechet import frechet_distance, gaussian_statistics
 from palm_lightning.models.palm import PALM
+from palm_lightning.models.palm_sac import PALMSAC
 from palm_lightning.tools.generator_quality import class_spreads, classify
 
 Policy = Callable[[Tensor], Tensor]
@@ -99,7 +100,9 @@ def main() -> None:
         "uniform random actions": lambda obs: torch.rand(obs.shape[0], dim) * 2 - 1,
     }
     for path in args.checkpoints:
-        model = PALM.load_from_checkpoint(path, map_location="cpu").eval()
+        keys = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        cls = PALMSAC if "agent.log_alpha" in keys else PALM  # the agent's parameters tell the class
+        model = cls.load_from_checkpoint(path, map_location="cpu").eval()
 
         def agent(obs: Tensor, model: PALM = model) -> Tensor:
             return model.act(obs, args.env_steps)
