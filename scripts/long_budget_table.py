@@ -6,7 +6,9 @@ frozen-encoder protocol of ``scripts/representation_table.py`` (linear probe wit
 the labels, kNN, far/near OOD). Rows (names as in ``docs/results/representation.json``):
 
 - ``supervised``, ``random_encoder`` (``palm_apt``'s architecture, untrained), ``pixels``,
-  ``simsiam_real`` (SimSiam on the real images, augmentations);
+  ``simsiam_real`` (SimSiam on the real images, augmentations, SimSiam's own SGD recipe:
+  ``configs/budget/simsiam_sgd.yaml``; with PALM's Adam 1e-4 it did not pass raw pixels on the
+  linear probe within 20 000 updates) and ``simsiam_real_adam`` (PALM's optimiser);
 - ``palm_apt`` and ``palm_random_policy`` on the default generator, ``palm_apt_old_generator``
   (``configs/palm_variants/old_generator.yaml``), ``palm_icm`` and ``palm_rnd`` (one seed each).
 
@@ -41,7 +43,12 @@ ROWS = (
     Row("supervised", "supervised (labels; upper bound)", ("baselines/supervised_fmnist.yaml", LONG)),
     Row("random_encoder", "random encoder (same architecture, untrained)", encoder="random:palm_apt"),
     Row("pixels", "raw pixels", encoder="pixels"),
-    Row("simsiam_real", "SimSiam on real images (augmentations)", ("baselines/simsiam_fmnist.yaml", LONG)),
+    Row(
+        "simsiam_real",
+        "SimSiam on real images (augmentations, SimSiam's SGD recipe)",
+        ("baselines/simsiam_fmnist.yaml", LONG, "budget/simsiam_sgd.yaml"),
+    ),
+    Row("simsiam_real_adam", "SimSiam on real images, PALM's Adam 1e-4", ("baselines/simsiam_fmnist.yaml", LONG)),
     Row("palm_apt", "PALM, APT (default generator)", ("palm.yaml", LONG)),
     Row("palm_random_policy", "PALM, random policy", ("palm.yaml", "palm_variants/random_policy.yaml", LONG)),
     Row("palm_apt_old_generator", "PALM, APT, old generator", ("palm.yaml", "palm_variants/old_generator.yaml", LONG)),
