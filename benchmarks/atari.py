@@ -262,7 +262,7 @@ def make_sb3(num_actions: int, frames: np.ndarray, actions: np.ndarray, rewards:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.q_net = DuelingHead(self.features_dim, int(self.action_space.n), 512)  # type: ignore[assignment]
+            self.q_net = DuelingHead(self.features_dim, int(self.action_space.n), 512)  # type: ignore[assignment,unused-ignore]  # SB3 may be absent (then Any)
 
     class DuelingPolicy(DQNPolicy):
         def make_q_net(self) -> QNetwork:
