@@ -169,3 +169,20 @@ def test_long_budget_rows_parse_with_the_budget_overlay_last_and_runs_resume(tmp
     monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: commands.append(command))
     representation_table.train(table.ROW_BY_KEY["palm_apt"], 0, tmp_path, str(tmp_path))
     assert commands[0][-2:] == ["--ckpt_path", str(checkpoints / "last.ckpt")]
+
+
+def test_policy_frames_visits_whole_episodes_and_saturated_actions_drift_the_latent():
+    import torch
+
+    from palm_lightning.envs import LatentManifold
+    from tests.palm_fixtures import tiny_generator
+
+    policy_frames = load_script("policy_frames")
+    env = LatentManifold(tiny_generator(), num_envs=3, episode_length=5, ema=0.5, seed=0)
+    dim = env.latent_dim
+    random = policy_frames.visit(env, lambda obs: torch.rand(obs.shape[0], dim) * 2 - 1, episodes=2)
+    assert random["frames"].shape[0] == random["labels"].shape[0] == 3 * 5 * 2
+    assert random["actions"].shape == (30, dim) and random["changes"].shape == (30,)
+    saturated = policy_frames.visit(env, lambda obs: torch.ones(obs.shape[0], dim), episodes=2)
+    # a fixed action moves the latent's mean off the prior's 0 (what the script measures on APT)
+    assert saturated["latents"].mean(0).norm() > 3 * random["latents"].mean(0).norm()
