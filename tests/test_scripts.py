@@ -156,6 +156,7 @@ def test_long_budget_rows_parse_with_the_budget_overlay_last_and_runs_resume(tmp
         result = run_cli("fit", *args, "--print_config", cwd=tmp_path)
         assert result.returncode == 0, (row.key, result.stderr[-500:])
         assert "max_steps: 10000" in result.stdout, row.key
+        assert result.stdout.count("save_last: true") == 1, row.key  # one last.ckpt writer, no last-v1.ckpt
         if row.key == "simsiam_real":
             assert "optimizer: sgd" in result.stdout and "lr_schedule: cosine" in result.stdout
         if row.key == "palm_apt_old_generator":
