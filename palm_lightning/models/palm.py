@@ -355,16 +355,21 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             raise ValueError(
                 "repr_lr_schedule: cosine decays over trainer.max_steps: set --trainer.max_steps (updates)"
             )
-        representation = {"params": self.representation_parameters(), "lr": hp.repr_lr, "name": "representation"}
+        representation = {
+            "params": self.representation_parameters(),
+            "lr": hp.repr_lr,
+            "weight_decay": hp.repr_weight_decay,  # the representation's only, not the reward's networks
+            "name": "representation",
+        }
         reward_params = [p for p in self.reward.parameters() if p.requires_grad]
         reward = {"params": reward_params, "lr": hp.reward_lr, "name": "reward"}
         optimizers: list[torch.optim.Optimizer]
         if hp.repr_optimizer == "sgd":
-            sgd = torch.optim.SGD([representation], momentum=hp.repr_momentum, weight_decay=hp.repr_weight_decay)
+            sgd = torch.optim.SGD([representation], momentum=hp.repr_momentum)
             optimizers = [sgd, torch.optim.Adam([reward])] if reward_params else [sgd]
         else:
             groups = [representation, reward] if reward_params else [representation]
-            optimizers = [torch.optim.Adam(groups, weight_decay=hp.repr_weight_decay)]
+            optimizers = [torch.optim.Adam(groups)]
         self.num_representation_optimizers = len(optimizers)
         if self.hp.policy != "random":
             agent_groups = self.agent.optimizer_groups()
