@@ -3,23 +3,16 @@ their numbers in docs/results/benchmarks.json's shape."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "atari.py"
+from tests.script_loader import load_repo_script
 
 
 def _load_script(monkeypatch):
-    spec = importlib.util.spec_from_file_location("benchmarks_atari", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_script("benchmarks/atari.py", monkeypatch)
 
 
 def test_dqn_section_compares_the_same_network(tmp_path, monkeypatch, capsys):

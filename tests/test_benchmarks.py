@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "generator.py"
+from tests.script_loader import load_repo_script
 
 
 def _load_script(monkeypatch):
-    """Import the script as a module (it is not in a package); dataclasses need it in sys.modules."""
-    spec = importlib.util.spec_from_file_location("benchmarks_generator", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module
+    return load_repo_script("benchmarks/generator.py", monkeypatch)
 
 
 def _table_rows(report: str, first_header_cell: str) -> list[list[str]]:

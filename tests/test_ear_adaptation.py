@@ -3,12 +3,13 @@ training through the CLI, each method's adaptation, the cached curves, the JSON 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.script_loader import load_repo_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,13 +79,8 @@ TINY_ADAPTATION = [
 
 @pytest.fixture
 def driver(monkeypatch):
-    """The script as a module, registered in ``sys.modules`` (its dataclasses need it)."""
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # its `from representation_table import ...`
-    spec = importlib.util.spec_from_file_location("ear_adaptation", REPO / "scripts" / "ear_adaptation.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "ear_adaptation", module)
-    spec.loader.exec_module(module)
-    return module
+    """The script as a module."""
+    return load_repo_script("scripts/ear_adaptation.py", monkeypatch)
 
 
 def test_the_driver_trains_adapts_and_writes_the_json_and_figure(driver, tmp_path, monkeypatch, capsys):

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from tests.script_loader import load_repo_script
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_run(directory: Path, values: dict[str, list[float]]) -> None:
@@ -27,8 +21,8 @@ def write_run(directory: Path, values: dict[str, list[float]]) -> None:
     writer.close()
 
 
-def test_compare_runs_reads_each_run_and_writes_one_png(tmp_path):
-    compare_runs = load_script("compare_runs")
+def test_compare_runs_reads_each_run_and_writes_one_png(tmp_path, monkeypatch):
+    compare_runs = load_repo_script("scripts/compare_runs.py", monkeypatch)
     write_run(tmp_path / "a", {"eval/error": [2.0, 1.0, 0.5], "only_a": [1.0]})
     write_run(tmp_path / "b", {"eval/error": [2.0, 1.5]})
     assert compare_runs.load_scalars(str(tmp_path / "a"), ["eval/error", "missing"]) == {
@@ -40,8 +34,8 @@ def test_compare_runs_reads_each_run_and_writes_one_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_compare_runs_treats_a_repeated_label_as_seeds(tmp_path):
-    compare_runs = load_script("compare_runs")
+def test_compare_runs_treats_a_repeated_label_as_seeds(tmp_path, monkeypatch):
+    compare_runs = load_repo_script("scripts/compare_runs.py", monkeypatch)
     write_run(tmp_path / "s0", {"err": [3.0, 2.0, 1.0, 0.0]})
     write_run(tmp_path / "s1", {"err": [3.0, 2.0, 2.0, 2.0]})
     write_run(tmp_path / "other", {"err": [5.0]})
@@ -61,8 +55,8 @@ def test_compare_runs_treats_a_repeated_label_as_seeds(tmp_path):
         compare_runs.group_runs(["no-label"])
 
 
-def test_compare_runs_names_a_missing_run_directory(tmp_path):
-    compare_runs = load_script("compare_runs")
+def test_compare_runs_names_a_missing_run_directory(tmp_path, monkeypatch):
+    compare_runs = load_repo_script("scripts/compare_runs.py", monkeypatch)
     with pytest.raises(FileNotFoundError, match="version_N"):
         compare_runs.load_scalars(str(tmp_path / "nope"), ["x"])
 
@@ -75,7 +69,7 @@ def test_fidelity_variants_each_revert_what_they_name(tmp_path, monkeypatch):
 
     from palm_lightning.cli import PalmCLI
 
-    fidelity = load_script("fidelity")
+    fidelity = load_repo_script("scripts/fidelity.py", monkeypatch)
     monkeypatch.setattr(sys, "argv", ["palm_lightning"])
 
     def settings(overrides: str) -> dict:
@@ -141,8 +135,7 @@ def test_long_budget_rows_parse_with_the_budget_overlay_last_and_runs_resume(tmp
 
     from tests.cli_runner import run_cli
 
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    table = load_script("long_budget_table")
+    table = load_repo_script("scripts/long_budget_table.py", monkeypatch)
     assert {"supervised", "random_encoder", "pixels", "simsiam_real", "palm_apt", "palm_random_policy"} <= set(
         table.ROW_BY_KEY
     )
@@ -172,13 +165,13 @@ def test_long_budget_rows_parse_with_the_budget_overlay_last_and_runs_resume(tmp
     assert commands[0][-2:] == ["--ckpt_path", str(checkpoints / "last.ckpt")]
 
 
-def test_policy_frames_visits_whole_episodes_and_saturated_actions_drift_the_latent():
+def test_policy_frames_visits_whole_episodes_and_saturated_actions_drift_the_latent(monkeypatch):
     import torch
 
     from palm_lightning.envs import LatentManifold
     from tests.palm_fixtures import tiny_generator
 
-    policy_frames = load_script("policy_frames")
+    policy_frames = load_repo_script("scripts/policy_frames.py", monkeypatch)
     env = LatentManifold(tiny_generator(), num_envs=3, episode_length=5, ema=0.5, seed=0)
     dim = env.latent_dim
     random = policy_frames.visit(env, lambda obs: torch.rand(obs.shape[0], dim) * 2 - 1, episodes=2)
