@@ -12,7 +12,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
-    "config", ["configs/generator/fmnist.yaml", "configs/classifier/fmnist.yaml", "configs/palm.yaml"]
+    "config",
+    [
+        "configs/generator/fmnist.yaml",
+        "configs/classifier/fmnist.yaml",
+        "configs/classifier/atari.yaml",
+        "configs/palm.yaml",
+    ],
 )
 def test_print_config_resolves(config: str) -> None:
     result = run_cli("fit", "--config", str(REPO / config), "--print_config", cwd=REPO)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from torch import nn
 
 from palm_lightning.checkpoints import save_network
@@ -13,6 +15,8 @@ from palm_lightning.datamodules import FashionMNISTDataModule
 from palm_lightning.nn.classifier import ConvClassifier
 from palm_lightning.nn.stylegan import StyleGANGenerator
 from palm_lightning.tools import export, generator_quality
+
+REPO = Path(__file__).resolve().parents[1]
 
 GEN = dict(z_dim=8, w_dim=16, num_classes=10, img_resolution=32, channel_base=64, channel_max=16, mapping_layers=2)
 
@@ -121,3 +125,55 @@ def test_export_tool_half(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
     assert export.main(["--checkpoint", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "x.pt")]) == 2
     assert "missing.ckpt" in capsys.readouterr().err
+
+
+ATARI_TINY = dict(games=["Pong", "Breakout"], frames_per_game=200, max_episode_steps=40, min_episode_length=0)
+
+
+def test_another_dataset_from_a_config_data_block(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``--data`` scores against any ImageDataModule a config names: here two Atari games at 64×64."""
+    pytest.importorskip("ale_py")
+    recipe = yaml.safe_load((REPO / "configs/classifier/atari.yaml").read_text())
+    assert recipe["model"]["init_args"]["num_classes"] == len(recipe["data"]["init_args"].get("games", range(6)))
+    recipe["data"]["init_args"].update(ATARI_TINY)
+    config = tmp_path / "atari.yaml"
+    config.write_text(yaml.safe_dump(recipe))
+    torch.manual_seed(0)
+    g_path = save_network(
+        StyleGANGenerator(**{**GEN, "num_classes": 2, "img_resolution": 64}), tmp_path / "g.pt", "generator"
+    )
+    c_path = save_network(
+        ConvClassifier(num_classes=2, widths=(4, 4, 4), feature_dim=8), tmp_path / "c.pt", "classifier"
+    )
+    common = ["--generator", str(g_path), "--data", str(config), "--data-dir", str(tmp_path / "data")]
+    assert generator_quality.main([*common, "--classifier", str(c_path), "--num-samples", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "| real test images |" in out and "g.pt (ψ=1) | 20 |" in out
+
+    # the shipped classifier is Fashion-MNIST's: --data without --classifier is refused up front
+    with pytest.raises(SystemExit):
+        generator_quality.main(common)
+    assert "needs --classifier" in capsys.readouterr().err
+    # a classifier of another dataset: named, exit code 2
+    fmnist_classifier = save_network(ConvClassifier(widths=(4, 4, 4), feature_dim=8), tmp_path / "c10.pt", "classifier")
+    assert generator_quality.main([*common, "--classifier", str(fmnist_classifier)]) == 2
+    assert "tells 10 classes apart, the data have 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("trainer: {}\n", "has no data block with a class_path"),
+        ("data: {class_path: palm_lightning.nn.classifier.ConvClassifier}\n", "is not an ImageDataModule"),
+        ("data: {class_path: no_such_pkg.Data}\n", "cannot import data class_path 'no_such_pkg.Data'"),
+        (
+            "data: {class_path: palm_lightning.datamodules.FashionMNISTDataModule, init_args: {colour: red}}\n",
+            "init_args {'colour': 'red'} do not fit",
+        ),
+    ],
+)
+def test_a_bad_data_config_is_named(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "data.yaml"
+    config.write_text(text)
+    with pytest.raises(generator_quality.DataConfigError, match=re.escape(message)):
+        generator_quality.datamodule_from_config(config)

@@ -4,6 +4,8 @@
     python -m palm_lightning.tools.generator_quality --generator runs/.../last.ckpt --truncation-psi 1.0 0.7
     PYTHONPATH=examples/own_generator python -m palm_lightning.tools.generator_quality \
         --generator examples/own_generator/palm_cvae.yaml                   # your own generator class
+    python -m palm_lightning.tools.generator_quality --data configs/classifier/atari.yaml \
+        --classifier runs/classifier_atari/version_0/checkpoints/last.ckpt --generator G.ckpt  # another dataset
 
 ``--generator`` takes a network file / checkpoint, or a YAML file naming your own generator class:
 ``class_path`` / ``init_args`` at its top, or a PALM config (overlay) whose
@@ -21,6 +23,11 @@ Two numbers per generator:
 - **Fréchet distance** between Gaussian fits of the classifier's penultimate features of the
   samples and of the real *test* images (FID's formula in a feature space trained on the dataset).
 
+Another dataset: ``--data`` takes a config whose ``data`` block (``class_path`` / ``init_args``)
+names an :class:`~palm_lightning.datamodules.images.ImageDataModule`, best the reference
+classifier's own training config (then data and classifier match by construction), and
+``--classifier`` that classifier (the shipped one is Fashion-MNIST's).
+
 The reference rows score real images the same way: the test set's accuracy, and the Fréchet
 distance of an equally large random subset of the real *training* images to the test set — what
 a perfect generator would get.
@@ -29,6 +36,7 @@ a perfect generator would get.
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import sys
 import time
@@ -46,6 +54,10 @@ from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataMod
 from palm_lightning.generators import GeneratorConfigError, GeneratorSource, resolve_generator
 from palm_lightning.metrics.frechet import frechet_distance, gaussian_statistics
 from palm_lightning.nn.protocols import GeneratorProtocolError, check_generator
+
+
+class DataConfigError(ValueError):
+    """``--data`` does not name an image DataModule that can be built."""
 
 
 @dataclass
@@ -135,6 +147,12 @@ def evaluate(
         )
     if protocol.num_classes != datamodule.num_classes:
         raise ValueError(f"generator has {protocol.num_classes} classes, the data {datamodule.num_classes}")
+    classes = getattr(classifier, "num_classes", datamodule.num_classes)
+    if classes != datamodule.num_classes:
+        raise ValueError(
+            f"the classifier tells {classes} classes apart, the data have {datamodule.num_classes}: "
+            "give --classifier one trained on these data"
+        )
     datamodule.prepare_data()
     datamodule.setup("fit")
     datamodule.setup("test")
@@ -217,6 +235,36 @@ def load_generator_argument(generator: str | None, weights: str | None = None) -
     return resolve_generator(source, weights).eval()
 
 
+def datamodule_from_config(path: str | Path, data_dir: str | None = None) -> ImageDataModule:
+    """The :class:`ImageDataModule` that the ``data`` block of a LightningCLI config names
+    (``class_path`` / ``init_args``; ``data_dir``, when given, replaces the config's)."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise DataConfigError(f"cannot read {path}: {err.strerror or err}") from err
+    except yaml.YAMLError as err:
+        raise DataConfigError(f"{path} is not valid YAML ({str(err).strip().splitlines()[0]})") from err
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or "class_path" not in data:
+        raise DataConfigError(f"{path} has no data block with a class_path (e.g. configs/classifier/fmnist.yaml)")
+    class_path = str(data["class_path"])
+    init_args = dict(data.get("init_args") or {})
+    if data_dir is not None:
+        init_args["data_dir"] = data_dir
+    module_name, _, class_name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise DataConfigError(f"{path}: cannot import data class_path {class_path!r} ({err})") from err
+    if not (isinstance(cls, type) and issubclass(cls, ImageDataModule)):
+        raise DataConfigError(f"{path}: {class_path} is not an ImageDataModule (labelled images are needed)")
+    try:
+        return cls(**init_args)
+    except TypeError as err:
+        raise DataConfigError(f"{path}: init_args {init_args} do not fit {class_path}: {err}") from err
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -230,25 +278,42 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="a plain state_dict (or network file) loaded into the generator (default: the YAML's generator_weights)",
     )
-    parser.add_argument("--classifier", default=None, help="network file or .ckpt (default: the shipped classifier)")
-    parser.add_argument("--data-dir", default="data", help="Fashion-MNIST location (see FashionMNISTDataModule)")
+    parser.add_argument(
+        "--classifier", default=None, help="network file or .ckpt (default: the shipped Fashion-MNIST classifier)"
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="a config whose data block names the real images, e.g. configs/classifier/atari.yaml (needs "
+        "--classifier; default: Fashion-MNIST at the generator's resolution)",
+    )
+    parser.add_argument("--data-dir", default=None, help="where the data live (default: data, or the --data config's)")
     parser.add_argument("--download", action="store_true", help="download Fashion-MNIST if it is not found")
     parser.add_argument("--num-samples", type=int, default=10_000)
     parser.add_argument("--truncation-psi", type=float, nargs="+", default=[1.0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
+    if args.data and not args.classifier:
+        parser.error(
+            f"--data {args.data} needs --classifier: the shipped classifier knows Fashion-MNIST only; train one with "
+            f"python -m palm_lightning fit --config {args.data}"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
 
+    from palm_lightning.datamodules.atari import AtariDataError
     from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
 
     try:
         generator: Any = load_generator_argument(args.generator, args.generator_weights)
         classifier = load_network(args.classifier or packaged(SHIPPED_CLASSIFIER), kind="classifier")
-        datamodule = FashionMNISTDataModule(
-            data_dir=args.data_dir, resolution=generator.image_shape[-1], download=args.download
-        )
+        if args.data:
+            datamodule = datamodule_from_config(args.data, args.data_dir)
+        else:
+            datamodule = FashionMNISTDataModule(
+                data_dir=args.data_dir or "data", resolution=generator.image_shape[-1], download=args.download
+            )
         start = time.perf_counter()
         rows = evaluate(
             generator,
@@ -259,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seed,
             generator_name=str(args.generator or "shipped generator"),
         )
-    except (CheckpointError, DatasetNotFoundError, GeneratorProtocolError, ValueError) as err:
+    except (CheckpointError, DatasetNotFoundError, GeneratorProtocolError, AtariDataError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_table(rows))
