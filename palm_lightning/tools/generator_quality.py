@@ -194,6 +194,17 @@ def format_table(rows: list[QualityRow]) -> str:
     return "\n".join(lines)
 
 
+def read_yaml(path: Path, error: type[ValueError]) -> Any:
+    """The parsed file, or ``error`` naming the file and the problem in one line."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise error(f"cannot read {path}: {err.strerror or err}") from err
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise error(f"{path} is not valid YAML ({first})") from err
+
+
 def generator_from_yaml(path: str | Path) -> tuple[GeneratorSource, str | None]:
     """The generator a YAML file names, and the weights it names for it (or ``None``).
 
@@ -202,13 +213,7 @@ def generator_from_yaml(path: str | Path) -> tuple[GeneratorSource, str | None]:
     ``data.init_args.generator_weights`` comes along).
     """
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise GeneratorConfigError(f"cannot read {path}: {err.strerror or err}") from err
-    except yaml.YAMLError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise GeneratorConfigError(f"{path} is not valid YAML ({first})") from err
+    doc = read_yaml(path, GeneratorConfigError)
     if isinstance(doc, dict) and "class_path" in doc:
         return doc, None
     data = doc.get("data") if isinstance(doc, dict) else None
@@ -239,12 +244,7 @@ def datamodule_from_config(path: str | Path, data_dir: str | None = None) -> Ima
     """The :class:`ImageDataModule` that the ``data`` block of a LightningCLI config names
     (``class_path`` / ``init_args``; ``data_dir``, when given, replaces the config's)."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise DataConfigError(f"cannot read {path}: {err.strerror or err}") from err
-    except yaml.YAMLError as err:
-        raise DataConfigError(f"{path} is not valid YAML ({str(err).strip().splitlines()[0]})") from err
+    doc = read_yaml(path, DataConfigError)
     data = doc.get("data") if isinstance(doc, dict) else None
     if not isinstance(data, dict) or "class_path" not in data:
         raise DataConfigError(f"{path} has no data block with a class_path (e.g. configs/classifier/fmnist.yaml)")
