@@ -71,6 +71,16 @@ def test_vector_env_runs_each_task_and_truncates_at_200_steps():
         MultiTaskVectorEnv("cheetah", [0])
 
 
+def test_vector_env_summarises_each_task_with_its_own_measures():
+    """Run-Jump mixes tasks whose info differ: running has a velocity error, jumping has not (the
+    first CPU Run-Jump run died on a KeyError when a jump env followed a run env)."""
+    env = MultiTaskVectorEnv("halfcheetah_run_jump", [1, 8], seed=0)
+    env.reset()
+    run, jump = run_episodes(env, lambda o: torch.zeros(2, 6))
+    assert run["velocity_error"] == pytest.approx(2.0, abs=0.1)  # standing still, target 2 m/s
+    assert "velocity_error" not in jump and "z_height" in jump and "x_velocity" in jump
+
+
 def test_vector_env_state_dict_resumes_the_same_trajectory():
     a = MultiTaskVectorEnv("hopper_vel", [0, 1], seed=0)
     a.reset()

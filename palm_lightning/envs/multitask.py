@@ -75,7 +75,9 @@ class MultiTaskVectorEnv:
         self._obs = np.zeros((self.num_envs, *self.obs_shape), dtype=np.float32)
         self._reset_stats(range(self.num_envs))
         self.finished: list[dict[str, float]] = []
-        self._has: dict[str, bool] = {}  # which behaviour measures this family's info carries
+        # which behaviour measures each environment's info carries: per environment, because the
+        # tasks of one family can differ (Run-Jump's jumping tasks have no velocity error)
+        self._has: dict[int, dict[str, bool]] = {}
 
     # --- statistics -----------------------------------------------------------------------
     def _reset_stats(self, envs: Sequence[int] | range) -> None:
@@ -98,10 +100,11 @@ class MultiTaskVectorEnv:
         velocity (Ant), in radians."""
         length = max(int(self._length[i]), 1)
         out = {"task": float(self.tasks[i]), "return": float(self._return[i]), "length": float(self._length[i])}
+        has = self._has.get(i, {})
         for key, total in self._sums.items():
-            if self._has.get(key):
+            if has.get(key):
                 out[key] = float(total[i]) / length
-        if self._has.get("xy_velocity"):
+        if has.get("xy_velocity"):
             vx, vy = self._xy[i] / length
             out["heading"] = math.atan2(vy, vx)
         return out
@@ -156,15 +159,15 @@ class MultiTaskVectorEnv:
         )
 
     def _record(self, i: int, reward: float, info: dict[str, Any]) -> None:
-        if not self._has:
-            self._has = {k: k in info for k in SUMMARY_KEYS}
-            self._has["xy_velocity"] = "xy_velocity" in info
+        has = self._has.get(i)
+        if has is None:
+            has = self._has[i] = {k: k in info for k in (*SUMMARY_KEYS, "xy_velocity")}
         self._return[i] += reward
         self._length[i] += 1
         for key, total in self._sums.items():
-            if self._has[key]:
+            if has[key]:
                 total[i] += float(info[key])
-        if self._has["xy_velocity"]:
+        if has["xy_velocity"]:
             self._xy[i] += np.asarray(info["xy_velocity"], dtype=np.float64)
 
     def close(self) -> None:
