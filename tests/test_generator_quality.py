@@ -12,6 +12,7 @@ from torch import nn
 
 from palm_lightning.checkpoints import save_network
 from palm_lightning.datamodules import FashionMNISTDataModule
+from palm_lightning.datamodules.atari import DEFAULT_GAMES
 from palm_lightning.nn.classifier import ConvClassifier
 from palm_lightning.nn.stylegan import StyleGANGenerator
 from palm_lightning.tools import export, generator_quality
@@ -134,7 +135,8 @@ def test_another_dataset_from_a_config_data_block(tmp_path: Path, capsys: pytest
     """``--data`` scores against any ImageDataModule a config names: here two Atari games at 64×64."""
     pytest.importorskip("ale_py")
     recipe = yaml.safe_load((REPO / "configs/classifier/atari.yaml").read_text())
-    assert recipe["model"]["init_args"]["num_classes"] == len(recipe["data"]["init_args"].get("games", range(6)))
+    games = recipe["data"]["init_args"].get("games", DEFAULT_GAMES)
+    assert recipe["model"]["init_args"]["num_classes"] == len(games)
     recipe["data"]["init_args"].update(ATARI_TINY)
     config = tmp_path / "atari.yaml"
     config.write_text(yaml.safe_dump(recipe))
