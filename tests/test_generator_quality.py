@@ -96,6 +96,31 @@ def test_collapsed_generator_has_no_diversity(data_and_classifier) -> None:
     assert rows[2].diversity < 1e-6 and rows[2].conditional_accuracy > 0.5
 
 
+def test_pixel_nearest_neighbour_check_tells_copies_novel_and_off_manifold(data_and_classifier) -> None:
+    dm, classifier = data_and_classifier
+    copies = ReplayGenerator(dm.normalize(dm.train_set.images), dm.train_set.labels)
+    unseen = ReplayGenerator(dm.normalize(dm.test_set.images), dm.test_set.labels)
+    torch.manual_seed(0)
+    noise = ReplayGenerator(torch.rand(dm.test_set.images.shape) * 2 - 1, dm.test_set.labels)
+    ratios = {}
+    for name, g in (("copies", copies), ("unseen", unseen), ("noise", noise)):
+        rows = generator_quality.evaluate(g, classifier, dm, num_samples=60, pixel_nn=60)
+        assert rows[0].pixel_nn_ratio == 1.0 and rows[1].pixel_nn is None  # train vs itself: skipped
+        ratios[name] = rows[2].pixel_nn_ratio
+    assert ratios["copies"] == pytest.approx(0.0, abs=1e-3)
+    assert 0.5 < ratios["unseen"] < 1.5
+    assert ratios["noise"] > 2.0
+    assert "÷ test's" in generator_quality.format_table(rows)
+
+
+def test_nearest_train_distance_stays_within_class() -> None:
+    train = torch.tensor([[0.0, 0.0], [10.0, 10.0]])
+    queries = torch.tensor([[9.0, 9.0], [1.0, 1.0]])
+    # the nearest image overall is the other class's; the distance is to the same class's
+    d = generator_quality.nearest_train_distance(queries, torch.tensor([0, 1]), train, torch.tensor([0, 1]))
+    assert d.tolist() == pytest.approx([9.0, 9.0])  # RMS over 2 pixels of (9, 9)
+
+
 def test_shape_mismatch_is_named(fmnist_root: Path) -> None:
     dm = FashionMNISTDataModule(data_dir=str(fmnist_root))
     g = StyleGANGenerator(**{**GEN, "img_resolution": 16}).eval()

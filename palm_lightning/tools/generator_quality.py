@@ -31,6 +31,12 @@ classifier's own training config (then data and classifier match by construction
 The reference rows score real images the same way: the test set's accuracy, and the Fréchet
 distance of an equally large random subset of the real *training* images to the test set — what
 a perfect generator would get.
+
+``--pixel-nn N`` adds a check in pixel space, where the classifier's features are blind (telling
+six Atari games apart needs none of their sprites): for ``N`` images of each row, the RMS pixel
+distance to the nearest *training* image of the same class, as a median, divided by the same
+median for real *test* images. About 1: as far from the training set as unseen real frames; near
+0: copies of training images (memorisation); well above 1: off the data manifold (blur, artefacts).
 """
 
 from __future__ import annotations
@@ -67,6 +73,8 @@ class QualityRow:
     conditional_accuracy: float
     frechet_distance: float
     diversity: float = 1.0
+    pixel_nn: float | None = None  # median RMS pixel distance to the nearest same-class train image
+    pixel_nn_ratio: float | None = None  # pixel_nn / the real test images' pixel_nn
 
 
 @torch.no_grad()
@@ -108,6 +116,30 @@ def class_spreads(features: Tensor, labels: Tensor, num_classes: int) -> Tensor:
     return spreads
 
 
+@torch.no_grad()
+def nearest_train_distance(
+    queries: Tensor, query_labels: Tensor, train: Tensor, train_labels: Tensor, chunk: int = 256
+) -> Tensor:
+    """RMS pixel distance of every query image to its nearest ``train`` image of the same class.
+
+    Images of any shape ``(N, ...)`` in the same value range; chunked so memory stays at
+    ``chunk × len(train of a class)`` distances. A query whose class has no train image gets NaN.
+    """
+    flat_train = train.flatten(1).float()
+    flat_queries = queries.flatten(1).float()
+    pixels = flat_train.shape[1]
+    out = torch.full((len(queries),), float("nan"))
+    for k in query_labels.unique().tolist():
+        bank = flat_train[train_labels == k]
+        if len(bank) == 0:
+            continue
+        index = (query_labels == k).nonzero().squeeze(1)
+        for part in index.split(chunk):
+            nearest = torch.cdist(flat_queries[part], bank).min(dim=1).values
+            out[part] = nearest / pixels**0.5
+    return out
+
+
 def score(
     name: str,
     images: Tensor,
@@ -136,8 +168,14 @@ def evaluate(
     num_samples: int = 10_000,
     seed: int = 0,
     generator_name: str = "generator",
+    pixel_nn: int = 0,
+    pixel_nn_bank: int = 20_000,
 ) -> list[QualityRow]:
-    """Reference rows (real test, real train subset) then one row per truncation ψ."""
+    """Reference rows (real test, real train subset) then one row per truncation ψ.
+
+    ``pixel_nn > 0``: the pixel-space nearest-training-image check (module docstring) on that many
+    images of the test row and of each generated row, against ``pixel_nn_bank`` random training
+    images (all of them if fewer; the real-train row is skipped: its nearest image is itself)."""
     check_generator(generator)
     protocol = cast(Any, generator)  # image_shape and num_classes, checked just above
     if tuple(protocol.image_shape) != tuple(datamodule.image_shape):
@@ -175,22 +213,50 @@ def evaluate(
             spreads,
         )
     )
+    samples = []
     for psi in truncation_psis:
         images, labels = sample_balanced(generator, num_samples, psi, seed=seed)
         rows.append(score(f"{generator_name} (ψ={psi:g})", images, labels, classifier, reference, spreads))
+        samples.append((images[:pixel_nn], labels[:pixel_nn]))
+    if pixel_nn > 0:
+        g = torch.Generator().manual_seed(seed + 1)
+        bank_pick = torch.randperm(len(datamodule.train_set), generator=g)[:pixel_nn_bank]
+        bank = datamodule.normalize(datamodule.train_set.images[bank_pick])
+        bank_labels = datamodule.train_set.labels[bank_pick]
+        test_pick = torch.randperm(len(test_images), generator=g)[:pixel_nn]
+        test_median = float(
+            nearest_train_distance(
+                test_images[test_pick], datamodule.test_set.labels[test_pick], bank, bank_labels
+            ).nanmedian()
+        )
+        rows[0].pixel_nn, rows[0].pixel_nn_ratio = test_median, 1.0
+        for row, (images, labels) in zip(rows[2:], samples, strict=True):
+            row.pixel_nn = float(nearest_train_distance(images, labels, bank, bank_labels).nanmedian())
+            row.pixel_nn_ratio = row.pixel_nn / test_median if test_median > 0 else float("inf")
     return rows
 
 
 def format_table(rows: list[QualityRow]) -> str:
-    lines = [
-        "| images | n | conditional accuracy | within-class diversity | Fréchet distance to test |",
-        "|---|---:|---:|---:|---:|",
-    ]
+    with_nn = any(r.pixel_nn is not None for r in rows)
+    header = "| images | n | conditional accuracy | within-class diversity | Fréchet distance to test |"
+    rule = "|---|---:|---:|---:|---:|"
+    if with_nn:
+        header += " pixel NN distance (median) | ÷ test's |"
+        rule += "---:|---:|"
+    lines = [header, rule]
     for r in rows:
-        lines.append(
+        line = (
             f"| {r.name} | {r.num_images} | {100 * r.conditional_accuracy:.2f}% | {r.diversity:.3f} "
             f"| {r.frechet_distance:.3f} |"
         )
+        if with_nn:
+            nn_cells = (
+                (f"{r.pixel_nn:.4f}", f"{r.pixel_nn_ratio:.2f}")
+                if r.pixel_nn is not None and r.pixel_nn_ratio is not None
+                else ("–", "–")
+            )
+            line += f" {nn_cells[0]} | {nn_cells[1]} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -292,6 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-samples", type=int, default=10_000)
     parser.add_argument("--truncation-psi", type=float, nargs="+", default=[1.0])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pixel-nn",
+        type=int,
+        default=0,
+        metavar="N",
+        help="pixel-space check on N images per row: median distance to the nearest same-class training image, "
+        "÷ real test images' (~1 novel, ~0 copies, >1 off-manifold; 0: off)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     if args.data and not args.classifier:
@@ -323,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             args.num_samples,
             args.seed,
             generator_name=str(args.generator or "shipped generator"),
+            pixel_nn=args.pixel_nn,
         )
     except (CheckpointError, DatasetNotFoundError, GeneratorProtocolError, AtariDataError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
