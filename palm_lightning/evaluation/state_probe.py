@@ -1,5 +1,5 @@
-"""The AtariARI state probe without Lightning: label entropy, weighted F1, category means, and one
-linear 256-way classifier per RAM variable trained on cached features.
+"""The AtariARI state probe without Lightning: label entropy and the variables it keeps, weighted F1,
+category means, and one linear 256-way classifier per RAM variable trained on cached features.
 
 The classifiers of one game are held as one weight tensor ``(V, 256, D)`` and trained together:
 each variable's loss reaches only its own slice, and Adam scales every parameter on its own, so
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,37 @@ def label_entropy(labels: Tensor) -> Tensor:
         p = p[p > 0] / len(column)
         out.append(float(-(p * p.log()).sum()) if len(column) else 0.0)
     return torch.tensor(out, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class StateVariables:
+    """The annotated variables of one game that are scored: their names, RAM bytes and categories,
+    and the dropped ones with their entropies. One selection serves the probe and the supervised
+    upper bound, so both are scored on the same variables."""
+
+    names: tuple[str, ...]
+    ram_index: Tensor
+    categories: dict[str, str]
+    dropped: dict[str, float]
+
+
+def kept_variables(
+    annotations: Mapping[str, tuple[int, str]], ram: Tensor, entropy_threshold: float = 0.6
+) -> StateVariables:
+    """The variables of ``annotations`` (``{name: (RAM index, category)}``, e.g. from
+    :func:`~palm_lightning.evaluation.atari_ram.game_annotations`) whose value entropy over the
+    game's frames ``ram`` ``(N, 128)`` is at least ``entropy_threshold`` nats (AtariARI: 0.6, over
+    all of a game's frames)."""
+    names = list(annotations)
+    index = torch.tensor([annotations[n][0] for n in names], dtype=torch.long)
+    entropy = label_entropy(ram[:, index])
+    keep = entropy >= entropy_threshold
+    return StateVariables(
+        names=tuple(n for n, k in zip(names, keep, strict=True) if k),
+        ram_index=index[keep],
+        categories={n: annotations[n][1] for n, k in zip(names, keep, strict=True) if k},
+        dropped={n: float(e) for n, e, k in zip(names, entropy, keep, strict=True) if not k},
+    )
 
 
 def weighted_f1(predictions: Tensor, labels: Tensor) -> float:

@@ -3,6 +3,7 @@ baselines, multi-task SAC and meta-RL)."""
 
 from palm_lightning.models.atari_finetune import AtariFinetune
 from palm_lightning.models.atari_probe import AtariStateProbe
+from palm_lightning.models.atari_state_supervised import AtariStateSupervised
 from palm_lightning.models.classifier import ImageClassifier
 from palm_lightning.models.ear import EAR
 from palm_lightning.models.frozen_encoder import FrozenEncoder
@@ -26,4 +27,4 @@ __all__ = ["EAR", "MHMTSAC", "OHESAC", "PALM", "ConditionalStyleGAN", "ImageClas
 __all__ += ["PALMCURL", "PALMSAC", "SimSiamImages", "SupervisedEncoder", "VAEStyleGAN"]
 __all__ += ["MAMLTRPO", "PEARL"]
 __all__ += ["FrozenEncoder", "KNNProbe", "OODDetector", "OnlineKNNProbe"]
-__all__ += ["AtariFinetune", "AtariStateProbe"]
+__all__ += ["AtariFinetune", "AtariStateProbe", "AtariStateSupervised"]

@@ -13,12 +13,36 @@ from palm_lightning.evaluation.atari_ram import CATEGORIES, game_annotations
 from palm_lightning.evaluation.features import extract_features
 from palm_lightning.evaluation.state_probe import (
     StateHeads,
+    StateVariables,
     category_means,
     fit_state_heads,
-    label_entropy,
+    kept_variables,
     weighted_f1,
 )
 from palm_lightning.models.frozen_encoder import PIXELS, FrozenEncoder
+
+
+def ram_datamodule(module: L.LightningModule) -> Any:
+    """The trainer's data module, checked to be an :class:`~palm_lightning.datamodules.AtariFramesDataModule`
+    serving RAM (what the state probe and the supervised upper bound read); errors name the module."""
+    who = type(module).__name__
+    datamodule: Any = getattr(module._trainer, "datamodule", None)
+    missing = [a for a in ("split_set", "roms", "normalize", "serve_ram") if not hasattr(datamodule, a)]
+    if missing:
+        raise TypeError(
+            f"{who} needs palm_lightning.datamodules.AtariFramesDataModule (frames with RAM), got "
+            f"{type(datamodule).__name__} without {', '.join(missing)}"
+        )
+    if not datamodule.serve_ram:
+        raise ValueError(f"{who} reads the RAM in each batch: set --data.init_args.serve_ram true")
+    return datamodule
+
+
+def game_variables(datamodule: Any, label: int, rom: str, entropy_threshold: float) -> StateVariables:
+    """The scored variables of one game (class ``label`` of the data module): AtariARI's table minus
+    those whose entropy over all of the game's frames (train, val and test) is below the threshold."""
+    ram = torch.cat([s.ram[s.labels == label] for s in (datamodule.split_set(n) for n in ("train", "val", "test"))])
+    return kept_variables(game_annotations(rom), ram, entropy_threshold)
 
 
 @dataclass(frozen=True)
@@ -145,16 +169,7 @@ class AtariStateProbe(L.LightningModule):
 
     # --- data ------------------------------------------------------------------------------------
     def _datamodule(self) -> Any:
-        datamodule: Any = getattr(self._trainer, "datamodule", None)
-        missing = [a for a in ("split_set", "roms", "normalize", "serve_ram") if not hasattr(datamodule, a)]
-        if missing:
-            raise TypeError(
-                "AtariStateProbe needs palm_lightning.datamodules.AtariFramesDataModule (frames with RAM), got "
-                f"{type(datamodule).__name__} without {', '.join(missing)}"
-            )
-        if not datamodule.serve_ram:
-            raise ValueError("AtariStateProbe reads the RAM in each batch: set --data.init_args.serve_ram true")
-        return datamodule
+        return ram_datamodule(self)
 
     def setup(self, stage: str) -> None:
         datamodule = self._datamodule()
@@ -204,23 +219,17 @@ class AtariStateProbe(L.LightningModule):
         self.probes = {}
         self.heads = nn.ModuleDict()
         for label, rom in self._games(datamodule):
-            table = game_annotations(rom)
-            names = list(table)
-            index = torch.tensor([table[n][0] for n in names])
             rows = {name: s.labels == label for name, s in splits.items()}
-            every_ram = torch.cat([s.ram[rows[name]] for name, s in splits.items()])
-            entropy = label_entropy(every_ram[:, index])  # AtariARI: over all of the game's frames
-            keep = entropy >= self.hp.entropy_threshold
-            variables = [n for n, k in zip(names, keep, strict=True) if k]
+            kept = game_variables(datamodule, label, rom, self.hp.entropy_threshold)
             probe = _GameProbe(
                 label=label,
-                variables=variables,
-                ram_index=index[keep],
-                categories={n: table[n][1] for n in variables},
-                dropped={n: float(e) for n, e, k in zip(names, entropy, keep, strict=True) if not k},
+                variables=list(kept.names),
+                ram_index=kept.ram_index,
+                categories=kept.categories,
+                dropped=kept.dropped,
             )
             self.probes[rom] = probe
-            if not variables:
+            if not probe.variables:
                 continue
             train, val = splits["train"], splits["val"]
             train_x = self._features(train.images[rows["train"]], datamodule)

@@ -51,6 +51,7 @@ class SimSiamImagesHParams:
     knn_bank_size: int
     knn_k: int
     knn_temperature: float
+    knn_bank_shuffle: bool
 
 
 class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
@@ -69,7 +70,9 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
     (:class:`~palm_lightning.models.online_probe.OnlineKNNProbe`, logged as ``probe/knn_acc`` as
     PALM's): the validation images of the DataModule (its test split when ``val_size`` is 0)
     classified against a bank (:meth:`probe_bank`) of the first ``knn_bank_size`` training images
-    (a random subset: the training split is shuffled once).
+    (a random subset when the data module shuffles its training split once, as the ImageDataModules
+    do; ``knn_bank_shuffle`` draws a fixed random subset instead, for training splits stored class by
+    class, as AtariFramesDataModule's game by game).
 
     Args:
         image_shape, encoder_channels, encoder_layers, repr_dim: the DrQ encoder, as PALM's.
@@ -80,6 +83,8 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         crop_scale, flip_p, brightness, contrast, jitter_p, grayscale_p: the recipe of
             :func:`~palm_lightning.augment.simsiam_augment` (SimSiam: 0.2–1, 0.5, 0.4, 0.4, 0.8, 0.2).
         knn_bank_size, knn_k, knn_temperature: the online probe (10 000 images, 20, 0.07: PALM's).
+        knn_bank_shuffle: draw the bank as a random subset of the training split (fixed by the data
+            module's ``seed``) instead of its first images (off: the first images, as before).
     """
 
     updates: Tensor  # buffer (registered in __init__)
@@ -109,6 +114,7 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         knn_bank_size: int = 10_000,
         knn_k: int = 20,
         knn_temperature: float = 0.07,
+        knn_bank_shuffle: bool = False,
     ) -> None:
         super().__init__()
         if optimizer not in ("adam", "sgd"):
@@ -138,6 +144,7 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             knn_bank_size=knn_bank_size,
             knn_k=knn_k,
             knn_temperature=knn_temperature,
+            knn_bank_shuffle=knn_bank_shuffle,
         )
         self.encoder = DrQEncoder(image_shape, encoder_channels, encoder_layers, repr_dim)
         self.projector = Projector(self.encoder.out_dim, projector_hidden, projector_dim)
@@ -205,12 +212,16 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         return self.encoder(images)
 
     def probe_bank(self) -> tuple[Tensor, Tensor]:
-        """Features and labels of the first ``knn_bank_size`` training images (every validation batch
-        is then a query)."""
+        """Features and labels of the first ``knn_bank_size`` training images, or of a fixed random
+        ``knn_bank_size`` of them with ``knn_bank_shuffle`` (every validation batch is then a query)."""
         dm = attached_datamodule(self)
         train = dm.train_set
         if train is None:
             raise RuntimeError("the DataModule has no training split set up for the kNN bank")
-        images, labels = train.images[: self.hp.knn_bank_size], train.labels[: self.hp.knn_bank_size]
+        index: Tensor | slice = slice(0, self.hp.knn_bank_size)
+        if self.hp.knn_bank_shuffle:
+            generator = torch.Generator().manual_seed(int(getattr(dm, "seed", 0)))
+            index = torch.randperm(len(train.labels), generator=generator)[: self.hp.knn_bank_size]
+        images, labels = train.images[index], train.labels[index]
         features = [self.probe_features(dm.normalize(chunk.to(self.device))).float() for chunk in images.split(1024)]
         return torch.cat(features), labels.to(self.device)
