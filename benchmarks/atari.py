@@ -1,8 +1,9 @@
 """Atari benchmarks: the real-game experience stream and the DrQ(ε) update, each against a reference.
 
-    python benchmarks/atari.py                                   # both sections, 1 thread, CPU
+    python benchmarks/atari.py                                   # stream and dqn, 1 thread, CPU
     python benchmarks/atari.py --sections stream --envs 1 4
     python benchmarks/atari.py --sections dqn --seconds 10 --rounds 3 --json dqn.json
+    python benchmarks/atari.py --sections frozen                 # frozen vs fine-tuned (on request)
 
 Sections (each prints a table; every ratio comes from rounds run side by side in this process: in
 each round the sides take turns in short slices, so a change of the machine's load hits all of
@@ -32,7 +33,20 @@ them; the printed ratio is the median of the per-round ratios):
   per update than SB3's, shown for scale, not for the target. Needs stable-baselines3:
   ``pip install -c constraints.txt -e ".[bench]"``.
 
-The frames in the ``dqn`` buffers are random ``uint8`` stacks (the update's cost does not depend
+- ``frozen``: updates/s of :class:`~palm_lightning.agents.DrQEpsilonAgent` with a frozen encoder
+  against the same agent fine-tuning it, for two encoders: AtariFinetune's scratch one (84×84×4)
+  and a PALM-sized one (:class:`~palm_lightning.nn.encoders.DrQEncoder` of ``configs/palm_atari.yaml``,
+  1×64×64, 32 channels, 4 layers, 256-d, widened to the 4-frame stack as AtariFinetune does).
+  Sides: fine-tuned (DrQ(ε) as published), frozen with DrQ's augmentation kept
+  (``frozen_augmentation: true``: two encoder forwards per update, no backward) and frozen on
+  features cached in the replay buffer (the default: the update trains the head alone, the frames
+  a batch draws for the first time are encoded in it). Every side writes one new frame into its
+  buffer per update, as the stream does, so the cached side pays its steady-state encoding (about
+  one frame per update); its cache is warm at the start (the state of a run past its first
+  updates). DrQ(ε)'s defaults otherwise, the fused Adam AtariFinetune builds. No reference
+  library: the ratios frozen / fine-tuned are the numbers.
+
+The frames in the ``dqn`` and ``frozen`` buffers are random ``uint8`` stacks (the update's cost does not depend
 on their content), with an episode end every ~100 steps so that both n-step samplers cut windows.
 """
 
@@ -58,7 +72,8 @@ from torch import Tensor, nn
 from palm_lightning.agents.base import Transition
 from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, DuelingHead
 from palm_lightning.datamodules.replay import ReplayBuffer
-from palm_lightning.models.atari_finetune import AtariFinetune
+from palm_lightning.models.atari_finetune import AtariFinetune, expand_input_channels
+from palm_lightning.nn.encoders import DrQEncoder
 
 OBS_SHAPE = (4, 84, 84)  # Atari-100k: 4 stacked 84×84 grayscale frames
 BENCH_HINT = 'pip install -c constraints.txt -e ".[bench]"'
@@ -196,7 +211,7 @@ def episode_ends(steps: int, rng: np.random.Generator) -> np.ndarray:
 def our_buffer(frames: np.ndarray, actions: np.ndarray, rewards: np.ndarray, ends: np.ndarray) -> ReplayBuffer:
     """Our replay buffer (one environment), holding the random trajectory as the stream writes it."""
     buffer = ReplayBuffer(
-        len(frames) + int(ends.sum()) + 8, 1, OBS_SHAPE, (), obs_dtype=torch.uint8, action_dtype=torch.long
+        len(frames) + int(ends.sum()) + 8, 1, frames.shape[1:], (), obs_dtype=torch.uint8, action_dtype=torch.long
     )
     buffer.add(torch.from_numpy(frames[:1]), first=True)
     for t in range(1, len(frames)):
@@ -242,8 +257,6 @@ def make_sb3(num_actions: int, frames: np.ndarray, actions: np.ndarray, rewards:
     from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
-
-    from palm_lightning.nn.encoders import DrQEncoder
 
     class Encoder(BaseFeaturesExtractor):
         """AtariFinetune's scratch encoder; SB3 hands images in [0, 1], ours take [-1, 1]."""
@@ -381,16 +394,100 @@ def bench_dqn(seconds: float, rounds: int, buffer_steps: int, num_actions: int) 
     return {"name": "DrQ(eps) update vs stable-baselines3 DQN", "rows": rows}
 
 
+# --- frozen ---------------------------------------------------------------------------------------
+def frozen_encoders() -> dict[str, Callable[[], nn.Module]]:
+    """The section's encoders (fresh ones per side, same initialisation): AtariFinetune's scratch
+    encoder and a PALM-sized one widened to the stack (``stack_init: mean``)."""
+    return {
+        "scratch 84×84×4": lambda: DrQEncoder(OBS_SHAPE, 32, 4, 256, weight_init="orthogonal"),
+        "PALM-sized 64×64 (×4 frames)": lambda: expand_input_channels(
+            DrQEncoder((1, 64, 64), 32, 4, 256, weight_init="orthogonal"), 4, "mean"
+        ),
+    }
+
+
+def frozen_side(
+    encoder: nn.Module, num_actions: int, buffer: ReplayBuffer, fresh: Tensor, mode: str
+) -> Callable[[], int]:
+    """One side of the ``frozen`` section: ``mode`` ``"fine-tuned"``, ``"augmented"`` (frozen,
+    ``frozen_augmentation``) or ``"cached"`` (frozen, features cached in ``buffer``); each call
+    writes one of ``fresh``'s frames into ``buffer``, samples and updates, as a fine-tuning run."""
+    frozen = mode != "fine-tuned"
+    agent = DrQEpsilonAgent(encoder, num_actions, freeze_encoder=frozen, frozen_augmentation=mode == "augmented")
+    optimizer = torch.optim.Adam(agent.optimizer_groups()["q"], fused=True)  # as AtariFinetune
+    if mode == "cached":
+        buffer.cache_features(agent.encode, agent.q.out_dim)
+        rows = torch.arange(buffer.size)
+        buffer.features_at(rows, torch.zeros_like(rows))  # a warm cache: a run past its first updates
+    written = [0]
+
+    def step() -> int:
+        t = written[0] = written[0] + 1
+        buffer.add(fresh[t % len(fresh)][None], torch.tensor([t % num_actions]), torch.zeros(1), torch.zeros(1) > 0)
+        b = buffer.sample(32, nstep=10, gamma=0.99)
+        transition = Transition(b["obs"], b["action"], b["reward"], b["discount"], b["next_obs"])
+        features = (b["obs_features"], b["next_obs_features"]) if mode == "cached" else None
+        agent.update(transition, 10_000, {"q": optimizer}, features=features)
+        return 1
+
+    return step
+
+
+def bench_frozen(seconds: float, rounds: int, buffer_steps: int, num_actions: int) -> dict[str, Any]:
+    print("\n## Frozen vs fine-tuned encoder: DrQEpsilonAgent updates/s (sample + update, batch 32, 10-step, CPU)")
+    print(f"({rounds} rounds of {seconds:g} s per side, taking turns in 1 s slices; medians)")
+    print(
+        "| encoder | fine-tuned | frozen, augmented | frozen, cached | augmented / fine-tuned "
+        "| cached / fine-tuned |\n|---|---:|---:|---:|---:|---:|"
+    )
+    rows: list[Row] = []
+    for name, make in frozen_encoders().items():
+        shape = tuple(int(s) for s in getattr(make(), "image_shape"))  # noqa: B009  (the encoder contract's field)
+        rng = np.random.default_rng(0)
+        frames = rng.integers(0, 256, (buffer_steps, *shape), dtype=np.uint8)
+        actions = rng.integers(0, num_actions, buffer_steps)
+        rewards = rng.choice(np.array([-1.0, 0.0, 0.0, 0.0, 1.0], dtype=np.float32), buffer_steps)
+        ends = episode_ends(buffer_steps, rng)
+        fresh = torch.from_numpy(rng.integers(0, 256, (64, *shape), dtype=np.uint8))
+        shared, cached = (our_buffer(frames, actions, rewards, ends) for _ in range(2))
+        sides: dict[str, Callable[[], int]] = {}
+        for mode in ("fine-tuned", "augmented", "cached"):
+            torch.manual_seed(0)
+            sides[mode] = frozen_side(make(), num_actions, cached if mode == "cached" else shared, fresh, mode)
+        rates = side_by_side(sides, seconds, rounds, chunk=1.0)
+        fine, augmented, cache = (statistics.median(rates[k]) for k in ("fine-tuned", "augmented", "cached"))
+        ratio_aug, ratio_cache = ratio_of(rates, "augmented", "fine-tuned"), ratio_of(rates, "cached", "fine-tuned")
+        print(
+            f"| {name} | {fine:.2f} | {augmented:.2f} | {cache:.2f} | {ratio_aug:.2f}× | **{ratio_cache:.1f}×** |",
+            flush=True,
+        )
+        rows.append(
+            {
+                "name": f"{name}: frozen vs fine-tuned encoder",
+                "metrics": {
+                    "fine_tuned_updates_per_s": metric(fine, rounds),
+                    "frozen_augmented_updates_per_s": metric(augmented, rounds),
+                    "frozen_cached_updates_per_s": metric(cache, rounds),
+                    "frozen_augmented_over_fine_tuned": metric(ratio_aug, rounds),
+                    "frozen_cached_over_fine_tuned": metric(ratio_cache, rounds),
+                },
+            }
+        )
+    return {"name": "DrQ(eps) update: frozen (cached features) vs fine-tuned encoder", "rows": rows}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", default=["stream", "dqn"], choices=["stream", "dqn"])
+    parser.add_argument("--sections", nargs="+", default=["stream", "dqn"], choices=["stream", "dqn", "frozen"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per side and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (the sides take turns within each)")
     parser.add_argument("--game", default="Pong", help="stream: gymnasium's game name")
     parser.add_argument("--envs", type=int, nargs="+", default=[1, 4], help="stream: environments")
-    parser.add_argument("--buffer-steps", type=int, default=5000, help="dqn: transitions in the pre-filled buffers")
-    parser.add_argument("--num-actions", type=int, default=6, help="dqn: actions (Pong's minimal set: 6)")
+    parser.add_argument(
+        "--buffer-steps", type=int, default=5000, help="dqn, frozen: transitions in the pre-filled buffers"
+    )
+    parser.add_argument("--num-actions", type=int, default=6, help="dqn, frozen: actions (Pong's minimal set: 6)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -405,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         table = bench_dqn(args.seconds, args.rounds, args.buffer_steps, args.num_actions)
         if table is not None:
             tables.append(table)
+    if "frozen" in args.sections:
+        tables.append(bench_frozen(args.seconds, args.rounds, args.buffer_steps, args.num_actions))
     print(machine_note())
     if args.json is not None:
         for table in tables:

@@ -1,6 +1,7 @@
 """DrQ(ε) and Atari fine-tuning: the augmentation, the double-DQN target, n-step returns from the
-stream, a frozen encoder, the frame-stack widening, learning a toy image chain, and the shipped
-config training 2 updates on real Pong through the command line."""
+stream, a frozen encoder (its head-only update, the replay buffer's feature cache, a short fit),
+the frame-stack widening, learning a toy image chain, and the shipped config training 2 updates on
+real Pong through the command line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import copy
 import importlib.util
 
 import gymnasium
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +19,8 @@ from palm_lightning.agents.base import Transition
 from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, linearly_decaying_epsilon, random_shift
 from palm_lightning.datamodules.atari_game import human_normalized_score
 from palm_lightning.datamodules.experience import ExperienceDataModule
-from palm_lightning.models.atari_finetune import expand_input_channels
+from palm_lightning.datamodules.replay import ReplayBuffer
+from palm_lightning.models.atari_finetune import AtariFinetune, expand_input_channels
 from palm_lightning.nn.encoders import DrQEncoder
 from tests.cli_runner import REPO, run_cli
 
@@ -169,6 +172,192 @@ def test_a_frozen_encoder_gets_no_gradient_and_stays_out_of_the_optimiser():
     assert all(torch.equal(v, agent.q_target.state_dict()[k]) for k, v in agent.q.state_dict().items())
 
 
+class GradRecorder:
+    """An optimiser stand-in: ``step`` keeps a copy of every parameter's gradient, changes nothing."""
+
+    def __init__(self, params: list[nn.Parameter]) -> None:
+        self.params, self.grads = params, []
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.grads = [p.grad.clone() for p in self.params]
+
+
+def reference_frozen_update(agent: DrQEpsilonAgent, batch: Transition, obs: Tensor, next_obs: Tensor):
+    """The frozen update as it was before the head-only path: whole Q-network forwards on images
+    (the encoder under no_grad inside QNetwork.forward), the online network valuing the target
+    (target period 1). Returns the loss and the head's gradients."""
+    head = list(agent.q.head.parameters())
+    for p in head:
+        p.grad = None
+    with torch.no_grad():
+        next_q = agent.q(next_obs)
+        target = batch.reward + batch.discount * next_q.gather(1, next_q.argmax(1, keepdim=True)).squeeze(1)
+    q = agent.q(obs).gather(1, batch.action.long().view(-1, 1)).squeeze(1)
+    loss = F.smooth_l1_loss(q, target)
+    loss.backward()
+    grads = [p.grad.clone() for p in head]
+    for p in head:
+        p.grad = None
+    return loss.detach(), grads
+
+
+@pytest.mark.parametrize("augmentation", [False, True])
+def test_the_head_only_frozen_update_matches_whole_network_forwards_on_the_same_batch(augmentation):
+    torch.manual_seed(0)
+    agent = DrQEpsilonAgent(small_encoder(4), 3, freeze_encoder=True, frozen_augmentation=augmentation)
+    obs = torch.randint(0, 256, (8, 4, 16, 16), dtype=torch.uint8)
+    batch = Transition(obs, torch.randint(3, (8,)), torch.rand(8), torch.full((8,), 0.9), obs.roll(1, 0))
+    torch.manual_seed(1)  # the update's augmentation draws: obs first, then next_obs, as the reference
+    images = (agent.augment(batch.obs), agent.augment(batch.next_obs)) if augmentation else None
+    if images is None:
+        images = (agent.preprocess(batch.obs), agent.preprocess(batch.next_obs))
+    loss, grads = reference_frozen_update(agent, batch, *images)
+    recorder = GradRecorder(list(agent.q.head.parameters()))
+    torch.manual_seed(1)
+    logs = agent.update(batch, 0, {"q": recorder})
+    assert torch.allclose(logs["train/q_loss"], loss, atol=1e-6)
+    assert all(torch.allclose(g, r, atol=1e-6) for g, r in zip(recorder.grads, grads, strict=True))
+    if not augmentation:  # the cached features (encode's) give the same update
+        cached = (agent.encode(batch.obs), agent.encode(batch.next_obs))
+        logs = agent.update(batch, 0, {"q": recorder}, features=cached)
+        assert torch.allclose(logs["train/q_loss"], loss, atol=1e-6)
+        assert all(torch.allclose(g, r, atol=1e-6) for g, r in zip(recorder.grads, grads, strict=True))
+    else:
+        with pytest.raises(ValueError, match="unaugmented"):
+            agent.update(batch, 0, {"q": recorder}, features=(agent.encode(obs), agent.encode(obs)))
+    fine_tuned = DrQEpsilonAgent(small_encoder(4), 3)
+    with pytest.raises(ValueError, match="fine-tuned"):
+        fine_tuned.update(batch, 0, {"q": recorder}, features=(agent.encode(obs), agent.encode(obs)))
+
+
+@pytest.mark.parametrize("target_update_period", [1, 3])
+def test_a_frozen_encoder_never_changes_over_cached_updates_and_stays_in_eval_mode(target_update_period):
+    torch.manual_seed(0)
+    agent = DrQEpsilonAgent(small_encoder(), 3, freeze_encoder=True, lr=1e-2, target_update_period=target_update_period)
+    agent.train()
+    assert not agent.q.encoder.training and agent.q.head.training
+    encoder_before = copy.deepcopy(agent.q.encoder.state_dict())
+    head_before = copy.deepcopy(agent.q.head.state_dict())
+    buffer = ReplayBuffer(64, 1, (1, 16, 16), (), action_dtype=torch.long)
+    buffer.cache_features(agent.encode, agent.q.out_dim)
+    buffer.add(torch.randint(0, 256, (1, 1, 16, 16), dtype=torch.uint8), first=True)
+    optimizer = torch.optim.Adam(agent.optimizer_groups()["q"])
+    for t in range(40):
+        frame = torch.randint(0, 256, (1, 1, 16, 16), dtype=torch.uint8)
+        buffer.add(frame, torch.tensor([t % 3]), torch.tensor([1.0]), torch.tensor([False]))
+        if t >= 5:
+            b = buffer.sample(8, nstep=3)
+            batch = Transition(b["obs"], b["action"], b["reward"], b["discount"], b["next_obs"])
+            agent.update(batch, 0, {"q": optimizer}, features=(b["obs_features"], b["next_obs_features"]))
+    assert all(p.grad is None for p in agent.q.encoder.parameters())
+    assert all(torch.equal(v, encoder_before[k]) for k, v in agent.q.encoder.state_dict().items())
+    assert any(not torch.equal(v, head_before[k]) for k, v in agent.q.head.state_dict().items())
+    # the target holds the frozen encoder, and the online head if the last update synced it (35 updates)
+    online = agent.q.state_dict()
+    target = agent.q_target.state_dict()
+    assert all(torch.equal(v, target[k]) for k, v in online.items() if k.startswith("encoder."))
+    synced = int(agent.updates) % target_update_period == 0
+    assert synced == all(torch.equal(v, target[k]) for k, v in online.items() if k.startswith("head."))
+
+
+def test_the_replay_buffers_feature_cache_encodes_each_frame_once_and_drops_overwritten_slots():
+    calls: list[int] = []
+
+    def encode(obs: Tensor) -> Tensor:  # a pure function of the frames, counted
+        calls.append(obs.shape[0])
+        flat = obs.flatten(1).float()
+        return torch.stack([flat.mean(1), flat[:, 0], flat[:, -1]], 1)
+
+    buffer = ReplayBuffer(20, 2, (1, 4, 4), (), action_dtype=torch.long)  # 10 rows per environment
+    buffer.cache_features(encode, 3)
+    assert buffer.nbytes() > buffer.obs.numel() + 20 * 3 * 4
+
+    def frames(n: int) -> Tensor:
+        return torch.randint(0, 256, (n, 1, 4, 4), dtype=torch.uint8)
+
+    buffer.add(frames(2), first=True)
+    for _ in range(9):
+        buffer.add(frames(2), torch.zeros(2, dtype=torch.long), torch.zeros(2))
+    batch = buffer.sample(6, nstep=2)  # 12 frames: each slot drawn encoded once, all in one call
+    assert len(calls) == 1 and calls[0] == int(buffer.cached.sum()) <= 12
+    assert torch.equal(batch["obs_features"], encode(batch["obs"]))
+    assert torch.equal(batch["next_obs_features"], encode(batch["next_obs"]))
+    calls.clear()
+    misses = 20 - int(buffer.cached.sum())
+    assert misses > 0
+    buffer.features_at(torch.arange(10).repeat(2), torch.arange(2).repeat_interleave(10))
+    assert bool(buffer.cached.all()) and calls == [misses]  # only the slots not cached yet
+    calls.clear()
+    for _ in range(3):
+        buffer.sample(64, nstep=2)
+    assert calls == []  # all hits: nothing encoded again
+    overwritten = buffer.ptr.clone()
+    new = frames(2)
+    buffer.add(new, torch.zeros(2, dtype=torch.long), torch.zeros(2))  # overwrites the oldest row of each env
+    assert not buffer.cached[overwritten, torch.arange(2)].any()
+    assert int(buffer.cached.sum()) == 18
+    features = buffer.features_at(overwritten, torch.arange(2))
+    assert calls == [2] and torch.equal(features, encode(new))
+    buffer.load_state_dict(buffer.state_dict())  # other frames may come in: nothing cached holds
+    assert not buffer.cached.any()
+    buffer.cache_features(None)
+    assert "obs_features" not in buffer.sample(4, nstep=2)
+
+
+class ImageChainGame(ImageChainData):
+    """The image chain with what AtariFinetune reads from an AtariGameDataModule."""
+
+    game = "Pong"
+
+    def pop_episode_returns(self) -> list[float]:
+        return []
+
+
+def test_a_frozen_encoder_fit_trains_the_head_on_cached_features(tmp_path):
+    torch.manual_seed(0)
+    dm = ImageChainGame(num_envs=2, batch_size=8, buffer_capacity=200, nstep=2, discount=0.9, seed_frames=20)
+    module = AtariFinetune(
+        freeze_encoder=True,
+        scratch_channels=4,
+        scratch_layers=2,
+        scratch_repr_dim=8,
+        hidden_dim=8,
+        epsilon_warmup=0,
+        eval_episodes=0,
+    )
+    trainer = L.Trainer(
+        max_steps=6,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    module.build((1, 16, 16), 3)
+    assert module.agent is not None
+    encoder_before = copy.deepcopy(module.agent.q.encoder.state_dict())
+    head_before = copy.deepcopy(module.agent.q.head.state_dict())
+
+    def uncached(*args: object) -> None:
+        raise AssertionError("an update encoded its batch: the stream's cached features were not used")
+
+    module.agent.frozen_features = uncached  # type: ignore[method-assign]
+    trainer.fit(module, datamodule=dm)
+    agent = module.agent
+    assert int(agent.updates) == 6 and dm.buffer is not None and dm.buffer.cached is not None
+    assert all(torch.equal(v, encoder_before[k]) for k, v in agent.q.encoder.state_dict().items())
+    assert any(not torch.equal(v, head_before[k]) for k, v in agent.q.head.state_dict().items())
+    cached = dm.buffer.cached.nonzero()
+    assert cached.shape[0] > 0  # the updates drew their features from the cache
+    rows, env = cached[:, 0], cached[:, 1]
+    assert torch.allclose(dm.buffer.features[rows, env], agent.encode(dm.buffer.obs[rows, env]), atol=1e-6)
+
+
 def test_a_one_frame_encoder_is_widened_to_the_frame_stack():
     torch.manual_seed(0)
     encoder = small_encoder().eval()
@@ -218,11 +407,13 @@ def test_human_normalized_score_uses_the_published_random_and_human_scores():
     importlib.util.find_spec("ale_py") is None or importlib.util.find_spec("cv2") is None,
     reason="needs ale-py and OpenCV (the atari extra)",
 )
-def test_the_shipped_config_trains_two_updates_on_pong_through_the_cli(tmp_path):
+@pytest.mark.parametrize("freeze", ["false", "true"])
+def test_the_shipped_config_trains_two_updates_on_pong_through_the_cli(tmp_path, freeze):
     result = run_cli(
         "fit",
         "--config",
         str(REPO / "configs/atari/finetune.yaml"),
+        f"--model.init_args.freeze_encoder={freeze}",
         "--trainer.max_steps=2",
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
         f"--trainer.logger.save_dir={tmp_path}",

@@ -23,11 +23,23 @@ allows): PyTorch's indexed copy moves one element per step, so a ``uint8`` Atari
 bytes took 21 µs to write, as 3 528 words 12 µs (4 environments: 66 → 18 µs). The Atari stream
 gained 2–4 points against a bare gymnasium vector env with it (benchmarks/atari.py, two runs
 each side: 0.86–0.88× → 0.88–0.90× with one environment, 0.93× → 0.96–0.97× with four).
+
+Feature cache (:meth:`ReplayBuffer.cache_features`, off unless asked for): a learner whose
+observations only ever reach it through a *fixed* function — a frozen encoder without augmentation
+(:class:`~palm_lightning.models.AtariFinetune` with ``freeze_encoder``) — can have the buffer keep
+``encode(obs)`` per slot. A slot is encoded the first time a batch draws it (the misses of a
+batch in one call), kept until :meth:`add` overwrites the slot, and :meth:`sample` returns
+``obs_features``/``next_obs_features`` beside the frames. Every slot is encoded at most once per
+write, however often it is sampled (DrQ(ε) draws 32 × 2 frames per update and writes one new row
+per update: each row is drawn 64 times on average over a run). It costs ``capacity × dim`` float32
+(100 000 × 256: 102 MB, beside the frames' 2.8 GB) and is not checkpointed (loading a buffer
+invalidates it).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -86,6 +98,9 @@ class ReplayBuffer:
         self.first = torch.ones(*rows, dtype=torch.bool, device=self.device)
         self.ptr = torch.zeros(num_envs, dtype=torch.long, device=self.device)  # next row to write
         self.count = torch.zeros(num_envs, dtype=torch.long, device=self.device)  # rows written (≤ size)
+        self._encode: Callable[[Tensor], Tensor] | None = None  # the feature cache, if any (cache_features)
+        self.features: Tensor | None = None  # (size, num_envs, dim): encode(obs) of each slot, where cached
+        self.cached: Tensor | None = None  # (size, num_envs) bool: the slot's features are encode(its obs)
 
     @property
     def capacity(self) -> int:
@@ -95,9 +110,8 @@ class ReplayBuffer:
         return int(self.count.sum())
 
     def nbytes(self) -> int:
-        return sum(
-            t.numel() * t.element_size() for t in (self.obs, self.action, self.reward, self.discount, self.first)
-        )
+        fields = (self.obs, self.action, self.reward, self.discount, self.first, self.features, self.cached)
+        return sum(t.numel() * t.element_size() for t in fields if t is not None)
 
     # --- writing ----------------------------------------------------------------------------
     def add(
@@ -135,6 +149,8 @@ class ReplayBuffer:
             )
             self.discount[rows, env] = (~done).float()
         self.first[rows, env] = first
+        if self.cached is not None:
+            self.cached[rows, env] = False  # new frames: their features are computed when first sampled
         if env_ids is None:  # every environment: in place, fewer small ops (the Atari stream's hot path)
             self.ptr.add_(1).remainder_(self.size)
             self.count.add_(1).clamp_(max=self.size)
@@ -157,6 +173,37 @@ class ReplayBuffer:
         if self._word is None:
             return words
         return words.view(self.obs.dtype).view(*rows.shape, *self.obs_shape)
+
+    # --- feature cache ----------------------------------------------------------------------
+    def cache_features(self, encode: Callable[[Tensor], Tensor] | None, dim: int = 0) -> None:
+        """Keep ``encode(obs)`` (``(n, *obs_shape)`` stored frames → ``(n, dim)`` float32, a pure
+        function of the frames) per slot, and have :meth:`sample` return ``obs_features`` and
+        ``next_obs_features`` (see the module docstring). Allocates the cache (``capacity × dim``
+        float32), empty; ``encode=None`` drops it. ``encode`` runs under ``torch.no_grad()``."""
+        self._encode = encode
+        if encode is None:
+            self.features = self.cached = None
+            return
+        if dim < 1:
+            raise ValueError(f"the feature cache needs the features' size, got dim={dim}")
+        rows = (self.size, self.num_envs)
+        self.features = torch.zeros(*rows, dim, device=self.device)
+        self.cached = torch.zeros(*rows, dtype=torch.bool, device=self.device)
+
+    @torch.no_grad()
+    def features_at(self, rows: Tensor, env: Tensor) -> Tensor:
+        """The cached features of the slots ``(rows, env)`` (index tensors of one shape ``S``):
+        ``(*S, dim)``; the slots not cached yet are encoded first, all in one ``encode`` call."""
+        if self._encode is None or self.features is None or self.cached is None:
+            raise RuntimeError("no feature cache: call cache_features first")
+        features, cached = self.features.view(-1, self.features.shape[-1]), self.cached.view(-1)
+        slots = (rows * self.num_envs + env).flatten()
+        missing = slots[~cached[slots]].unique()
+        if missing.numel() > 0:
+            fresh = self._encode(self.obs_at(missing // self.num_envs, missing % self.num_envs))
+            features[missing] = fresh.to(features.dtype)
+            cached[missing] = True
+        return features[slots].view(*rows.shape, features.shape[-1])
 
     # --- sampling ---------------------------------------------------------------------------
     def can_sample(self, nstep: int = 1) -> bool:
@@ -184,7 +231,8 @@ class ReplayBuffer:
         of the k-th reward, for rewards the learner computes itself, e.g. intrinsic ones); with
         ``frames=True`` also ``frames`` ``(B, n+1, …)``, every observation of the window, and
         ``actions`` ``(B, n, …)``, every action of it (``actions[:, k]`` leads from ``frames[:, k]``
-        to ``frames[:, k+1]``).
+        to ``frames[:, k+1]``); with a feature cache (:meth:`cache_features`) also
+        ``obs_features`` and ``next_obs_features`` ``(B, dim)``.
         """
         if nstep < 1:
             raise ValueError(f"nstep must be ≥ 1, got {nstep}")
@@ -242,6 +290,9 @@ class ReplayBuffer:
         if frames:
             batch["frames"] = self.obs_at(window, envs)
             batch["actions"] = self.action[window[:, 1:], envs[:, 1:]]
+        if self._encode is not None:  # obs and next_obs in one call: their misses are encoded together
+            both = self.features_at(torch.stack([start, window[:, -1]]), torch.stack([env, env]))
+            batch["obs_features"], batch["next_obs_features"] = both[0], both[1]
         return batch
 
     # --- checkpointing ----------------------------------------------------------------------
@@ -258,3 +309,5 @@ class ReplayBuffer:
                     f"{tuple(own.shape)}: capacity, num_envs or the observation shape changed"
                 )
             own.copy_(value.to(self.device))
+        if self.cached is not None:
+            self.cached.zero_()  # other frames: nothing cached holds

@@ -16,6 +16,19 @@ stack of identical frames gives exactly the pretrained response; motion shows as
 ``"last"`` keeps the pretrained filters on the newest frame and zeros on the others (exactly the
 pretrained features of the current frame at the start; a frozen encoder then never sees motion).
 ``frame_stack: 1`` on the DataModule avoids the question (and the motion information).
+
+A frozen encoder (``freeze_encoder``) is cheap: without augmentation in front of it
+(``frozen_augmentation: false``, the default — why, in
+:mod:`palm_lightning.agents.drq_epsilon`'s docstring) its features are a function of the frame, so
+the stream's replay buffer caches them per slot (encoded when a batch first draws the slot, dropped
+when the slot is overwritten) and an update trains the dueling head alone on cached features. One
+busy CPU thread, a 64×64 PALM-sized encoder: 6 ms per update instead of 52 ms (frozen, as before:
+augmented, uncached) or 98 ms fine-tuned (configs/atari/finetune.yaml; ``benchmarks/atari.py
+--sections frozen``). The cache costs ``buffer_capacity × out_dim`` float32 (100 000 × 256:
+102 MB); an encoder with a large ``out_dim`` (``repr_dim: null``: the flat conv map) makes it
+large, and ``frozen_augmentation: true`` turns it off. The frozen encoder stays in eval mode:
+Lightning's "Found N module(s) in eval mode at the start of training" warning is about it, and
+expected.
 """
 
 from __future__ import annotations
@@ -105,6 +118,7 @@ class AtariFinetuneHParams:
     shift_pad: int
     intensity_scale: float
     grad_clip: float | None
+    frozen_augmentation: bool
     eval_every: int
     eval_episodes: int
     eval_max_steps: int | None
@@ -127,13 +141,16 @@ class AtariFinetune(L.LightningModule):
             ``.ckpt`` (e.g. a PALM run's), as the probes take it.
         random_init: with a path, the file's architecture freshly initialised (the "random
             encoder" baseline of the probes).
-        freeze_encoder: train only the Q head on fixed features.
+        freeze_encoder: train only the Q head on fixed features (cached unless
+            ``frozen_augmentation``: see the module docstring).
         stack_init: how a one-channel encoder's first convolution takes the frame stack
             (``"mean"`` or ``"last"``, see the module docstring).
         scratch_channels, scratch_layers, scratch_repr_dim: the scratch encoder's size.
         hidden_dim … grad_clip: :class:`~palm_lightning.agents.drq_epsilon.DrQEpsilonAgent`'s
             (DrQ(ε)'s published values by default; the stream holds batch size, n-step, γ and the
             min replay history).
+        frozen_augmentation: with ``freeze_encoder``, keep DrQ's augmentation in front of the frozen
+            encoder (no feature cache then). Off by default: see the module docstring.
         eval_every: evaluate every that many updates (0: only after the last update).
         eval_episodes: evaluation games per evaluation.
         eval_max_steps: cut evaluation games after that many agent steps (``None``: the game's
@@ -162,6 +179,7 @@ class AtariFinetune(L.LightningModule):
         shift_pad: int = 4,
         intensity_scale: float = 0.05,
         grad_clip: float | None = None,
+        frozen_augmentation: bool = False,
         eval_every: int = 0,
         eval_episodes: int = 10,
         eval_max_steps: int | None = None,
@@ -193,6 +211,7 @@ class AtariFinetune(L.LightningModule):
             shift_pad=shift_pad,
             intensity_scale=intensity_scale,
             grad_clip=grad_clip,
+            frozen_augmentation=frozen_augmentation,
             eval_every=eval_every,
             eval_episodes=eval_episodes,
             eval_max_steps=eval_max_steps,
@@ -244,6 +263,7 @@ class AtariFinetune(L.LightningModule):
                 shift_pad=hp.shift_pad,
                 intensity_scale=hp.intensity_scale,
                 grad_clip=hp.grad_clip,
+                frozen_augmentation=hp.frozen_augmentation,
             )
         return self.agent
 
@@ -261,7 +281,12 @@ class AtariFinetune(L.LightningModule):
 
     # --- acting -----------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
-        attached_datamodule(self).attach_policy(self.act)
+        dm = attached_datamodule(self)
+        dm.attach_policy(self.act)
+        agent = self._agent()
+        if agent.caches_features:  # a frozen encoder's features, kept per replay slot
+            assert dm.buffer is not None  # made in setup()
+            dm.buffer.cache_features(agent.encode, agent.q.out_dim)
 
     def act(self, obs: Tensor, env_steps: int, eval_mode: bool = False, task: Tensor | None = None) -> Tensor:
         return self._agent().act(obs.to(self.device), env_steps, eval_mode)
@@ -292,7 +317,10 @@ class AtariFinetune(L.LightningModule):
         agent = self._agent()
         transition = Transition(batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"])
         (optimizer,) = module_optimizers(self)
-        logs = agent.update(transition, int(batch["env_steps"]), {"q": optimizer}, backward=self.manual_backward)
+        features = (batch["obs_features"], batch["next_obs_features"]) if "obs_features" in batch else None
+        logs = agent.update(
+            transition, int(batch["env_steps"]), {"q": optimizer}, backward=self.manual_backward, features=features
+        )
         logs["train/env_steps"] = batch["env_steps"].float()
         logs["train/updates"] = agent.updates.float()
         self.log_dict(logs, prog_bar=False)
