@@ -78,7 +78,13 @@ def run_dir(out: Path, key: str, seed: int) -> Path:
 
 
 def train(
-    row: Row, seed: int, out: Path, data_dir: str | None, name: str | None = None, overrides: tuple[str, ...] = ()
+    row: Row,
+    seed: int,
+    out: Path,
+    data_dir: str | None,
+    name: str | None = None,
+    overrides: tuple[str, ...] = (),
+    seed_data: bool = True,
 ) -> Path:
     """Train ``row`` for ``seed`` through the CLI (skipped when it finished before: ``trained.json``;
     resumed from its ``last.ckpt`` when it was interrupted).
@@ -86,7 +92,8 @@ def train(
     The run is ``out/<name>/version_0`` (``name`` defaults to ``<row key>_s<seed>``); ``overrides``
     are extra command-line arguments after the configs (``scripts/palm_sweep.py`` uses them).
     ``data_dir`` goes to the real-image baselines (``None``: the configs read no dataset, e.g.
-    ``scripts/ear_adaptation.py``'s environments).
+    ``scripts/ear_adaptation.py``'s environments). ``seed_data`` also gives ``seed`` to the
+    DataModule (off: the data's own seed, e.g. Atari frames collected once for every seed).
     """
     name = name or f"{row.key}_s{seed}"
     run = out / name / "version_0"
@@ -100,8 +107,7 @@ def train(
         *overrides,
         "--seed_everything",
         str(seed),
-        "--data.init_args.seed",
-        str(seed),
+        *(("--data.init_args.seed", str(seed)) if seed_data else ()),
         "--trainer.logger.init_args.save_dir",
         str(out),
         "--trainer.logger.init_args.name",

@@ -1,0 +1,365 @@
+"""Issue 16's Atari tables: the AtariARI state probe and DrQ(ε) fine-tuning, every encoder on the same protocol.
+
+Encoders (``--rows``; all of PALM-Atari's architecture, a ``DrQEncoder`` on one 64×64 grayscale frame):
+
+- ``random_encoder`` (``palm_apt``'s architecture, untrained), ``pixels`` (probe only),
+  ``supervised`` (the same encoder trained on the RAM labels: the probe's upper bound,
+  ``configs/baselines/supervised_atari.yaml``), ``simsiam_real`` (SimSiam on the real frames,
+  ``configs/baselines/simsiam_atari.yaml``);
+- ``palm_apt`` (``configs/palm_atari.yaml``) and ``palm_random_policy`` (the same with
+  ``configs/palm_variants/random_policy.yaml``), both with ``configs/budget/atari.yaml`` on top.
+
+Probe (``--probe``): ``configs/eval/atari_probe.yaml`` (``--probe-config`` for another), weighted F1
+per game (the mean of AtariARI's category means) and over games; per-variable F1 goes to the
+probe's TensorBoard run and the cached ``probe.json``.
+
+RL (``--rl``): ``configs/atari/finetune.yaml`` at 64×64 with each encoder fine-tuned (``_ft``) or
+frozen (``_frozen``); ``scratch`` is the same architecture freshly initialised and fine-tuned —
+the from-scratch agent of the comparison. Scores: the evaluation games after the last update, raw
+and human-normalised, per game, and the IQM over every (game, seed) of a row.
+
+    python scripts/atari_table.py --train --seeds 0 --rows palm_apt           # trains or resumes the encoders
+    python scripts/atari_table.py --probe --seeds 0 1 2                         # the probe table
+    python scripts/atari_table.py --rl --train --seeds 0 1                     # the CPU protocol (see CPU_GAMES)
+    python scripts/atari_table.py --probe --rl --seeds 0 1 --json docs/results/atari.json
+
+Encoder runs go to ``runs/atari_table/<row>_s<seed>/version_0/`` (PALM's data seed follows the
+seed; the frame-trained baselines keep the frames' seed 0, so every row sees the same frames), probe
+results are cached in ``probe.json`` there, RL runs in ``runs/atari_table/rl/<rl row>_<game>_s<seed>/``
+with their scores in ``scores.json`` (``--force-eval`` recomputes the probe). Interrupted runs resume
+from their ``last.ckpt`` the next time ``--train`` reaches them. Two processes can share the work:
+give each its own ``--rows`` (or ``--games``) and ``OMP_NUM_THREADS=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from representation_table import CONFIGS, ROOT, Row, finished, run_dir, train
+
+BUDGET = "budget/atari.yaml"
+ROWS = (
+    Row("random_encoder", "random encoder (same architecture, untrained)", encoder="random:palm_apt"),
+    Row("pixels", "raw pixels", encoder="pixels"),
+    Row("supervised", "supervised on the RAM labels (upper bound)", ("baselines/supervised_atari.yaml",)),
+    Row("simsiam_real", "SimSiam on real frames", ("baselines/simsiam_atari.yaml",)),
+    Row("palm_apt", "PALM-Atari, APT", ("palm_atari.yaml", BUDGET)),
+    Row(
+        "palm_random_policy",
+        "PALM-Atari, random policy",
+        ("palm_atari.yaml", "palm_variants/random_policy.yaml", BUDGET),
+    ),
+)
+ROW_BY_KEY = {row.key: row for row in ROWS}
+
+
+@dataclasses.dataclass(frozen=True)
+class RLRow:
+    """An RL row: which encoder initialises the agent, and whether it is trained with the Q head."""
+
+    key: str
+    title: str
+    encoder: str  # a probe row's key, or "scratch" (palm_apt's architecture, untrained)
+    freeze: bool
+
+
+RL_ROWS = (
+    RLRow("scratch", "from scratch (same architecture)", "scratch", freeze=False),
+    RLRow("palm_apt_ft", "PALM-Atari APT, fine-tuned", "palm_apt", freeze=False),
+    RLRow("palm_apt_frozen", "PALM-Atari APT, frozen", "palm_apt", freeze=True),
+    RLRow("palm_random_policy_ft", "PALM-Atari random policy, fine-tuned", "palm_random_policy", freeze=False),
+    RLRow("palm_random_policy_frozen", "PALM-Atari random policy, frozen", "palm_random_policy", freeze=True),
+    RLRow("simsiam_real_ft", "SimSiam on real frames, fine-tuned", "simsiam_real", freeze=False),
+    RLRow("simsiam_real_frozen", "SimSiam on real frames, frozen", "simsiam_real", freeze=True),
+    RLRow("random_encoder_frozen", "random encoder, frozen", "scratch", freeze=True),
+)
+RL_ROW_BY_KEY = {row.key: row for row in RL_ROWS}
+SCREEN = 64  # PALM-Atari's frames
+# The CPU protocol (our choice, not yet measured for which games learning shows this early): three of the
+# six PALM-Atari games, dense-reward ones (Pong's and Freeway's first points are rare for an agent this
+# young), 20 000 agent steps (a fifth of Atari-100k), 2 seeds. Measured update costs (configs/atari/finetune.yaml,
+# one busy thread): fine-tuned PALM-sized encoder 62-100 ms, frozen (cached features) 6 ms. 4 fine-tuned
+# rows x 3 games x 2 seeds x 18 400 updates x ~80 ms ≈ 10 h of one thread, the frozen rows ~1.5 h: ≈ 6 h on
+# two lanes, within the issue's 8 hours.
+CPU_GAMES = ("Boxing", "Seaquest", "MsPacman")
+
+
+def checkpoint(out: Path, key: str, seed: int) -> Path:
+    return run_dir(out, key, seed) / "checkpoints" / "last.ckpt"
+
+
+def train_encoder(row: Row, seed: int, out: Path, data_dir: str) -> Path:
+    """Train (or resume) one encoder run; the frame-trained baselines keep the frames' own seed."""
+    palm = row.configs[0].startswith("palm")
+    return train(row, seed, out, data_dir, seed_data=palm)
+
+
+def require(out: Path, key: str, seed: int, train_missing: bool, data_dir: str) -> Path:
+    if not finished(out, key, seed):
+        if not train_missing:
+            sys.exit(f"{run_dir(out, key, seed)} is not trained: run with --train")
+        train_encoder(ROW_BY_KEY[key], seed, out, data_dir)
+    return checkpoint(out, key, seed)
+
+
+# --- the state probe ---------------------------------------------------------------------------------
+def probe_encoder(row: Row, seed: int, out: Path, train_missing: bool, data_dir: str) -> tuple[str, bool]:
+    """The probe's ``encoder`` argument and ``random_init`` for a row."""
+    if row.encoder == "pixels":
+        return "pixels", False
+    if row.encoder.startswith("random:"):
+        return str(require(out, row.encoder.split(":", 1)[1], seed, train_missing, data_dir)), True
+    return str(require(out, row.key, seed, train_missing, data_dir)), False
+
+
+def run_probe(
+    row: Row, seed: int, out: Path, config: Path, train_missing: bool, data_dir: str, force: bool
+) -> dict[str, Any]:
+    """The probe's results for one row and seed (cached in the row's run directory)."""
+    import lightning as L
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from palm_lightning.datamodules import AtariFramesDataModule
+    from palm_lightning.models import AtariStateProbe
+
+    cache = run_dir(out, row.key, seed) / "probe.json"
+    if cache.is_file() and not force:
+        return json.loads(cache.read_text())
+    encoder, random_init = probe_encoder(row, seed, out, train_missing, data_dir)
+    spec = yaml.safe_load(config.read_text())
+    data_args = {**spec["data"]["init_args"], "data_dir": data_dir, "serve_ram": True}
+    model_args = {**spec["model"]["init_args"], "encoder": encoder, "random_init": random_init, "seed": seed}
+    if encoder != "pixels":
+        model_args["image_shape"] = None
+    L.seed_everything(seed)  # the random encoder's draw
+    start = time.time()
+    model = AtariStateProbe(**model_args)
+    datamodule = AtariFramesDataModule(**data_args)
+    logger = TensorBoardLogger(str(out), name=f"{row.key}_s{seed}", version="probe")
+    L.Trainer(logger=logger, enable_progress_bar=False, enable_checkpointing=False, accelerator="auto", devices=1).test(
+        model, datamodule=datamodule
+    )
+    results = {**model.results, "seconds": round(time.time() - start), "encoder": encoder, "random_init": random_init}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(results, indent=1))
+    print(f"probe {row.key} seed {seed}: F1 {results.get('mean_f1', float('nan')):.3f} ({results['seconds']} s)")
+    return results
+
+
+# --- RL fine-tuning ------------------------------------------------------------------------------------
+def rl_run(
+    rl: RLRow,
+    game: str,
+    seed: int,
+    out: Path,
+    agent_steps: int,
+    overrides: list[str],
+    train_missing: bool,
+    data_dir: str,
+) -> dict[str, Any]:
+    """Train (or read) one DrQ(ε) run and return its scores (cached in ``scores.json``)."""
+    name = f"{rl.key}_{game}_s{seed}"
+    rl_out = out / "rl"
+    run = rl_out / name / "version_0"
+    cache = run / "scores.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    if not train_missing:
+        sys.exit(f"{run} is not trained: run with --rl --train")
+    source = "palm_apt" if rl.encoder == "scratch" else rl.encoder
+    encoder = require(out, source, seed, train_missing, data_dir)
+    seed_steps = 1600  # DrQ(ε)'s min replay history (configs/atari/finetune.yaml)
+    args = [
+        "--data.init_args.game",
+        game,
+        "--data.init_args.screen_size",
+        str(SCREEN),
+        "--data.init_args.seed",
+        str(seed),
+        "--trainer.max_steps",
+        str(agent_steps - seed_steps),
+        "--model.init_args.encoder",
+        str(encoder),
+        "--model.init_args.random_init",
+        str(rl.encoder == "scratch").lower(),
+        "--model.init_args.freeze_encoder",
+        str(rl.freeze).lower(),
+        *overrides,
+    ]
+    trained = train(Row(rl.key, rl.title, ("atari/finetune.yaml",)), seed, rl_out, None, name, tuple(args), False)
+    scores = read_scores(trained.parent.parent, game)
+    cache.write_text(json.dumps(scores, indent=1))
+    return scores
+
+
+def read_scores(run: Path, game: str) -> dict[str, Any]:
+    """The last evaluation's mean game score of a finished run, raw and human-normalised."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from palm_lightning.datamodules.atari_game import human_normalized_score
+
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    if "eval/episode_return" not in tags:
+        raise RuntimeError(f"{run} logged no eval/episode_return: did the run finish?")
+    score = acc.Scalars("eval/episode_return")[-1].value
+    train_scores = [e.value for e in acc.Scalars("train/episode_return")] if "train/episode_return" in tags else []
+    return {
+        "game": game,
+        "eval_return": score,
+        "eval_hns": human_normalized_score(game, score),
+        "train_return_last": train_scores[-1] if train_scores else None,
+        "train_episodes_logged": len(train_scores),
+    }
+
+
+def iqm(values: list[float]) -> float:
+    """Interquartile mean (Agarwal et al. 2021): the mean of the middle 50% of the sorted values,
+    with fractional weights at the edges when the count is not a multiple of 4."""
+    x = sorted(values)
+    n = len(x)
+    if n == 0:
+        return float("nan")
+    lo, hi = 0.25 * n, 0.75 * n
+    total = 0.0
+    for i, v in enumerate(x):
+        weight = max(0.0, min(i + 1, hi) - max(i, lo))
+        total += weight * v
+    return total / (hi - lo)
+
+
+def summary(values: list[float]) -> dict[str, float | int | None]:
+    return {
+        "mean": statistics.mean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else None,
+        "n": len(values),
+    }
+
+
+def cell(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    if not values:
+        return "–"
+    std = statistics.stdev(values) * scale if len(values) > 1 else 0.0
+    return f"{statistics.mean(values) * scale:.{digits}f} ± {std:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rows", nargs="+", default=[r.key for r in ROWS], choices=list(ROW_BY_KEY))
+    parser.add_argument("--rl-rows", nargs="+", default=[r.key for r in RL_ROWS], choices=list(RL_ROW_BY_KEY))
+    parser.add_argument("--train", action="store_true", help="train (or resume) what is missing")
+    parser.add_argument("--probe", action="store_true", help="the state-probe table")
+    parser.add_argument("--probe-config", type=Path, default=CONFIGS / "eval" / "atari_probe.yaml")
+    parser.add_argument("--rl", action="store_true", help="the RL fine-tuning table")
+    parser.add_argument("--games", nargs="+", default=list(CPU_GAMES), help="RL games (gymnasium names)")
+    parser.add_argument("--agent-steps", type=int, default=20_000, help="agent steps per RL run (Atari-100k: 100000)")
+    parser.add_argument("--rl-override", nargs="*", default=[], help="extra CLI arguments for every RL run")
+    parser.add_argument("--force-eval", action="store_true", help="recompute cached probe results")
+    parser.add_argument("--json", type=Path, help="write the tables in the docs/results JSON shape")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "atari_table")
+    parser.add_argument("--data-dir", default=str(ROOT / "data"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    tables: list[dict[str, Any]] = []
+    command = "python scripts/atari_table.py " + " ".join(sys.argv[1:])
+
+    if not args.probe and not args.rl:  # training only
+        if not args.train:
+            parser.error("nothing to do: give --train, --probe and/or --rl")
+        for seed in args.seeds:
+            for key in args.rows:
+                row = ROW_BY_KEY[key]
+                if row.configs:
+                    train_encoder(row, seed, args.out, args.data_dir)
+                elif row.encoder.startswith("random:"):
+                    require(args.out, row.encoder.split(":", 1)[1], seed, True, args.data_dir)
+
+    if args.probe:
+        per_row: dict[str, dict[str, list[float]]] = {}
+        for key in args.rows:
+            for seed in args.seeds:
+                found = run_probe(
+                    ROW_BY_KEY[key], seed, args.out, args.probe_config, args.train, args.data_dir, args.force_eval
+                )
+                for game, result in found.items():
+                    if isinstance(result, dict) and "mean_f1" in result:
+                        per_row.setdefault(key, {}).setdefault(game, []).append(100 * result["mean_f1"])
+                per_row.setdefault(key, {}).setdefault("mean", []).append(100 * found["mean_f1"])
+        games = sorted({g for by_game in per_row.values() for g in by_game if g != "mean"})
+        print("\n| encoder | " + " | ".join(games) + " | mean |\n|---|" + "---:|" * (len(games) + 1))
+        for key, by_game in per_row.items():
+            print(f"| {key} | " + " | ".join(cell(by_game.get(g, [])) for g in [*games, "mean"]) + " |")
+        tables.append(
+            {
+                "name": f"AtariARI state probe: weighted F1 (%) per game and mean, seeds {args.seeds}",
+                "command": command,
+                "rows": [
+                    {"name": key, "metrics": {f"f1_{g}": summary(v) for g, v in by_game.items()}}
+                    for key, by_game in per_row.items()
+                ],
+            }
+        )
+
+    if args.rl:
+        per_rl: dict[str, dict[str, list[float]]] = {}
+        hns: dict[str, list[float]] = {}
+        for key in args.rl_rows:
+            for game in args.games:
+                for seed in args.seeds:
+                    found = rl_run(
+                        RL_ROW_BY_KEY[key],
+                        game,
+                        seed,
+                        args.out,
+                        args.agent_steps,
+                        args.rl_override,
+                        args.train,
+                        args.data_dir,
+                    )
+                    per_rl.setdefault(key, {}).setdefault(f"return_{game}", []).append(found["eval_return"])
+                    per_rl[key].setdefault(f"hns_{game}", []).append(found["eval_hns"])
+                    hns.setdefault(key, []).append(found["eval_hns"])
+        print("\n| agent | " + " | ".join(args.games) + " | IQM HNS |\n|---|" + "---:|" * (len(args.games) + 1))
+        for key, by_metric in per_rl.items():
+            cells = [cell(by_metric[f"return_{g}"]) for g in args.games]
+            print(f"| {key} | " + " | ".join(cells) + f" | {iqm(hns[key]):.3f} |")
+        tables.append(
+            {
+                "name": f"DrQ(ε) on {', '.join(args.games)}, {args.agent_steps} agent steps, seeds {args.seeds}: "
+                "evaluation game score and human-normalised score (hns); iqm_hns over every (game, seed)",
+                "command": command,
+                "rows": [
+                    {
+                        "name": key,
+                        "metrics": {
+                            **{m: summary(v) for m, v in by_metric.items()},
+                            "iqm_hns": {"mean": iqm(hns[key]), "std": None, "n": len(hns[key])},
+                        },
+                    }
+                    for key, by_metric in per_rl.items()
+                ],
+            }
+        )
+
+    if args.json and tables:
+        doc = json.loads(args.json.read_text()) if args.json.is_file() else {"tables": []}
+        names = {t["name"] for t in tables}
+        doc["tables"] = [t for t in doc.get("tables", []) if t["name"] not in names] + tables
+        args.json.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    print(f"\n({time.time() - started:.0f} s; torch {torch.__version__})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""scripts/atari_table.py: its rows point at real configs, its IQM is Agarwal et al.'s, it reads
+an RL run's last evaluation, and its probe wiring runs the AtariARI probe on tiny cached frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cli_runner import REPO
+from tests.script_loader import load_repo_script
+from tests.test_atari_baselines import tiny_atari
+
+
+@pytest.fixture
+def table(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    return load_repo_script("scripts/atari_table.py", monkeypatch)
+
+
+def test_rows_name_existing_configs_and_encoders(table) -> None:
+    for row in table.ROWS:
+        for config in row.configs:
+            assert (REPO / "configs" / config).is_file(), config
+        if row.encoder.startswith("random:"):
+            assert table.ROW_BY_KEY[row.encoder.split(":", 1)[1]].configs
+    for rl in table.RL_ROWS:
+        assert rl.encoder == "scratch" or table.ROW_BY_KEY[rl.encoder].configs, rl.key
+    # the budget overlay sets the size only: a callbacks list would merge into palm_atari.yaml's by index
+    budget = yaml.safe_load((REPO / "configs" / table.BUDGET).read_text())
+    assert set(budget) == {"trainer"} and "callbacks" not in budget["trainer"]
+
+
+def test_iqm_is_the_mean_of_the_middle_half(table) -> None:
+    assert table.iqm([1.0, 2.0, 3.0, 4.0]) == pytest.approx(2.5)
+    assert table.iqm([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.0]) == pytest.approx(3.5)  # the outlier is cut
+    assert table.iqm([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(3.0)  # fractional edge weights
+    assert table.iqm([7.0]) == pytest.approx(7.0)
+
+
+def test_read_scores_takes_the_last_evaluation(table, tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path))
+    for step, score in ((10, 1.0), (20, 5.0)):
+        writer.add_scalar("eval/episode_return", score, step)
+    writer.add_scalar("train/episode_return", -3.0, 15)
+    writer.close()
+    scores = table.read_scores(tmp_path, "Boxing")
+    assert scores["eval_return"] == 5.0 and scores["train_return_last"] == -3.0
+    assert scores["eval_hns"] == pytest.approx((5.0 - 0.1) / (12.1 - 0.1))  # Boxing: random 0.1, human 12.1
+    empty = tmp_path / "empty"
+    SummaryWriter(str(empty)).close()
+    with pytest.raises(RuntimeError, match="no eval/episode_return"):
+        table.read_scores(empty, "Boxing")
+
+
+def test_probe_row_runs_the_state_probe_and_caches_it(table, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    dm = tiny_atari(data)  # Pong and Boxing, 16×16 synthetic frames cached in data/atari
+    config = tmp_path / "probe.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"init_args": {"encoder": "pixels", "image_shape": [1, 16, 16], "max_epochs": 3}},
+                "data": {
+                    "init_args": {
+                        "games": ["Pong", "Boxing"],
+                        "frames_per_game": 300,
+                        "screen_size": 16,
+                        "min_episode_length": 0,
+                        "batch_size": 64,
+                    }
+                },
+            }
+        )
+    )
+    assert dm.roms == ("pong", "boxing")
+    out = tmp_path / "runs"
+    results = table.run_probe(table.ROW_BY_KEY["pixels"], 0, out, config, False, str(data), False)
+    assert set(results) >= {"pong", "boxing", "mean_f1"}
+    assert 0.0 <= results["mean_f1"] <= 1.0 and results["encoder"] == "pixels"
+    cache = out / "pixels_s0" / "version_0" / "probe.json"
+    assert json.loads(cache.read_text())["mean_f1"] == results["mean_f1"]
+    (cache.parent / "marker").write_text("")
+    again = table.run_probe(table.ROW_BY_KEY["pixels"], 0, out, config, False, str(data), False)
+    assert again == json.loads(cache.read_text())  # read back, not recomputed
+
+
+def test_a_row_that_needs_an_untrained_run_says_how_to_train_it(table, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="is not trained: run with --train"):
+        table.probe_encoder(table.ROW_BY_KEY["random_encoder"], 0, tmp_path, False, str(tmp_path))
