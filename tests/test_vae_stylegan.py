@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from palm_lightning.checkpoints import CheckpointError, describe, load_network
 from palm_lightning.models import VAEStyleGAN
-from palm_lightning.nn.latent_encoder import ConditionalLatentEncoder, gaussian_kl
+from palm_lightning.nn.latent_encoder import ConditionalLatentEncoder, clamp_passing_gradient, gaussian_kl
 from tests.test_stylegan_module import TINY, tiny_data
 
 
@@ -113,3 +113,18 @@ def test_generator_configs_parse(tmp_path: Path, config: str, expected: list[str
     assert result.returncode == 0, result.stderr[-500:]
     assert "class_path: palm_lightning.models.VAEStyleGAN" in result.stdout
     assert all(line in result.stdout for line in expected)
+
+
+def test_log_variance_bound_keeps_the_kls_pull_on_a_pinned_dimension() -> None:
+    x = torch.tensor([-40.0, 0.0, 3.0, 40.0], requires_grad=True)
+    y = clamp_passing_gradient(x, -12.0, 6.0)
+    assert y.tolist() == [-12.0, 0.0, 3.0, 6.0]
+    y.sum().backward()
+    assert x.grad is not None and x.grad.tolist() == [1.0, 1.0, 1.0, 1.0]
+    # the encoder's output overshoots far: a plain clamp would give it no gradient at all
+    log_variance = torch.tensor([[40.0, 2.0]], requires_grad=True)
+    gaussian_kl(torch.zeros(1, 2), clamp_passing_gradient(log_variance, -12.0, 6.0)).sum().backward()
+    assert log_variance.grad is not None and bool((log_variance.grad > 1.0).all())  # the KL pushes both down
+    plain = torch.tensor([[40.0, 2.0]], requires_grad=True)
+    gaussian_kl(torch.zeros(1, 2), plain.clamp(-12.0, 6.0)).sum().backward()
+    assert plain.grad is not None and plain.grad[0, 0].item() == 0.0  # the trap this avoids
