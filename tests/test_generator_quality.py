@@ -113,6 +113,17 @@ def test_pixel_nearest_neighbour_check_tells_copies_novel_and_off_manifold(data_
     assert "÷ test's" in generator_quality.format_table(rows)
 
 
+def test_pixel_variety_sees_one_image_per_class(data_and_classifier) -> None:
+    dm, classifier = data_and_classifier
+    unseen = ReplayGenerator(dm.normalize(dm.test_set.images), dm.test_set.labels)
+    one_each = ReplayGenerator(dm.normalize(dm.test_set.images), dm.test_set.labels)
+    one_each.by_class = [images[:1] for images in one_each.by_class]  # z changes nothing
+    varied = generator_quality.evaluate(unseen, classifier, dm, num_samples=60, pixel_nn=60)[2]
+    collapsed = generator_quality.evaluate(one_each, classifier, dm, num_samples=60, pixel_nn=60)[2]
+    assert varied.pixel_variety_ratio is not None and 0.7 < varied.pixel_variety_ratio < 1.3
+    assert collapsed.pixel_variety_ratio == pytest.approx(0.0, abs=1e-6)
+
+
 def test_nearest_train_distance_stays_within_class() -> None:
     train = torch.tensor([[0.0, 0.0], [10.0, 10.0]])
     queries = torch.tensor([[9.0, 9.0], [1.0, 1.0]])

@@ -37,6 +37,10 @@ six Atari games apart needs none of their sprites): for ``N`` images of each row
 distance to the nearest *training* image of the same class, as a median, divided by the same
 median for real *test* images. About 1: as far from the training set as unseen real frames; near
 0: copies of training images (memorisation); well above 1: off the data manifold (blur, artefacts).
+The same N images also give the **pixel variety**: the mean RMS pixel distance between two images of
+the same class, divided by that of real test images — near 0 when z barely changes the image (one
+frame per class, which neither the classifier's features nor the nearest-neighbour check sees on
+Atari), about 1 when samples differ as much as real frames do.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ class QualityRow:
     diversity: float = 1.0
     pixel_nn: float | None = None  # median RMS pixel distance to the nearest same-class train image
     pixel_nn_ratio: float | None = None  # pixel_nn / the real test images' pixel_nn
+    pixel_variety_ratio: float | None = None  # within-class pairwise pixel distance / the real test images'
 
 
 @torch.no_grad()
@@ -138,6 +143,22 @@ def nearest_train_distance(
             nearest = torch.cdist(flat_queries[part], bank).min(dim=1).values
             out[part] = nearest / pixels**0.5
     return out
+
+
+@torch.no_grad()
+def within_class_pixel_distance(images: Tensor, labels: Tensor) -> float:
+    """Mean RMS pixel distance between two different images of the same class, averaged over the
+    classes with at least two images (NaN if none has)."""
+    flat = images.flatten(1).float()
+    means = []
+    for k in labels.unique().tolist():
+        members = flat[labels == k]
+        n = len(members)
+        if n < 2:
+            continue
+        distances = torch.cdist(members, members) / flat.shape[1] ** 0.5
+        means.append(float(distances.sum() / (n * (n - 1))))  # the diagonal is 0
+    return sum(means) / len(means) if means else float("nan")
 
 
 def score(
@@ -229,10 +250,12 @@ def evaluate(
                 test_images[test_pick], datamodule.test_set.labels[test_pick], bank, bank_labels
             ).nanmedian()
         )
-        rows[0].pixel_nn, rows[0].pixel_nn_ratio = test_median, 1.0
+        rows[0].pixel_nn, rows[0].pixel_nn_ratio, rows[0].pixel_variety_ratio = test_median, 1.0, 1.0
+        test_variety = within_class_pixel_distance(test_images[test_pick], datamodule.test_set.labels[test_pick])
         for row, (images, labels) in zip(rows[2:], samples, strict=True):
             row.pixel_nn = float(nearest_train_distance(images, labels, bank, bank_labels).nanmedian())
             row.pixel_nn_ratio = row.pixel_nn / test_median if test_median > 0 else float("inf")
+            row.pixel_variety_ratio = within_class_pixel_distance(images, labels) / test_variety
     return rows
 
 
@@ -241,8 +264,8 @@ def format_table(rows: list[QualityRow]) -> str:
     header = "| images | n | conditional accuracy | within-class diversity | Fréchet distance to test |"
     rule = "|---|---:|---:|---:|---:|"
     if with_nn:
-        header += " pixel NN distance (median) | ÷ test's |"
-        rule += "---:|---:|"
+        header += " pixel NN distance (median) | ÷ test's | pixel variety ÷ test's |"
+        rule += "---:|---:|---:|"
     lines = [header, rule]
     for r in rows:
         line = (
@@ -255,7 +278,8 @@ def format_table(rows: list[QualityRow]) -> str:
                 if r.pixel_nn is not None and r.pixel_nn_ratio is not None
                 else ("–", "–")
             )
-            line += f" {nn_cells[0]} | {nn_cells[1]} |"
+            variety = "–" if r.pixel_variety_ratio is None else f"{r.pixel_variety_ratio:.2f}"
+            line += f" {nn_cells[0]} | {nn_cells[1]} | {variety} |"
         lines.append(line)
     return "\n".join(lines)
 
