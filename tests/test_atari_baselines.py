@@ -15,6 +15,7 @@ import yaml
 
 from palm_lightning.evaluation.atari_ram import game_annotations
 from tests.cli_runner import REPO, run_cli
+from tests.test_baselines import trainer
 
 SIZE = 16
 TINY = dict(image_shape=(1, SIZE, SIZE), encoder_channels=8, encoder_layers=2, repr_dim=16)
@@ -59,20 +60,6 @@ def tiny_atari(directory: Path, serve_ram: bool = True, batch_size: int = 32):
         c = _frames(rom, seed=i)
         save_collection(dm.cache_path(rom), type(c)(c.frames, c.ram, c.episode, c.step, dm._expected_header(rom)))
     return dm
-
-
-def trainer(tmp_path: Path, steps: int, **kwargs) -> L.Trainer:
-    kwargs.setdefault("logger", False)
-    kwargs.setdefault("enable_checkpointing", False)
-    return L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        devices=1,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        **kwargs,
-    )
 
 
 # --- the supervised upper bound -----------------------------------------------------------------
