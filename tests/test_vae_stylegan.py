@@ -82,6 +82,18 @@ def test_reconstruction_term_reaches_generator_and_encoder() -> None:
     assert all(p.grad is None for p in model.discriminator.parameters())
 
 
+def test_encoder_gets_its_own_rate_and_betas_and_defaults_to_the_generators() -> None:
+    default = VAEStyleGAN(encoder_width=8, **TINY).configure_optimizers()[0]
+    assert default.param_groups[0]["lr"] == default.param_groups[1]["lr"] == 0.0025
+    assert default.param_groups[1]["betas"] == default.param_groups[0]["betas"]
+    model = VAEStyleGAN(encoder_width=8, encoder_lr=1e-4, encoder_betas=(0.9, 0.99), **TINY)
+    opt_g = model.configure_optimizers()[0]
+    generator_group, encoder_group = opt_g.param_groups
+    assert encoder_group["lr"] == 1e-4 and encoder_group["betas"] == (0.9, 0.99)
+    assert generator_group["lr"] != 1e-4 and generator_group["betas"] != (0.9, 0.99)
+    assert {id(p) for p in encoder_group["params"]} == {id(p) for p in model.encoder.parameters()}
+
+
 def test_warm_start_copies_a_saved_generator_and_rejects_another_configuration(tmp_path: Path) -> None:
     torch.manual_seed(0)
     source = VAEStyleGAN(**TINY).generator_ema

@@ -42,6 +42,8 @@ class VAEStyleGANHParams:
     kl_weight: float
     reconstruction_adversarial_weight: float
     init_generator: str | None
+    encoder_lr: float | None
+    encoder_betas: tuple[float, float] | None
 
 
 class VAEStyleGAN(ConditionalStyleGAN):
@@ -63,6 +65,12 @@ class VAEStyleGAN(ConditionalStyleGAN):
         init_generator: optional network file or checkpoint of a generator with the same
             configuration, copied into the generator and its EMA before training (a warm start,
             e.g. from the shipped StyleGAN). Ignored when resuming: the checkpoint's weights win.
+        encoder_lr: Adam learning rate of the encoder; ``None`` = the generator's ``lr``. Why apart:
+            StyleGAN's Adam (lr 0.0025, β₁ 0) suits a generator under an adversarial loss, but on Atari
+            frames it made the encoder unstable: KL spikes to 1e6 nats, posteriors 760–1 800 nats from
+            the prior at the end (Fashion-MNIST: ~20), so prior samples decoded to one average frame
+            per game. A VAE encoder's usual settings are a lower rate with momentum.
+        encoder_betas: Adam betas of the encoder; ``None`` = the generator's ``betas``.
     """
 
     def __init__(
@@ -72,6 +80,8 @@ class VAEStyleGAN(ConditionalStyleGAN):
         kl_weight: float = 0.01,
         reconstruction_adversarial_weight: float = 1.0,
         init_generator: str | None = None,
+        encoder_lr: float | None = None,
+        encoder_betas: tuple[float, float] | None = None,
         mode_seeking_weight: float = 0.0,
         **kwargs: Any,
     ) -> None:
@@ -82,6 +92,8 @@ class VAEStyleGAN(ConditionalStyleGAN):
             kl_weight=kl_weight,
             reconstruction_adversarial_weight=reconstruction_adversarial_weight,
             init_generator=init_generator,
+            encoder_lr=encoder_lr,
+            encoder_betas=encoder_betas,
         )
         self.encoder = ConditionalLatentEncoder(
             z_dim=self.hp.z_dim,
@@ -108,9 +120,15 @@ class VAEStyleGAN(ConditionalStyleGAN):
         self.generator_ema.load_state_dict(state)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        """The base optimisers, with the encoder trained by the generator's Adam (one more param group)."""
+        """The base optimisers, with the encoder trained by the generator's Adam (one more param group,
+        with its own rate and betas when ``encoder_lr`` / ``encoder_betas`` are set)."""
         opt_g, opt_d = super().configure_optimizers()
-        opt_g.add_param_group({"params": list(self.encoder.parameters())})
+        group: dict[str, Any] = {"params": list(self.encoder.parameters())}
+        if self.vae_hp.encoder_lr is not None:
+            group["lr"] = self.vae_hp.encoder_lr
+        if self.vae_hp.encoder_betas is not None:
+            group["betas"] = tuple(self.vae_hp.encoder_betas)
+        opt_g.add_param_group(group)
         return [opt_g, opt_d]
 
     def extra_generator_loss(self, real: Tensor, labels: Tensor) -> Tensor:
