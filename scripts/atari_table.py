@@ -2,7 +2,9 @@
 
 Encoders (``--rows``; all of PALM-Atari's architecture, a ``DrQEncoder`` on one 64×64 grayscale frame):
 
-- ``random_encoder`` (``palm_apt``'s architecture, untrained), ``pixels`` (probe only),
+- ``random_encoder`` (``palm_apt``'s architecture, untrained), ``pixels`` (probe only; frames
+  average-pooled 2×2 to 1 024 features, ``PIXEL_POOL``: full 64×64 pixels cost ~880 s per probe epoch
+  on one thread, over 10 h for the recipe),
   ``supervised`` (the same encoder trained on the RAM labels: the probe's upper bound,
   ``configs/baselines/supervised_atari.yaml``), ``simsiam_real`` (SimSiam on the real frames,
   ``configs/baselines/simsiam_atari.yaml``);
@@ -47,9 +49,10 @@ import yaml
 from representation_table import CONFIGS, ROOT, Row, finished, run_dir, train
 
 BUDGET = "budget/atari.yaml"
+PIXEL_POOL = 2  # the pixel row probes 2x2-pooled frames (1 024 features): 4 096 cost >= 10 h on this CPU
 ROWS = (
     Row("random_encoder", "random encoder (same architecture, untrained)", encoder="random:palm_apt"),
-    Row("pixels", "raw pixels", encoder="pixels"),
+    Row("pixels", "raw pixels, 2x2-pooled to 32x32", encoder="pixels"),
     Row("supervised", "supervised on the RAM labels (upper bound)", ("baselines/supervised_atari.yaml",)),
     Row("simsiam_real", "SimSiam on real frames", ("baselines/simsiam_atari.yaml",)),
     Row("palm_apt", "PALM-Atari, APT", ("palm_atari.yaml", BUDGET)),
@@ -140,6 +143,7 @@ def run_probe(
     model_args = {**spec["model"]["init_args"], "encoder": encoder, "random_init": random_init, "seed": seed}
     if encoder != "pixels":
         model_args["image_shape"] = None
+    model_args["pixel_pool"] = PIXEL_POOL if encoder == "pixels" else 1
     L.seed_everything(seed)  # the random encoder's draw
     start = time.time()
     model = AtariStateProbe(**model_args)
@@ -148,7 +152,13 @@ def run_probe(
     L.Trainer(logger=logger, enable_progress_bar=False, enable_checkpointing=False, accelerator="auto", devices=1).test(
         model, datamodule=datamodule
     )
-    results = {**model.results, "seconds": round(time.time() - start), "encoder": encoder, "random_init": random_init}
+    results = {
+        **model.results,
+        "seconds": round(time.time() - start),
+        "encoder": encoder,
+        "random_init": random_init,
+        "pixel_pool": model_args["pixel_pool"],
+    }
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(results, indent=1))
     print(f"probe {row.key} seed {seed}: F1 {results.get('mean_f1', float('nan')):.3f} ({results['seconds']} s)")

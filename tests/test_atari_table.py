@@ -82,6 +82,7 @@ def test_probe_row_runs_the_state_probe_and_caches_it(table, tmp_path: Path) -> 
     results = table.run_probe(table.ROW_BY_KEY["pixels"], 0, out, config, False, str(data), False)
     assert set(results) >= {"pong", "boxing", "mean_f1"}
     assert 0.0 <= results["mean_f1"] <= 1.0 and results["encoder"] == "pixels"
+    assert results["pixel_pool"] == table.PIXEL_POOL == 2
     cache = out / "pixels_s0" / "version_0" / "probe.json"
     assert json.loads(cache.read_text())["mean_f1"] == results["mean_f1"]
     cache.write_text(json.dumps({**results, "mean_f1": -1.0}))  # a value no probe computes

@@ -28,6 +28,7 @@ from palm_lightning.evaluation import (
     knn_votes,
     ood_metrics,
 )
+from palm_lightning.models.frozen_encoder import FrozenEncoder
 from palm_lightning.nn.encoders import DrQEncoder, PixelEncoder
 from tests.test_image_datamodules import write_cifar
 
@@ -73,6 +74,20 @@ def test_extract_features_names_both_shapes() -> None:
         extract_features(
             PixelEncoder((1, 32, 32)), torch.zeros(2, 1, 32, 32, dtype=torch.uint8), symmetric, batch_size=0
         )
+
+
+def test_pooled_pixels_average_blocks_and_refuse_a_pool_that_does_not_divide() -> None:
+    images = torch.arange(2 * 16, dtype=torch.float32).reshape(2, 1, 4, 4)
+    pooled = PixelEncoder((1, 4, 4), pool=2)
+    assert pooled.out_dim == 4
+    expected = images.reshape(2, 2, 2, 2, 2).mean(dim=(2, 4)).flatten(1)  # rows (i, di), cols (j, dj)
+    torch.testing.assert_close(pooled(images), expected)
+    assert pooled(images)[0, 0] == (0 + 1 + 4 + 5) / 4
+    with pytest.raises(ValueError, match=r"pool=3.*divisor"):
+        PixelEncoder((1, 4, 4), pool=3)
+    with pytest.raises(ValueError, match="only applies to encoder='pixels'"):
+        FrozenEncoder("some/encoder.pt", pixel_pool=2)
+    assert FrozenEncoder("pixels", image_shape=(1, 4, 4), pixel_pool=2).out_dim == 4
 
 
 # --- kNN votes ----------------------------------------------------------------------------------------

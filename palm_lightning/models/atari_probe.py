@@ -52,6 +52,7 @@ class AtariStateProbeHParams:
     encoder: str
     random_init: bool
     image_shape: tuple[int, int, int] | None
+    pixel_pool: int
     games: tuple[str, ...] | None
     entropy_threshold: float
     lr: float
@@ -114,6 +115,10 @@ class AtariStateProbe(L.LightningModule):
             :class:`~palm_lightning.models.LinearProbe` (``"pixels"``, a network file or a package
             ``.ckpt``; ``random_init`` keeps the architecture with fresh weights; ``image_shape``
             only for ``"pixels"``, e.g. ``[1, 64, 64]``).
+        pixel_pool: for ``"pixels"``, average ``pixel_pool × pixel_pool`` blocks first. Our choice for
+            the CPU table: 2 (64×64 frames → 1 024 features). At full resolution (4 096 features) the
+            60 heads of 256 classes cost ~880 s per epoch on one CPU thread (≥ 10 h for the recipe's
+            epochs), 2×2 pooling a quarter of that; the full-resolution row is for a GPU.
         games: ROM ids or gymnasium names to probe (``None``: every game of the data module).
         entropy_threshold: drop variables whose value entropy (nats) is below this (AtariARI: 0.6).
         lr, batch_size, max_epochs, patience: the classifiers' Adam learning rate (AtariARI's paper:
@@ -128,6 +133,7 @@ class AtariStateProbe(L.LightningModule):
         encoder: str = PIXELS,
         random_init: bool = False,
         image_shape: tuple[int, int, int] | None = None,
+        pixel_pool: int = 1,
         games: list[str] | None = None,
         entropy_threshold: float = 0.6,
         lr: float = 3e-4,
@@ -151,6 +157,7 @@ class AtariStateProbe(L.LightningModule):
             image_shape=None
             if image_shape is None
             else (int(image_shape[0]), int(image_shape[1]), int(image_shape[2])),
+            pixel_pool=pixel_pool,
             games=None if games is None else tuple(games),
             entropy_threshold=entropy_threshold,
             lr=lr,
@@ -161,7 +168,7 @@ class AtariStateProbe(L.LightningModule):
             feature_batch_size=feature_batch_size,
             seed=seed,
         )
-        self.encoder = FrozenEncoder(encoder, random_init, self.hp.image_shape)
+        self.encoder = FrozenEncoder(encoder, random_init, self.hp.image_shape, pixel_pool=pixel_pool)
         self.heads = nn.ModuleDict()
         self.probes: dict[str, _GameProbe] = {}
         self.results: dict[str, Any] = {}

@@ -26,7 +26,7 @@ DEFAULT_IMAGE_SHAPE = (1, 32, 32)
 
 
 def build_encoder(
-    encoder: str, random_init: bool = False, image_shape: tuple[int, int, int] | None = None
+    encoder: str, random_init: bool = False, image_shape: tuple[int, int, int] | None = None, pixel_pool: int = 1
 ) -> nn.Module:
     """The encoder network a probe evaluates (see :class:`FrozenEncoder`'s arguments), in eval mode.
 
@@ -34,7 +34,9 @@ def build_encoder(
     wrong-kind file, and :class:`ValueError` when ``image_shape`` contradicts the file's encoder.
     """
     if encoder == PIXELS:
-        return PixelEncoder(image_shape or DEFAULT_IMAGE_SHAPE).eval()
+        return PixelEncoder(image_shape or DEFAULT_IMAGE_SHAPE, pixel_pool).eval()
+    if pixel_pool != 1:
+        raise ValueError(f"pixel_pool={pixel_pool} only applies to encoder='pixels', not {encoder}; leave it at 1")
     path = Path(encoder).expanduser()
     if random_init:
         description = read_description(path)
@@ -90,6 +92,8 @@ class FrozenEncoder(nn.Module):
             shape (a different one is a ``ValueError``).
         finetune: train the encoder instead: parameters require gradients, ``.train()`` applies,
             :meth:`forward` keeps the graph.
+        pixel_pool: for ``"pixels"``, average ``pixel_pool × pixel_pool`` blocks before flattening
+            (:class:`~palm_lightning.nn.encoders.PixelEncoder`'s ``pool``); 1 elsewhere.
 
     Attributes:
         network: the encoder network.
@@ -104,6 +108,7 @@ class FrozenEncoder(nn.Module):
         random_init: bool = False,
         image_shape: tuple[int, int, int] | None = None,
         finetune: bool = False,
+        pixel_pool: int = 1,
     ) -> None:
         super().__init__()
         if isinstance(encoder, nn.Module):
@@ -123,7 +128,7 @@ class FrozenEncoder(nn.Module):
             network = encoder
         else:
             self.source = str(encoder)
-            network = build_encoder(self.source, random_init, image_shape)
+            network = build_encoder(self.source, random_init, image_shape, pixel_pool)
         self.network = network
         self.finetune = finetune
         contract: Any = network  # image_shape and out_dim, the encoder contract (checked above)

@@ -10,6 +10,7 @@ features.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from palm_lightning.nn.blocks import orthogonal_init_
@@ -77,16 +78,26 @@ class DrQEncoder(nn.Module):
 
 
 class PixelEncoder(nn.Module):
-    """Raw pixels as features (the probe baseline): flattens ``(N, C, H, W)`` to ``(N, C·H·W)``."""
+    """Raw pixels as features (the probe baseline): flattens ``(N, C, H, W)`` to ``(N, C·H·W)``.
 
-    def __init__(self, image_shape: tuple[int, int, int] = (1, 32, 32)) -> None:
+    ``pool`` > 1 averages ``pool × pool`` blocks first (``C·H·W / pool²`` features). Why: a linear probe's
+    cost grows with the feature size, and on a CPU some probes (AtariARI's 256-way heads per RAM variable)
+    cannot afford full-resolution pixels; pooled pixels keep the baseline affordable at a stated resolution.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int] = (1, 32, 32), pool: int = 1) -> None:
         super().__init__()
         shape = tuple(int(s) for s in image_shape)
-        self.config = {"image_shape": shape}
+        if pool < 1 or shape[1] % pool or shape[2] % pool:
+            raise ValueError(f"PixelEncoder: pool={pool} must be a positive divisor of the image size {shape[1:]}")
+        self.config = {"image_shape": shape, "pool": pool}
         self.image_shape = shape
-        self.out_dim = shape[0] * shape[1] * shape[2]
+        self.pool = pool
+        self.out_dim = shape[0] * (shape[1] // pool) * (shape[2] // pool)
 
     def forward(self, images: Tensor) -> Tensor:
         if tuple(images.shape[1:]) != self.image_shape:
             raise ValueError(f"PixelEncoder expects images of shape (N, {self.image_shape}), got {tuple(images.shape)}")
+        if self.pool > 1:
+            images = F.avg_pool2d(images, self.pool)
         return images.flatten(1)
