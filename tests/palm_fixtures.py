@@ -1,4 +1,4 @@
-"""Small generators and configs shared by the PALM tests (fast on one CPU thread)."""
+"""Small generators, configs and the quiet Trainer shared by the tests (fast on one CPU thread)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,23 @@ import torch
 from palm_lightning.checkpoints import save_network
 from palm_lightning.nn.stylegan import StyleGANGenerator
 from palm_lightning.rewards import APT, ExplorationReward, RewardStep
+
+
+def trainer(tmp_path: Path, steps: int | None = None, **overrides) -> L.Trainer:
+    """A one-CPU Trainer that prints and saves nothing unless asked (``overrides`` win): the tests' default."""
+    kwargs = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": str(tmp_path),
+        **({} if steps is None else {"max_steps": steps}),
+        **overrides,
+    }
+    return L.Trainer(**kwargs)
+
 
 TINY_GENERATOR = dict(
     z_dim=8, w_dim=16, num_classes=3, img_resolution=16, img_channels=1, channel_base=64, channel_max=16

@@ -15,7 +15,7 @@ import yaml
 
 from palm_lightning.evaluation.atari_ram import game_annotations
 from tests.cli_runner import REPO, run_cli
-from tests.test_baselines import trainer
+from tests.palm_fixtures import trainer
 
 SIZE = 16
 TINY = dict(image_shape=(1, SIZE, SIZE), encoder_channels=8, encoder_layers=2, repr_dim=16)

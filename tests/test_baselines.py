@@ -16,25 +16,11 @@ from palm_lightning.datamodules import FashionMNISTDataModule, LatentManifoldDat
 from palm_lightning.losses.curl import curl_loss
 from palm_lightning.models import PALM, PALMCURL, PALMSAC, SimSiamImages, SupervisedEncoder
 from palm_lightning.nn.encoders import DrQEncoder
-from tests.palm_fixtures import tiny_data_kwargs, tiny_generator_file, tiny_palm_kwargs
+from tests.palm_fixtures import tiny_data_kwargs, tiny_generator_file, tiny_palm_kwargs, trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_ENCODER = dict(encoder_channels=8, repr_dim=16)
 TINY_HEADS = dict(projector_hidden=32, projector_dim=16, predictor_hidden=8)
-
-
-def trainer(tmp_path: Path, steps: int, **kwargs) -> L.Trainer:
-    kwargs.setdefault("logger", False)
-    kwargs.setdefault("enable_checkpointing", False)
-    return L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        devices=1,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        **kwargs,
-    )
 
 
 def checkpointing_trainer(tmp_path: Path, steps: int, **kwargs) -> L.Trainer:

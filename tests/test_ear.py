@@ -20,6 +20,7 @@ from palm_lightning.nn.blocks import polyak_update
 from palm_lightning.nn.multitask_policies import EARPolicy, MultiHeadPolicy
 from palm_lightning.nn.sac import TwinQ, tanh_gaussian_sample
 from tests.cli_runner import run_cli
+from tests.palm_fixtures import trainer as quiet_trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_MODEL = dict(obs_dim=17, action_dim=6, num_tasks=2, hidden_dim=32, q_layers=2, log_every_n_updates=5)
@@ -39,16 +40,17 @@ def tiny_data(**kwargs) -> MultiTaskDataModule:
 
 
 def tiny_trainer(tmp_path: Path, max_steps: int, **kwargs) -> L.Trainer:
-    return L.Trainer(
-        max_steps=max_steps,
-        val_check_interval=max_steps,
-        check_val_every_n_epoch=None,
-        num_sanity_val_steps=0,
-        logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="ear"),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        **kwargs,
+    return quiet_trainer(
+        tmp_path,
+        max_steps,
+        **{
+            "val_check_interval": max_steps,
+            "check_val_every_n_epoch": None,
+            "num_sanity_val_steps": 0,
+            "logger": L.pytorch.loggers.TensorBoardLogger(tmp_path, name="ear"),
+            "enable_checkpointing": True,
+            **kwargs,
+        },
     )
 
 

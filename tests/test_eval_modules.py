@@ -15,6 +15,7 @@ from palm_lightning.datamodules import DigitsDataModule, FashionMNISTDataModule,
 from palm_lightning.evaluation import extract_features, knn_classify
 from palm_lightning.models import KNNProbe, OODDetector
 from palm_lightning.nn.encoders import DrQEncoder
+from tests.palm_fixtures import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL_CONFIGS = sorted(
@@ -36,20 +37,6 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def fmnist(root: Path, **kwargs) -> FashionMNISTDataModule:
     kwargs = {"batch_size": 32, "system_dir": str(root / "no-system-copy"), **kwargs}
     return FashionMNISTDataModule(data_dir=str(root), **kwargs)
-
-
-def trainer(tmp_path: Path, **kwargs) -> L.Trainer:
-    kwargs = {
-        "accelerator": "cpu",
-        "devices": 1,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "default_root_dir": str(tmp_path),
-        **kwargs,
-    }
-    return L.Trainer(**kwargs)
 
 
 def encoder_file(tmp_path: Path, image_shape: tuple[int, int, int] = (1, 32, 32)) -> Path:

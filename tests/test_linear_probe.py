@@ -13,6 +13,7 @@ from palm_lightning.checkpoints import CKPT_KEY, CheckpointError, describe, save
 from palm_lightning.datamodules import FashionMNISTDataModule
 from palm_lightning.models import FrozenEncoder, LinearProbe
 from palm_lightning.nn.encoders import DrQEncoder, PixelEncoder
+from tests.palm_fixtures import trainer as quiet_trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,18 +24,7 @@ def tiny_data(root: Path, **kwargs) -> FashionMNISTDataModule:
 
 
 def trainer(tmp_path: Path, **kwargs) -> L.Trainer:
-    kwargs = {
-        "max_epochs": 1,
-        "accelerator": "cpu",
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-        "default_root_dir": str(tmp_path),
-        **kwargs,
-    }
-    return L.Trainer(**kwargs)
+    return quiet_trainer(tmp_path, **{"max_epochs": 1, "num_sanity_val_steps": 0, **kwargs})
 
 
 def small_drq(image_shape: tuple[int, int, int] = (1, 32, 32)) -> DrQEncoder:

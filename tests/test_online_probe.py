@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from palm_lightning.models import SimSiamImages
 from palm_lightning.models.online_probe import OnlineKNNProbe
+from tests.palm_fixtures import trainer
 
 CLASSES, DIM = 4, 8
 
@@ -82,14 +83,6 @@ class MemoryLogger(Logger):
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.logged.append((step, dict(metrics)))
-
-
-def trainer(tmp_path: Path, **kwargs) -> L.Trainer:
-    kwargs = {
-        "accelerator": "cpu", "devices": 1, "logger": False, "enable_checkpointing": False,
-        "enable_progress_bar": False, "enable_model_summary": False, "default_root_dir": str(tmp_path), **kwargs,
-    }  # fmt: skip
-    return L.Trainer(**kwargs)
 
 
 def validate(module: L.LightningModule, tmp_path: Path, *loaders: DataLoader) -> float:

@@ -12,21 +12,7 @@ import torch
 from palm_lightning.checkpoints import load_network
 from palm_lightning.datamodules import FashionMNISTDataModule, LatentManifoldDataModule
 from palm_lightning.models import PALM
-from tests.palm_fixtures import tiny_data_kwargs, tiny_generator_file, tiny_palm_kwargs
-
-
-def trainer(tmp_path: Path, steps: int, **kwargs) -> L.Trainer:
-    kwargs.setdefault("logger", False)
-    kwargs.setdefault("enable_checkpointing", False)
-    return L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        devices=1,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        **kwargs,
-    )
+from tests.palm_fixtures import tiny_data_kwargs, tiny_generator_file, tiny_palm_kwargs, trainer
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 
@@ -14,7 +13,7 @@ from palm_lightning.losses.apt import particle_reward
 from palm_lightning.models import PALM
 from palm_lightning.rewards import APT, ICM, RND, ExplorationReward, RewardStep
 from tests.cli_runner import run_cli
-from tests.palm_fixtures import tiny_data_kwargs, tiny_generator_file, tiny_palm_kwargs
+from tests.palm_fixtures import tiny_data_kwargs, tiny_generator_file, tiny_palm_kwargs, trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,18 +84,6 @@ def test_rnd_predictor_learns_the_seen_features_and_target_stays_fixed():
     assert rnd.prediction_error(novel.obs).mean() > 3 * rnd.prediction_error(seen.obs).mean()
     assert all(torch.equal(a, b) for a, b in zip(target_before, rnd.target.parameters(), strict=True))
     assert rnd(seen).shape == (64,)
-
-
-def trainer(tmp_path: Path, steps: int) -> L.Trainer:
-    return L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import torch
 from palm_lightning.checkpoints import load_network
 from palm_lightning.datamodules import FashionMNISTDataModule
 from palm_lightning.models import ConditionalStyleGAN
+from tests.palm_fixtures import trainer as quiet_trainer
 
 TINY = dict(
     num_classes=10,
@@ -34,15 +35,9 @@ def tiny_data(root: Path) -> FashionMNISTDataModule:
 def trainer(tmp_path: Path, max_steps: int, **kwargs) -> L.Trainer:
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    return L.Trainer(
-        max_steps=max_steps,
-        logger=TensorBoardLogger(str(tmp_path / "runs"), name="gan"),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        default_root_dir=str(tmp_path),
-        **kwargs,
-    )
+    logger = TensorBoardLogger(str(tmp_path / "runs"), name="gan")
+    options = {"logger": logger, "enable_checkpointing": True, "log_every_n_steps": 1, **kwargs}
+    return quiet_trainer(tmp_path, max_steps, **options)
 
 
 def test_training_updates_counters_ema_and_logs(fmnist_root: Path, tmp_path: Path) -> None:

@@ -13,18 +13,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from palm_lightning.checkpoints import CheckpointError, describe, load_network
 from palm_lightning.models import VAEStyleGAN
 from palm_lightning.nn.latent_encoder import ConditionalLatentEncoder, clamp_passing_gradient, gaussian_kl
+from tests.palm_fixtures import trainer as quiet_trainer
 from tests.test_stylegan_module import TINY, tiny_data
 
 
 def fit(model: VAEStyleGAN, root: Path, tmp_path: Path, max_steps: int) -> L.Trainer:
-    trainer = L.Trainer(
-        max_steps=max_steps,
-        logger=TensorBoardLogger(str(tmp_path / "runs"), name="vaegan"),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=1,
-        default_root_dir=str(tmp_path),
-    )
+    logger = TensorBoardLogger(str(tmp_path / "runs"), name="vaegan")
+    trainer = quiet_trainer(tmp_path, max_steps, logger=logger, enable_checkpointing=True, log_every_n_steps=1)
     trainer.fit(model, datamodule=tiny_data(root))
     return trainer
 
