@@ -18,20 +18,18 @@ keys and shape mismatches are named (:func:`palm_lightning.checkpoints.load_weig
 
 from __future__ import annotations
 
-import importlib
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from palm_lightning import class_paths
 from palm_lightning.checkpoints import CheckpointError, load_network, load_weights
 
 GeneratorSource = nn.Module | str | Path | Mapping[str, Any] | None
 """A generator object, a network file, a ``class_path``/``init_args`` mapping, or ``None`` (shipped)."""
 
-_DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 _FILE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".tar"}
 
 
@@ -42,24 +40,7 @@ class GeneratorConfigError(ValueError):
 def import_class(class_path: str) -> type[nn.Module]:
     """The ``nn.Module`` subclass at ``class_path`` (``"my_pkg.module.MyGenerator"``), or a
     :class:`GeneratorConfigError` naming the module that cannot be imported or the missing class."""
-    module_name, _, class_name = class_path.rpartition(".")
-    if not module_name or not _DOTTED.match(class_path):
-        raise GeneratorConfigError(
-            f"class_path {class_path!r} is not an import path: give module and class, e.g. my_pkg.MyGenerator"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise GeneratorConfigError(
-            f"class_path {class_path!r}: cannot import module {module_name!r} ({type(err).__name__}: {err}). "
-            "Is the folder that holds it on PYTHONPATH?"
-        ) from err
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise GeneratorConfigError(f"class_path {class_path!r}: module {module_name!r} has no {class_name!r}")
-    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
-        raise GeneratorConfigError(f"class_path {class_path!r} is not a torch.nn.Module subclass")
-    return cls
+    return class_paths.import_class(class_path, nn.Module, GeneratorConfigError, base_name="torch.nn.Module")
 
 
 def instantiate_generator(spec: Mapping[str, Any]) -> nn.Module:
@@ -85,7 +66,7 @@ def _load_file(path: str | Path) -> nn.Module:
         return load_network(path, kind="generator")
     except CheckpointError as err:
         text = str(path)
-        if not Path(text).exists() and _DOTTED.match(text) and Path(text).suffix not in _FILE_SUFFIXES:
+        if not Path(text).exists() and class_paths.DOTTED.match(text) and Path(text).suffix not in _FILE_SUFFIXES:
             raise CheckpointError(
                 f"{err} If {text!r} is a class, give it as the generator's class_path "
                 f"(generator: {{class_path: {text}}}, or --data.init_args.generator.class_path {text})."

@@ -202,8 +202,8 @@ def test_another_dataset_from_a_config_data_block(tmp_path: Path, capsys: pytest
     "text, message",
     [
         ("trainer: {}\n", "has no data block with a class_path"),
-        ("data: {class_path: palm_lightning.nn.classifier.ConvClassifier}\n", "is not an ImageDataModule"),
-        ("data: {class_path: no_such_pkg.Data}\n", "cannot import data class_path 'no_such_pkg.Data'"),
+        ("data: {class_path: palm_lightning.nn.classifier.ConvClassifier}\n", "is not a subclass of ImageDataModule"),
+        ("data: {class_path: no_such_pkg.Data}\n", "'no_such_pkg.Data': cannot import module 'no_such_pkg'"),
         (
             "data: {class_path: palm_lightning.datamodules.FashionMNISTDataModule, init_args: {colour: red}}\n",
             "init_args {'colour': 'red'} do not fit",

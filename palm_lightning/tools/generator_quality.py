@@ -46,7 +46,6 @@ Atari), about 1 when samples differ as much as real frames do.
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import sys
 import time
@@ -60,6 +59,7 @@ from torch import Tensor, nn
 
 from palm_lightning import SHIPPED_CLASSIFIER
 from palm_lightning.checkpoints import CheckpointError, load_network, packaged
+from palm_lightning.class_paths import import_class
 from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataModule
 from palm_lightning.generators import GeneratorConfigError, GeneratorSource, resolve_generator
 from palm_lightning.metrics.frechet import frechet_distance, gaussian_statistics
@@ -342,13 +342,10 @@ def datamodule_from_config(path: str | Path, data_dir: str | None = None) -> Ima
     init_args = dict(data.get("init_args") or {})
     if data_dir is not None:
         init_args["data_dir"] = data_dir
-    module_name, _, class_name = class_path.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise DataConfigError(f"{path}: cannot import data class_path {class_path!r} ({err})") from err
-    if not (isinstance(cls, type) and issubclass(cls, ImageDataModule)):
-        raise DataConfigError(f"{path}: {class_path} is not an ImageDataModule (labelled images are needed)")
+        cls = import_class(class_path, ImageDataModule, DataConfigError, base_name="ImageDataModule")
+    except DataConfigError as err:
+        raise DataConfigError(f"{path}: data {err} (labelled images are needed)") from err
     try:
         return cls(**init_args)
     except TypeError as err:
