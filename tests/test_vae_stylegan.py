@@ -45,11 +45,12 @@ def test_encoder_shapes_and_label_dependence() -> None:
         ConditionalLatentEncoder(z_dim=8, num_classes=10, img_resolution=24)
 
 
+@pytest.mark.parametrize("options", [{}, {"mode_seeking_weight": 0.5, "foreground_weight": 10.0}])
 def test_training_moves_the_encoder_logs_the_vae_terms_and_exports_the_generator(
-    fmnist_root: Path, tmp_path: Path
+    fmnist_root: Path, tmp_path: Path, options: dict
 ) -> None:
     torch.manual_seed(0)
-    model = VAEStyleGAN(encoder_width=8, **TINY)
+    model = VAEStyleGAN(encoder_width=8, **TINY, **options)  # with mode seeking on, the VAE terms stay in
     e0 = [p.detach().clone() for p in model.encoder.parameters()]
     trainer = fit(model, fmnist_root, tmp_path, max_steps=6)
     assert int(model.iterations) == 3 and trainer.global_step == 6  # the encoder adds no optimiser step
@@ -58,6 +59,7 @@ def test_training_moves_the_encoder_logs_the_vae_terms_and_exports_the_generator
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"train/loss_reconstruction_l1", "train/kl", "train/posterior_std"} <= tags
+    assert {"train/loss_reconstruction_foreground_l1", "train/foreground_fraction"} <= tags
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     generator = load_network(tmp_path / "last.ckpt", kind="generator")
     z, c = torch.randn(3, 8), torch.tensor([0, 4, 9])
@@ -87,6 +89,52 @@ def test_encoder_gets_its_own_rate_and_betas_and_defaults_to_the_generators() ->
     assert encoder_group["lr"] == 1e-4 and encoder_group["betas"] == (0.9, 0.99)
     assert generator_group["lr"] != 1e-4 and generator_group["betas"] != (0.9, 0.99)
     assert {id(p) for p in encoder_group["params"]} == {id(p) for p in model.encoder.parameters()}
+
+
+def test_foreground_pixels_are_those_off_the_class_background_and_weigh_more() -> None:
+    model = VAEStyleGAN(
+        encoder_width=8, foreground_weight=9.0, background_momentum=0.5, reconstruction_adversarial_weight=0.0, **TINY
+    )
+    model.log_dict = lambda *a, **k: None  # type: ignore[method-assign]  # no trainer attached
+    screen = torch.full((1, 16, 16), -0.5)
+    with_sprite = screen.clone()
+    with_sprite[0, 3, 4] = 1.0
+    model.update_backgrounds(torch.stack([screen, screen]), torch.tensor([2, 2]))  # the first batch sets it
+    assert torch.equal(model.class_backgrounds[2], screen) and model.class_background_seen.tolist()[2]
+    mask = model.foreground_mask(torch.stack([with_sprite, screen]), torch.tensor([2, 2]))
+    assert mask.shape == (2, 1, 16, 16) and mask.sum() == 1 and mask[0, 0, 3, 4] == 1
+    model.update_backgrounds(with_sprite[None], torch.tensor([2]))  # a running mean: the sprite fades in by half
+    assert model.class_backgrounds[2, 0, 3, 4].item() == pytest.approx(0.25)
+
+    # the reconstruction term: plain mean L1 plus foreground_weight x the foreground's share of it
+    real, labels = with_sprite[None], torch.tensor([2])
+    torch.manual_seed(0)
+    weighted = model.extra_generator_loss(real, labels)
+    plain_model = VAEStyleGAN(encoder_width=8, reconstruction_adversarial_weight=0.0, **TINY)
+    plain_model.load_state_dict(model.state_dict())
+    plain_model.log_dict = model.log_dict  # type: ignore[method-assign]
+    torch.manual_seed(0)
+    plain = plain_model.extra_generator_loss(real, labels)
+    torch.manual_seed(0)
+    mean, log_variance = model.encoder(real, labels)
+    z = mean + torch.randn_like(mean) * (0.5 * log_variance).exp()
+    error = (model.generator.generate(z, labels) - real).abs()
+    foreground = model.foreground_mask(real, labels)
+    extra = model.vae_hp.reconstruction_weight * 9.0 * (error * foreground).mean()
+    assert (weighted - plain).item() == pytest.approx(extra.item(), rel=1e-4) and extra > 0
+
+
+def test_checkpoints_without_class_backgrounds_still_load(fmnist_root: Path, tmp_path: Path) -> None:
+    model = VAEStyleGAN(encoder_width=8, **TINY)
+    trainer = fit(model, fmnist_root, tmp_path, max_steps=2)
+    trainer.save_checkpoint(tmp_path / "new.ckpt")
+    old = torch.load(tmp_path / "new.ckpt", weights_only=False)
+    for name in ("class_backgrounds", "class_background_seen"):
+        del old["state_dict"][name]
+    torch.save(old, tmp_path / "old.ckpt")
+    loaded = VAEStyleGAN.load_from_checkpoint(tmp_path / "old.ckpt")
+    assert not loaded.class_background_seen.any()
+    assert torch.equal(loaded.encoder.head.weight, model.encoder.head.weight)
 
 
 def test_warm_start_copies_a_saved_generator_and_rejects_another_configuration(tmp_path: Path) -> None:

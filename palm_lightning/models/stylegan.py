@@ -225,7 +225,7 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
         loss_g_total = loss_g + self.extra_generator_loss(real, labels)
         if pairs:
             loss_ms = mode_seeking_loss(fake[:pairs], fake[pairs : 2 * pairs], z[:pairs], z[pairs : 2 * pairs])
-            loss_g_total = loss_g + self.hp.mode_seeking_weight * loss_ms
+            loss_g_total = loss_g_total + self.hp.mode_seeking_weight * loss_ms
             self.log("train/loss_mode_seeking", loss_ms.detach())
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g_total)
