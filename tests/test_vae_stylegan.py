@@ -183,3 +183,24 @@ def test_log_variance_bound_keeps_the_kls_pull_on_a_pinned_dimension() -> None:
     plain = torch.tensor([[40.0, 2.0]], requires_grad=True)
     gaussian_kl(torch.zeros(1, 2), plain.clamp(-12.0, 6.0)).sum().backward()
     assert plain.grad is not None and plain.grad[0, 0].item() == 0.0  # the trap this avoids
+
+
+def test_vae_reconstruction_script_reads_one_when_the_decoder_ignores_z(monkeypatch) -> None:
+    from tests.script_loader import load_repo_script
+
+    script = load_repo_script("scripts/vae_reconstruction.py", monkeypatch)
+    torch.manual_seed(0)
+    model = VAEStyleGAN(encoder_width=8, **TINY).eval()
+    images = torch.full((12, 1, 16, 16), 64, dtype=torch.uint8)
+    images[::2, :, 4, 4] = 255  # a "sprite" in half the images of each class
+    labels = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    rows, grid = script.foreground_errors(model, images, labels, per_class=4, threshold=0.1, seed=0)
+    assert [r["class"] for r in rows] == [0, 1] and len(grid) == 6 and grid[0].shape == (4, 1, 16, 16)
+    assert all(0 < r["foreground_fraction"] < 0.01 and r["reconstruction_l1"] > 0 for r in rows)
+
+    def one_frame_per_class(z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return c.float()[:, None, None, None].expand(-1, 1, 16, 16) * 0.1
+
+    monkeypatch.setattr(model.generator_ema, "generate", one_frame_per_class)
+    rows, _ = script.foreground_errors(model, images, labels, per_class=4, threshold=0.1, seed=0)
+    assert all(r["ratio"] == pytest.approx(1.0) for r in rows)
