@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from palm_lightning.envs.latent_manifold import from_uint8
 from palm_lightning.models import VAEStyleGAN
 from palm_lightning.tools.generator_quality import datamodule_from_config
 
@@ -41,9 +42,9 @@ def foreground_errors(
     with torch.no_grad():
         for label in labels.unique().tolist():
             index = (labels == label).nonzero().flatten()
-            background = images[index].float().div(127.5).sub(1).mean(0)
+            background = from_uint8(images[index]).mean(0)
             index = index[torch.randperm(len(index), generator=generator)[:per_class]]
-            x = images[index].float().div(127.5).sub(1)
+            x = from_uint8(images[index])
             c = torch.full((len(index),), label)
             mean, _ = model.encoder(x, c)
             reconstruction = network.generate(mean, c)
