@@ -14,52 +14,11 @@ import torch
 import yaml
 
 from palm_lightning.evaluation.atari_ram import game_annotations
+from tests.atari_fixtures import SIZE, VISIBLE, tiny_atari
 from tests.cli_runner import REPO, run_cli
 from tests.palm_fixtures import trainer
 
-SIZE = 16
 TINY = dict(image_shape=(1, SIZE, SIZE), encoder_channels=8, encoder_layers=2, repr_dim=16)
-VISIBLE = ("player_y", "player_x")  # drawn in the frames; every other annotated byte is constant
-
-
-def _frames(rom: str, seed: int, episodes: int = 10, length: int = 30):
-    """Frames with ``player_y`` drawn as a bright row and ``player_x`` as a bright column (both in
-    the RAM, eight values each), every other annotated byte constant: two variables a network can
-    read from the image, and the rest, which the entropy threshold drops."""
-    from palm_lightning.datamodules.atari import Collection
-
-    rng = np.random.default_rng(seed)
-    n = episodes * length
-    y, x = rng.integers(0, 8, n), rng.integers(0, 8, n)
-    frames = rng.integers(0, 40, (n, SIZE, SIZE)).astype(np.uint8)
-    frames[np.arange(n), 2 * y, :] = 255
-    frames[np.arange(n), :, 2 * x + 1] = 160
-    ram = np.zeros((n, 128), dtype=np.uint8)
-    table = game_annotations(rom)
-    ram[:, table["player_y"][0]], ram[:, table["player_x"][0]] = y * 7, x * 11
-    episode = np.repeat(np.arange(episodes), length).astype(np.int32)
-    step = np.tile(np.arange(length), episodes).astype(np.int32)
-    return Collection(frames, ram, episode, step, {})
-
-
-def tiny_atari(directory: Path, serve_ram: bool = True, batch_size: int = 32):
-    """An AtariFramesDataModule (Pong, Boxing; 300 frames of 16×16 each) over synthetic caches."""
-    pytest.importorskip("ale_py")  # the data module resolves game names through ale-py's ROM list
-    from palm_lightning.datamodules.atari import AtariFramesDataModule, save_collection
-
-    dm = AtariFramesDataModule(
-        data_dir=str(directory),
-        games=["Pong", "Boxing"],
-        frames_per_game=300,
-        screen_size=SIZE,
-        min_episode_length=0,
-        serve_ram=serve_ram,
-        batch_size=batch_size,
-    )
-    for i, rom in enumerate(dm.roms):  # cached files in place: setup() reads them, nothing is collected
-        c = _frames(rom, seed=i)
-        save_collection(dm.cache_path(rom), type(c)(c.frames, c.ram, c.episode, c.step, dm._expected_header(rom)))
-    return dm
 
 
 # --- the supervised upper bound -----------------------------------------------------------------

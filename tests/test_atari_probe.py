@@ -16,6 +16,7 @@ from palm_lightning.evaluation.state_probe import (
     label_entropy,
     weighted_f1,
 )
+from tests.atari_fixtures import SIZE, tiny_atari
 
 
 # --- the RAM table ------------------------------------------------------------------------------
@@ -82,45 +83,10 @@ def test_heads_learn_a_decodable_variable():
 
 
 # --- the LightningModule ------------------------------------------------------------------------
-SIZE = 16
-
-
-def _synthetic_frames(rom: str, seed: int, episodes: int = 10, length: int = 30):
-    """Frames whose ``player_y`` (a RAM byte) is drawn as a bright row, every other annotated byte
-    constant: a variable that is a function of the image, and variables a probe must drop."""
-    from palm_lightning.datamodules.atari import Collection
-
-    rng = np.random.default_rng(seed)
-    n = episodes * length
-    value = rng.integers(0, 8, n)
-    frames = rng.integers(0, 40, (n, SIZE, SIZE)).astype(np.uint8)
-    frames[np.arange(n), 2 * value, :] = 255
-    ram = np.zeros((n, 128), dtype=np.uint8)
-    ram[:, game_annotations(rom)["player_y"][0]] = value * 7
-    episode = np.repeat(np.arange(episodes), length).astype(np.int32)
-    step = np.tile(np.arange(length), episodes).astype(np.int32)
-    return Collection(frames, ram, episode, step, {})
-
-
 @pytest.fixture
 def probe_data(tmp_path):
-    pytest.importorskip("ale_py")  # the data module resolves game names through ale-py's ROM list
-    from palm_lightning.datamodules.atari import AtariFramesDataModule, save_collection
-
-    dm = AtariFramesDataModule(
-        data_dir=str(tmp_path),
-        games=["Pong", "Boxing"],
-        frames_per_game=300,
-        screen_size=SIZE,
-        min_episode_length=0,
-        serve_ram=True,
-        batch_size=64,
-    )
-    for i, rom in enumerate(dm.roms):  # cached files in place: setup() reads them, nothing is collected
-        c = _synthetic_frames(rom, seed=i)
-        header = dict(dm._expected_header(rom))
-        save_collection(dm.cache_path(rom), type(c)(c.frames, c.ram, c.episode, c.step, header))
-    return dm
+    """Pong and Boxing, 16×16 synthetic frames in which only ``player_y`` is drawn."""
+    return tiny_atari(tmp_path, batch_size=64, visible=("player_y",))
 
 
 def test_probe_learns_a_visible_variable_and_drops_constant_ones(probe_data, tmp_path):

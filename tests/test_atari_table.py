@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.atari_fixtures import tiny_atari
 from tests.cli_runner import REPO
 from tests.script_loader import load_repo_script
-from tests.test_atari_baselines import tiny_atari
 
 
 @pytest.fixture
