@@ -1,6 +1,9 @@
 """What a PALM policy shows the encoder: the actions, latents and frames it visits, beside the random policy's.
 
     python scripts/policy_frames.py runs/representation_long/palm_apt_s0/version_0/checkpoints/last.ckpt
+    python scripts/policy_frames.py runs/atari_table/palm_apt_s0/version_0/checkpoints/last.ckpt \
+        --generator palm_lightning/weights/atari_vaegan.pt --data configs/classifier/atari.yaml \
+        --classifier runs/classifier_atari/version_0/checkpoints/last.ckpt            # PALM-Atari
 
 For each policy — the checkpoint's agent (with its training exploration noise), uniform random
 actions in [-1, 1] (the ``palm_random_policy`` ablation, and the seed frames of every run) and zero
@@ -11,7 +14,8 @@ prints one row:
 - actions: mean |a| and the fraction of components at the tanh's edge (|a| > 0.95);
 - latents: ‖mean z‖ over the visited latents (drift away from the prior's 0), the mean per-dimension
   std, and the mean of ‖z‖²/d (1 under the prior);
-- frames, scored by the shipped reference classifier: conditional accuracy against the episode's
+- frames, scored by the reference classifier (the shipped Fashion-MNIST one, or ``--classifier`` on the
+  real images of ``--data``'s config, as ``tools.generator_quality``): conditional accuracy against the episode's
   class, Fréchet distance to the real test images, within-class diversity (as
   ``tools.generator_quality``; real train images score ~0.1 / ~1.0 there);
 - the Siamese pairs: mean absolute pixel change between consecutive frames (in [0, 1] units).
@@ -31,14 +35,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from palm_lightning import DEFAULT_GENERATOR, SHIPPED_CLASSIFIER, load_shipped_generator
+from palm_lightning import DEFAULT_GENERATOR, SHIPPED_CLASSIFIER
 from palm_lightning.checkpoints import load_network, packaged
 from palm_lightning.datamodules import FashionMNISTDataModule
+from palm_lightning.datamodules.images import ImageDataModule
 from palm_lightning.envs import LatentManifold
 from palm_lightning.metrics.frechet import frechet_distance, gaussian_statistics
 from palm_lightning.models.palm import PALM
 from palm_lightning.models.palm_sac import PALMSAC
-from palm_lightning.tools.generator_quality import class_spreads, classify
+from palm_lightning.tools.generator_quality import (
+    class_spreads,
+    classify,
+    datamodule_from_config,
+    load_generator_argument,
+)
 
 Policy = Callable[[Tensor], Tensor]
 
@@ -79,21 +89,30 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--env-steps", type=int, default=10**9, help="the agent's exploration-schedule step")
-    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--data", default=None, help="config naming the real images (data block; needs --classifier)")
+    parser.add_argument("--classifier", default=None, help="network file or .ckpt (default: the shipped one)")
+    parser.add_argument("--data-dir", default=None, help="replaces the data's data_dir (default: data)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if args.data and not args.classifier:
+        parser.error(f"--data {args.data} needs --classifier: the shipped classifier knows Fashion-MNIST only")
     started = time.time()
     torch.manual_seed(args.seed)
 
-    classifier = load_network(packaged(SHIPPED_CLASSIFIER), kind="classifier").eval()
-    data = FashionMNISTDataModule(data_dir=args.data_dir, resolution=32)
+    classifier = load_network(args.classifier or packaged(SHIPPED_CLASSIFIER), kind="classifier").eval()
+    data: ImageDataModule
+    if args.data:
+        data = datamodule_from_config(args.data, args.data_dir)
+    else:
+        data = FashionMNISTDataModule(data_dir=args.data_dir or "data", resolution=32)
+    data.prepare_data()
     data.setup("test")
     assert data.test_set is not None
     _, real_features = classify(classifier, data.normalize(data.test_set.images))
     reference = gaussian_statistics(real_features)
     reference_spreads = class_spreads(real_features, data.test_set.labels, data.num_classes)
 
-    generator: Any = load_shipped_generator(args.generator)  # the generator protocol (latent_dim)
+    generator: Any = load_generator_argument(args.generator)  # a shipped name, network file or .ckpt
     dim = int(generator.latent_dim)
     policies: dict[str, Policy] = {
         "zero actions (the prior)": lambda obs: torch.zeros(obs.shape[0], dim),

@@ -180,3 +180,12 @@ def test_policy_frames_visits_whole_episodes_and_saturated_actions_drift_the_lat
     saturated = policy_frames.visit(env, lambda obs: torch.ones(obs.shape[0], dim), episodes=2)
     # a fixed action moves the latent's mean off the prior's 0 (what the script measures on APT)
     assert saturated["latents"].mean(0).norm() > 3 * random["latents"].mean(0).norm()
+
+
+def test_policy_frames_needs_a_classifier_for_other_data(monkeypatch, capsys):
+    policy_frames = load_repo_script("scripts/policy_frames.py", monkeypatch)
+    monkeypatch.setattr("sys.argv", ["policy_frames.py", "x.ckpt", "--data", "configs/classifier/atari.yaml"])
+    with pytest.raises(SystemExit) as exit_info:
+        policy_frames.main()
+    assert exit_info.value.code == 2
+    assert "needs --classifier" in capsys.readouterr().err
