@@ -13,7 +13,11 @@ Encoders (``--rows``; all of PALM-Atari's architecture, a ``DrQEncoder`` on one 
 
 Probe (``--probe``): ``configs/eval/atari_probe.yaml`` (``--probe-config`` for another), weighted F1
 per game (the mean of AtariARI's category means) and over games; per-variable F1 goes to the
-probe's TensorBoard run and the cached ``probe.json``.
+probe's TensorBoard run and the cached ``probe.json``. ``--standardize`` probes the same encoders
+with features scaled by their train mean and std (``AtariStateProbe(standardize=True)``; cached in
+``probe_standardized.json``, TensorBoard version ``probe_standardized``): AtariARI feeds raw features,
+and with Adam at 3e-4 for ≤ 100 epochs an encoder whose features vary little between frames of a game
+(SimSiam's, 1–2% of their magnitude) reads as uninformed when a linear map can decode it.
 
 RL (``--rl``): ``configs/atari/finetune.yaml`` at 64×64 with each encoder fine-tuned (``_ft``) or
 frozen (``_frozen``); ``scratch`` is the same architecture freshly initialised and fine-tuned —
@@ -125,7 +129,14 @@ def probe_encoder(row: Row, seed: int, out: Path, train_missing: bool, data_dir:
 
 
 def run_probe(
-    row: Row, seed: int, out: Path, config: Path, train_missing: bool, data_dir: str, force: bool
+    row: Row,
+    seed: int,
+    out: Path,
+    config: Path,
+    train_missing: bool,
+    data_dir: str,
+    force: bool,
+    standardize: bool = False,
 ) -> dict[str, Any]:
     """The probe's results for one row and seed (cached in the row's run directory)."""
     import lightning as L
@@ -134,7 +145,8 @@ def run_probe(
     from palm_lightning.datamodules import AtariFramesDataModule
     from palm_lightning.models import AtariStateProbe
 
-    cache = run_dir(out, row.key, seed) / "probe.json"
+    version = "probe_standardized" if standardize else "probe"
+    cache = run_dir(out, row.key, seed) / f"{version}.json"
     if cache.is_file() and not force:
         return json.loads(cache.read_text())
     encoder, random_init = probe_encoder(row, seed, out, train_missing, data_dir)
@@ -144,11 +156,12 @@ def run_probe(
     if encoder != "pixels":
         model_args["image_shape"] = None
     model_args["pixel_pool"] = PIXEL_POOL if encoder == "pixels" else 1
+    model_args["standardize"] = standardize
     L.seed_everything(seed)  # the random encoder's draw
     start = time.time()
     model = AtariStateProbe(**model_args)
     datamodule = AtariFramesDataModule(**data_args)
-    logger = TensorBoardLogger(str(out), name=f"{row.key}_s{seed}", version="probe")
+    logger = TensorBoardLogger(str(out), name=f"{row.key}_s{seed}", version=version)
     L.Trainer(logger=logger, enable_progress_bar=False, enable_checkpointing=False, accelerator="auto", devices=1).test(
         model, datamodule=datamodule
     )
@@ -158,6 +171,7 @@ def run_probe(
         "encoder": encoder,
         "random_init": random_init,
         "pixel_pool": model_args["pixel_pool"],
+        "standardize": standardize,
     }
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(results, indent=1))
@@ -276,6 +290,7 @@ def main() -> None:
     parser.add_argument("--agent-steps", type=int, default=20_000, help="agent steps per RL run (Atari-100k: 100000)")
     parser.add_argument("--rl-override", nargs="*", default=[], help="extra CLI arguments for every RL run")
     parser.add_argument("--force-eval", action="store_true", help="recompute cached probe results")
+    parser.add_argument("--standardize", action="store_true", help="probe standardized features (see above)")
     parser.add_argument("--json", type=Path, help="write the tables in the docs/results JSON shape")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "atari_table")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
@@ -301,7 +316,14 @@ def main() -> None:
         for key in args.rows:
             for seed in args.seeds:
                 found = run_probe(
-                    ROW_BY_KEY[key], seed, args.out, args.probe_config, args.train, args.data_dir, args.force_eval
+                    ROW_BY_KEY[key],
+                    seed,
+                    args.out,
+                    args.probe_config,
+                    args.train,
+                    args.data_dir,
+                    args.force_eval,
+                    args.standardize,
                 )
                 for game, result in found.items():
                     if isinstance(result, dict) and "mean_f1" in result:
@@ -313,7 +335,8 @@ def main() -> None:
             print(f"| {key} | " + " | ".join(cell(by_game.get(g, [])) for g in [*games, "mean"]) + " |")
         tables.append(
             {
-                "name": f"AtariARI state probe: weighted F1 (%) per game and mean, seeds {args.seeds}",
+                "name": f"AtariARI state probe{' on standardized features' if args.standardize else ''}: "
+                f"weighted F1 (%) per game and mean, seeds {args.seeds}",
                 "command": command,
                 "rows": [
                     {"name": key, "metrics": {f"f1_{g}": summary(v) for g, v in by_game.items()}}

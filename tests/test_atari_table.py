@@ -88,6 +88,12 @@ def test_probe_row_runs_the_state_probe_and_caches_it(table, tmp_path: Path) -> 
     cache.write_text(json.dumps({**results, "mean_f1": -1.0}))  # a value no probe computes
     again = table.run_probe(table.ROW_BY_KEY["pixels"], 0, out, config, False, str(data), False)
     assert again["mean_f1"] == -1.0  # read back, not recomputed
+    # standardized features: a probe of its own, cached beside the raw one and not mistaken for it
+    scaled = table.run_probe(table.ROW_BY_KEY["pixels"], 0, out, config, False, str(data), False, standardize=True)
+    assert scaled["standardize"] is True and scaled["mean_f1"] >= 0.0
+    assert json.loads((cache.parent / "probe_standardized.json").read_text())["standardize"] is True
+    hparams = yaml.safe_load((out / "pixels_s0" / "probe_standardized" / "hparams.yaml").read_text())
+    assert hparams["standardize"] is True  # the probe itself got the flag, in its own TensorBoard run
 
 
 def test_a_row_that_needs_an_untrained_run_says_how_to_train_it(table, tmp_path: Path) -> None:
