@@ -189,3 +189,14 @@ def test_policy_frames_needs_a_classifier_for_other_data(monkeypatch, capsys):
         policy_frames.main()
     assert exit_info.value.code == 2
     assert "needs --classifier" in capsys.readouterr().err
+
+
+def test_feature_spread_reads_zero_for_features_that_ignore_the_frame(monkeypatch):
+    import torch
+
+    feature_spread = load_repo_script("scripts/feature_spread.py", monkeypatch)
+    images = torch.rand(20, 1, 8, 8) * 2 - 1
+    size, std = feature_spread.spread(lambda x: torch.full((len(x), 4), -0.5), images)
+    assert size == pytest.approx(0.5) and std == 0.0
+    size, std = feature_spread.spread(lambda x: x.flatten(1), images)
+    assert std > 0.3  # uniform pixels in [-1, 1]: std ≈ 0.58
