@@ -28,10 +28,11 @@ and human-normalised, per game, and the IQM over every (game, seed) of a row.
     python scripts/atari_table.py --probe --seeds 0 1 2                         # the probe table
     python scripts/atari_table.py --rl --train --seeds 0 1                     # the CPU protocol (see CPU_GAMES)
     python scripts/atari_table.py --probe --rl --seeds 0 1 --json docs/results/atari.json
+    python scripts/atari_table.py --rl --train --protocol atari100k --seeds 0 1 2   # the 26 games (a GPU)
 
 Encoder runs go to ``runs/atari_table/<row>_s<seed>/version_0/`` (PALM's data seed follows the
 seed; the frame-trained baselines keep the frames' seed 0, so every row sees the same frames), probe
-results are cached in ``probe.json`` there, RL runs in ``runs/atari_table/rl/<rl row>_<game>_s<seed>/``
+results are cached in ``probe.json`` there, RL runs in ``runs/atari_table/rl_<protocol>/<rl row>_<game>_s<seed>/``
 with their scores in ``scores.json`` (``--force-eval`` recomputes the probe). Interrupted runs resume
 from their ``last.ckpt`` the next time ``--train`` reaches them. Two processes can share the work:
 give each its own ``--rows`` (or ``--games``) and ``OMP_NUM_THREADS=1``.
@@ -51,6 +52,8 @@ from typing import Any
 import torch
 import yaml
 from representation_table import CONFIGS, ROOT, Row, finished, run_dir, train
+
+from palm_lightning.datamodules.atari_game import ATARI_100K_SCORES
 
 BUDGET = "budget/atari.yaml"
 PIXEL_POOL = 2  # the pixel row probes 2x2-pooled frames (1 024 features): 4 096 cost >= 10 h on this CPU
@@ -98,6 +101,24 @@ SCREEN = 64  # PALM-Atari's frames
 # rows x 3 games x 2 seeds x 18 400 updates x ~80 ms ≈ 10 h of one thread, the frozen rows ~1.5 h: ≈ 6 h on
 # two lanes, within the issue's 8 hours.
 CPU_GAMES = ("Boxing", "Seaquest", "MsPacman")
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """An RL protocol: its games, agent steps per run, and the configs every RL run is built from.
+    Each protocol's runs live in their own folder (``<out>/rl_<name>/``), so their caches never mix."""
+
+    games: tuple[str, ...]
+    agent_steps: int
+    configs: tuple[str, ...]
+
+
+PROTOCOLS = {
+    "cpu": Protocol(CPU_GAMES, 20_000, ("atari/finetune.yaml",)),
+    # Atari-100k as published (Kaiser et al. 2020; DrQ(ε): Agarwal et al. 2021): the 26 games, 100 000 agent
+    # steps, 100 evaluation games to the end; a GPU run (~26 games x 3 seeds x 9 rows x 98 400 updates).
+    "atari100k": Protocol(tuple(ATARI_100K_SCORES), 100_000, ("atari/finetune.yaml", "atari/atari100k.yaml")),
+}
 
 
 def checkpoint(out: Path, key: str, seed: int) -> Path:
@@ -185,18 +206,25 @@ def rl_run(
     game: str,
     seed: int,
     out: Path,
+    protocol: str,
     agent_steps: int,
     overrides: list[str],
     train_missing: bool,
     data_dir: str,
 ) -> dict[str, Any]:
-    """Train (or read) one DrQ(ε) run and return its scores (cached in ``scores.json``)."""
+    """Train (or read) one DrQ(ε) run of ``protocol`` and return its scores (cached in ``scores.json``)."""
     name = f"{rl.key}_{game}_s{seed}"
-    rl_out = out / "rl"
+    rl_out = out / f"rl_{protocol}"
     run = rl_out / name / "version_0"
     cache = run / "scores.json"
     if cache.is_file():
-        return json.loads(cache.read_text())
+        scores: dict[str, Any] = json.loads(cache.read_text())
+        if scores.get("agent_steps") != agent_steps:
+            sys.exit(
+                f"{run} ran {scores.get('agent_steps')} agent steps, not {agent_steps}: give the same --agent-steps, "
+                "or another --out for the new budget"
+            )
+        return scores
     if not train_missing:
         sys.exit(f"{run} is not trained: run with --rl --train")
     source = "palm_apt" if rl.encoder == "scratch" else rl.encoder
@@ -219,8 +247,8 @@ def rl_run(
         str(rl.freeze).lower(),
         *overrides,
     ]
-    trained = train(Row(rl.key, rl.title, ("atari/finetune.yaml",)), seed, rl_out, None, name, tuple(args), False)
-    scores = read_scores(trained.parent.parent, game)
+    trained = train(Row(rl.key, rl.title, PROTOCOLS[protocol].configs), seed, rl_out, None, name, tuple(args), False)
+    scores = {**read_scores(trained.parent.parent, game), "agent_steps": agent_steps}
     cache.write_text(json.dumps(scores, indent=1))
     return scores
 
@@ -286,8 +314,11 @@ def main() -> None:
     parser.add_argument("--probe", action="store_true", help="the state-probe table")
     parser.add_argument("--probe-config", type=Path, default=CONFIGS / "eval" / "atari_probe.yaml")
     parser.add_argument("--rl", action="store_true", help="the RL fine-tuning table")
-    parser.add_argument("--games", nargs="+", default=list(CPU_GAMES), help="RL games (gymnasium names)")
-    parser.add_argument("--agent-steps", type=int, default=20_000, help="agent steps per RL run (Atari-100k: 100000)")
+    parser.add_argument(
+        "--protocol", choices=list(PROTOCOLS), default="cpu", help="RL protocol: the CPU table or Atari-100k (a GPU)"
+    )
+    parser.add_argument("--games", nargs="+", help="RL games (gymnasium names; default: the protocol's)")
+    parser.add_argument("--agent-steps", type=int, help="agent steps per RL run (default: the protocol's)")
     parser.add_argument("--rl-override", nargs="*", default=[], help="extra CLI arguments for every RL run")
     parser.add_argument("--force-eval", action="store_true", help="recompute cached probe results")
     parser.add_argument("--standardize", action="store_true", help="probe standardized features (see above)")
@@ -295,6 +326,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "atari_table")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     args = parser.parse_args()
+    protocol = PROTOCOLS[args.protocol]
+    args.games = args.games or list(protocol.games)
+    args.agent_steps = args.agent_steps or protocol.agent_steps
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     tables: list[dict[str, Any]] = []
@@ -356,6 +390,7 @@ def main() -> None:
                         game,
                         seed,
                         args.out,
+                        args.protocol,
                         args.agent_steps,
                         args.rl_override,
                         args.train,

@@ -99,3 +99,31 @@ def test_probe_row_runs_the_state_probe_and_caches_it(table, tmp_path: Path) -> 
 def test_a_row_that_needs_an_untrained_run_says_how_to_train_it(table, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="is not trained: run with --train"):
         table.probe_encoder(table.ROW_BY_KEY["random_encoder"], 0, tmp_path, False, str(tmp_path))
+
+
+def test_the_atari100k_protocol_covers_the_26_games_and_its_config_sets_the_published_budget(table) -> None:
+    from palm_lightning.datamodules.atari_game import human_normalized_score
+    from tests.cli_runner import run_cli
+
+    protocol = table.PROTOCOLS["atari100k"]
+    assert len(protocol.games) == 26 and protocol.agent_steps == 100_000
+    for game in protocol.games:
+        human_normalized_score(game, 0.0)  # every game has its published random and human scores
+    configs = [arg for config in protocol.configs for arg in ("--config", str(REPO / "configs" / config))]
+    result = run_cli("fit", *configs, "--print_config", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["trainer"]["max_steps"] == protocol.agent_steps - 1600  # after the seed steps
+    assert resolved["model"]["init_args"]["eval_episodes"] == 100
+    assert resolved["model"]["init_args"]["eval_max_steps"] is None
+    assert resolved["data"]["init_args"]["buffer_capacity"] >= protocol.agent_steps
+
+
+def test_a_cached_rl_run_of_another_budget_is_refused(table, tmp_path: Path) -> None:
+    run = tmp_path / "rl_cpu" / "scratch_Boxing_s0" / "version_0"
+    run.mkdir(parents=True)
+    (run / "scores.json").write_text(json.dumps({"game": "Boxing", "eval_return": 3.0, "agent_steps": 20_000}))
+    scratch = table.RL_ROW_BY_KEY["scratch"]
+    assert table.rl_run(scratch, "Boxing", 0, tmp_path, "cpu", 20_000, [], False, "")["eval_return"] == 3.0
+    with pytest.raises(SystemExit, match="ran 20000 agent steps, not 5000"):
+        table.rl_run(scratch, "Boxing", 0, tmp_path, "cpu", 5_000, [], False, "")
