@@ -355,6 +355,37 @@ def mean_curve(by_seed: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]
     return points
 
 
+def target_rows(results: dict[tuple[str, str], dict[int, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """Each method's last point on each held-out target (mean ± std over seeds): the means over
+    targets hide that, e.g., a method can win on the slow targets and lose on the fast one."""
+    rows = []
+    for (family, method), by_seed in results.items():
+        tasks: dict[int, str] = {}
+        for targets in by_seed.values():
+            tasks.update((t["task"], t["name"]) for t in targets)
+        for task, name in sorted(tasks.items()):
+            finals = [t["curve"][-1] for targets in by_seed.values() for t in targets if t["task"] == task]
+            metrics = {f"{key}_final": summary([p[key] for p in finals]) for key in (*KEYS, "env_steps")}
+            rows.append({"name": f"{family}/{method}/{name}", "metrics": metrics})
+    return rows
+
+
+def target_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "\nlast point per held-out target (mean ± std over seeds):\n",
+        "| family | method | target | return | velocity error | env steps |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        family, method, target = row["name"].split("/")
+        m = row["metrics"]
+        lines.append(
+            f"| {family} | {method} | {target} | {cell(m['return_final'])} | {cell(m['velocity_error_final'])} "
+            f"| {m['env_steps_final']['mean']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def cell(metric: dict[str, Any] | None) -> str:
     if metric is None:
         return "—"
@@ -484,15 +515,19 @@ def main(argv: list[str] | None = None) -> int:
     curves = [
         {"name": f"{family}/{method}", "points": mean_curve(by_seed)} for (family, method), by_seed in results.items()
     ]
+    per_target = target_rows(results)
     print(markdown(rows, args.families))
+    print(target_markdown(per_target))
     if args.json:
+        command = "python scripts/ear_adaptation.py " + " ".join(sys.argv[1:] if argv is None else argv)
         doc = {
-            "command": "python scripts/ear_adaptation.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": command,
             "train_command": "python scripts/ear_adaptation.py --train --lane K/2  # K = 1 and 2, side by side",
             "adaptation": asdict(settings),
             "budgets": list(BUDGETS),
             "rows": rows,
             "curves": curves,
+            "tables": [{"name": "last point per held-out target", "command": command, "rows": per_target}],
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2) + "\n")

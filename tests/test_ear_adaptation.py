@@ -116,9 +116,15 @@ def test_the_driver_trains_adapts_and_writes_the_json_and_figure(driver, tmp_pat
         assert [t["name"] for t in cached["targets"]] == ["v=2.67"]
         steps = [p["env_steps"] for p in cached["targets"][0]["curve"]]
         assert steps == sorted(steps) and len(set(steps)) == len(steps), (method, steps)
+    (per_target,) = found["tables"]  # the last point of each method on each held-out target
+    assert [row["name"] for row in per_target["rows"]] == [f"halfcheetah_vel/{m}/v=2.67" for m in methods]
+    for row in per_target["rows"]:
+        method = row["name"].split("/")[1]
+        assert row["metrics"]["velocity_error_final"]["mean"] == metrics[method]["velocity_error_final"]["mean"]
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = capsys.readouterr().out
     assert "| ear_cem |" in table and "| sac_scratch |" in table and "≤ 20k steps" in table
+    assert "| halfcheetah_vel | pearl | v=2.67 |" in table
 
     # a second call reads the trained runs and cached curves; other adaptation settings recompute
     assert driver.main([*common, "--json", str(doc)]) == 0
