@@ -200,3 +200,26 @@ def test_feature_spread_reads_zero_for_features_that_ignore_the_frame(monkeypatc
     assert size == pytest.approx(0.5) and std == 0.0
     size, std = feature_spread.spread(lambda x: x.flatten(1), images)
     assert std > 0.3  # uniform pixels in [-1, 1]: std ≈ 0.58
+
+
+def test_encoder_drift_reads_no_change_for_an_identical_encoder_and_cka_ignores_rotations(monkeypatch):
+    import torch
+    from torch import nn
+
+    drift = load_repo_script("scripts/encoder_drift.py", monkeypatch)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
+    moved = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
+    moved.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        moved[2].weight.mul_(1.5)
+    changes = drift.weight_changes(moved, net)
+    assert set(changes) == {"0.weight", "2.weight"}  # biases are left out
+    assert changes["0.weight"] == 0.0 and changes["2.weight"] == pytest.approx(0.5)
+
+    x = torch.randn(200, 5)
+    rotation, _ = torch.linalg.qr(torch.randn(5, 5))
+    assert drift.linear_cka(x, 3.0 * x @ rotation) == pytest.approx(1.0, abs=1e-5)
+    assert drift.linear_cka(x, torch.randn(200, 5)) < 0.2
+    assert drift.same_dimension_correlation(x, 2.0 * x + 1.0) == pytest.approx(1.0, abs=1e-5)
+    assert drift.same_dimension_correlation(x, x @ rotation) < 0.9  # rotated: same information, other axes
