@@ -6,6 +6,7 @@ real Pong through the command line."""
 from __future__ import annotations
 
 import copy
+import csv
 import importlib.util
 
 import gymnasium
@@ -414,7 +415,8 @@ def test_the_shipped_config_trains_two_updates_on_pong_through_the_cli(tmp_path,
         "--config",
         str(REPO / "configs/atari/finetune.yaml"),
         f"--model.init_args.freeze_encoder={freeze}",
-        "--trainer.max_steps=2",
+        "--trainer.max_steps=4",
+        "--model.init_args.eval_every=2",
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
         f"--trainer.logger.save_dir={tmp_path}",
         "--trainer.log_every_n_steps=1",
@@ -435,8 +437,10 @@ def test_the_shipped_config_trains_two_updates_on_pong_through_the_cli(tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (metrics,) = tmp_path.glob("*/version_0/metrics.csv")
-    header = metrics.read_text().splitlines()[0].split(",")
-    assert {"train/q_loss", "train/env_steps", "eval/episode_return", "eval/human_normalized_score"} <= set(header)
+    rows = list(csv.DictReader(metrics.read_text().splitlines()))
+    assert {"train/q_loss", "train/env_steps", "eval/episode_return", "eval/human_normalized_score"} <= set(rows[0])
+    evaluated = [int(row["step"]) for row in rows if row["eval/episode_return"]]
+    assert len(evaluated) == 2 and evaluated == sorted(evaluated)  # after updates 2 and 4, each written once
 
 
 @pytest.mark.skipif(

@@ -335,7 +335,15 @@ class AtariFinetune(L.LightningModule):
             self._log_scores("eval", self.evaluate(self.hp.eval_episodes), dm.game)
 
     def _log_scores(self, stage: str, scores: list[float], game: str) -> None:
+        """Scores are events: written to the logger once, at this update. Through ``self.log`` they
+        would be written again at every later logging step of the stream's single epoch (a flat
+        line between two evaluations, as if the agent had been evaluated all along)."""
+        if self.logger is None:
+            return
         mean = sum(scores) / len(scores)
-        self.log(f"{stage}/episode_return", mean)
-        self.log(f"{stage}/human_normalized_score", human_normalized_score(game, mean))
-        self.log(f"{stage}/episodes", float(len(scores)))
+        metrics = {
+            f"{stage}/episode_return": mean,
+            f"{stage}/human_normalized_score": human_normalized_score(game, mean),
+            f"{stage}/episodes": float(len(scores)),
+        }
+        self.logger.log_metrics(metrics, step=self.global_step)
