@@ -114,7 +114,7 @@ class Protocol:
 
 
 PROTOCOLS = {
-    "cpu": Protocol(CPU_GAMES, 20_000, ("atari/finetune.yaml",)),
+    "cpu": Protocol(CPU_GAMES, 20_000, ("atari/finetune.yaml", "atari/cpu_protocol.yaml")),
     # Atari-100k as published (Kaiser et al. 2020; DrQ(ε): Agarwal et al. 2021): the 26 games, 100 000 agent
     # steps, 100 evaluation games to the end; a GPU run (~26 games x 3 seeds x 9 rows x 98 400 updates).
     "atari100k": Protocol(tuple(ATARI_100K_SCORES), 100_000, ("atari/finetune.yaml", "atari/atari100k.yaml")),

@@ -101,12 +101,12 @@ def test_a_row_that_needs_an_untrained_run_says_how_to_train_it(table, tmp_path:
         table.probe_encoder(table.ROW_BY_KEY["random_encoder"], 0, tmp_path, False, str(tmp_path))
 
 
-def test_the_atari100k_protocol_covers_the_26_games_and_its_config_sets_the_published_budget(table) -> None:
+@pytest.mark.parametrize("name", ["cpu", "atari100k"])
+def test_each_protocols_configs_set_its_budget(table, name) -> None:
     from palm_lightning.datamodules.atari_game import human_normalized_score
     from tests.cli_runner import run_cli
 
-    protocol = table.PROTOCOLS["atari100k"]
-    assert len(protocol.games) == 26 and protocol.agent_steps == 100_000
+    protocol = table.PROTOCOLS[name]
     for game in protocol.games:
         human_normalized_score(game, 0.0)  # every game has its published random and human scores
     configs = [arg for config in protocol.configs for arg in ("--config", str(REPO / "configs" / config))]
@@ -114,9 +114,13 @@ def test_the_atari100k_protocol_covers_the_26_games_and_its_config_sets_the_publ
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)
     assert resolved["trainer"]["max_steps"] == protocol.agent_steps - 1600  # after the seed steps
-    assert resolved["model"]["init_args"]["eval_episodes"] == 100
-    assert resolved["model"]["init_args"]["eval_max_steps"] is None
     assert resolved["data"]["init_args"]["buffer_capacity"] >= protocol.agent_steps
+    model = resolved["model"]["init_args"]
+    if name == "atari100k":  # as published: the 26 games, 100 evaluation games played to their end
+        assert len(protocol.games) == 26 and protocol.agent_steps == 100_000
+        assert model["eval_episodes"] == 100 and model["eval_max_steps"] is None
+    else:  # enough evaluation games to tell rows apart, and a learning curve
+        assert model["eval_episodes"] >= 10 and 0 < model["eval_every"] < resolved["trainer"]["max_steps"]
 
 
 def test_a_cached_rl_run_of_another_budget_is_refused(table, tmp_path: Path) -> None:
