@@ -94,9 +94,11 @@ RL_ROWS = (
 )
 RL_ROW_BY_KEY = {row.key: row for row in RL_ROWS}
 SCREEN = 64  # PALM-Atari's frames
-# The CPU protocol (our choice, not yet measured for which games learning shows this early): three of the
-# six PALM-Atari games, dense-reward ones (Pong's and Freeway's first points are rare for an agent this
-# young), 20 000 agent steps (a fifth of Atari-100k), 2 seeds. Measured update costs (configs/atari/finetune.yaml,
+# The CPU protocol (our choice; configs/atari/cpu_protocol.yaml): three of the six PALM-Atari games,
+# dense-reward ones (Pong's and Freeway's first points are rare for an agent this young), 20 000 agent
+# steps (a fifth of Atari-100k), 10 evaluation games every 4 600 updates, 2 seeds. Checked so far (seed 0,
+# docs/results/atari.md): from scratch, Seaquest learns at this budget (202, 262, 290, 190 against random
+# play's 68); Boxing's two frozen rows did not (-11, -17 with 3 games, random play 0.1). Measured update costs (configs/atari/finetune.yaml,
 # one busy thread): fine-tuned PALM-sized encoder 62-100 ms, frozen (cached features) 6 ms. 4 fine-tuned
 # rows x 3 games x 2 seeds x 18 400 updates x ~80 ms ≈ 10 h of one thread, the frozen rows ~1.5 h: ≈ 6 h on
 # two lanes, within the issue's 8 hours.
@@ -254,7 +256,8 @@ def rl_run(
 
 
 def read_scores(run: Path, game: str) -> dict[str, Any]:
-    """The last evaluation's mean game score of a finished run, raw and human-normalised."""
+    """The last evaluation's mean game score of a finished run, raw and human-normalised, and every
+    evaluation before it (the run's learning curve)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from palm_lightning.datamodules.atari_game import human_normalized_score
@@ -264,7 +267,8 @@ def read_scores(run: Path, game: str) -> dict[str, Any]:
     tags = acc.Tags()["scalars"]
     if "eval/episode_return" not in tags:
         raise RuntimeError(f"{run} logged no eval/episode_return: did the run finish?")
-    score = acc.Scalars("eval/episode_return")[-1].value
+    evaluations = acc.Scalars("eval/episode_return")
+    score = evaluations[-1].value
     train_scores = [e.value for e in acc.Scalars("train/episode_return")] if "train/episode_return" in tags else []
     return {
         "game": game,
@@ -272,6 +276,7 @@ def read_scores(run: Path, game: str) -> dict[str, Any]:
         "eval_hns": human_normalized_score(game, score),
         "train_return_last": train_scores[-1] if train_scores else None,
         "train_episodes_logged": len(train_scores),
+        "eval_curve": [[e.step, e.value] for e in evaluations],  # every evaluation (update, mean score)
     }
 
 

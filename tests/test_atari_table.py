@@ -50,6 +50,7 @@ def test_read_scores_takes_the_last_evaluation(table, tmp_path: Path) -> None:
     writer.close()
     scores = table.read_scores(tmp_path, "Boxing")
     assert scores["eval_return"] == 5.0 and scores["train_return_last"] == -3.0
+    assert scores["eval_curve"] == [[10, 1.0], [20, 5.0]]
     assert scores["eval_hns"] == pytest.approx((5.0 - 0.1) / (12.1 - 0.1))  # Boxing: random 0.1, human 12.1
     empty = tmp_path / "empty"
     SummaryWriter(str(empty)).close()
