@@ -21,11 +21,8 @@ from __future__ import annotations
 import argparse
 
 import torch
+from feature_spread import game_frames, load_encoder
 from torch import Tensor, nn
-
-from palm_lightning.datamodules.atari import AtariFramesDataModule, load_collection
-from palm_lightning.envs.latent_manifold import from_uint8
-from palm_lightning.models.frozen_encoder import FrozenEncoder
 
 
 def weight_changes(trained: nn.Module, initial: nn.Module) -> dict[str, float]:
@@ -58,11 +55,6 @@ def same_dimension_correlation(x: Tensor, y: Tensor) -> float:
     return float((standardized(x) * standardized(y)).mean(0).mean())
 
 
-def load(path: str, random_init: bool, seed: int) -> FrozenEncoder:
-    torch.manual_seed(seed)
-    return FrozenEncoder(path, random_init, None).eval()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("encoders", nargs="+", help="encoder checkpoints or network files")
@@ -71,13 +63,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    images = {}
-    for game in args.games:
-        data = AtariFramesDataModule(data_dir=args.data_dir, games=[game])
-        frames = load_collection(data.cache_path(data.roms[0])).frames[: 2 * args.frames : 2]
-        images[game] = from_uint8(torch.from_numpy(frames).unsqueeze(1))
+    images = {game: game_frames(game, args.frames, args.data_dir) for game in args.games}
     for path in args.encoders:
-        trained, initial = load(path, False, args.seed), load(path, True, args.seed)
+        trained, initial = load_encoder(path, args.seed), load_encoder(f"random:{path}", args.seed)
         print(f"\n{path} against random:{path} (seed {args.seed})\n")
         print("| weight | shape | relative change |\n|---|---|---:|")
         shapes = dict(trained.named_parameters())

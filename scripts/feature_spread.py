@@ -22,6 +22,19 @@ from palm_lightning.envs.latent_manifold import from_uint8
 from palm_lightning.models.frozen_encoder import FrozenEncoder
 
 
+def game_frames(game: str, count: int, data_dir: str) -> torch.Tensor:
+    """``count`` cached frames of ``game`` (every second one of the first ``2 × count``) in [-1, 1]."""
+    data = AtariFramesDataModule(data_dir=data_dir, games=[game])
+    frames = load_collection(data.cache_path(data.roms[0])).frames[: 2 * count : 2]
+    return from_uint8(torch.from_numpy(frames).unsqueeze(1))
+
+
+def load_encoder(name: str, seed: int) -> FrozenEncoder:
+    """A frozen encoder from a file; ``random:X`` is X's architecture initialised under torch ``seed``."""
+    torch.manual_seed(seed)
+    return FrozenEncoder(name.removeprefix("random:"), name.startswith("random:"), None).eval()
+
+
 def spread(encoder: FrozenEncoder, images: torch.Tensor) -> tuple[float, float]:
     """(mean |feature|, mean per-dimension std) of the encoder's features of ``images`` in [-1, 1]."""
     with torch.no_grad():
@@ -37,15 +50,10 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    data = AtariFramesDataModule(data_dir=args.data_dir, games=[args.game])
-    frames = load_collection(data.cache_path(data.roms[0])).frames[: 2 * args.frames : 2]
-    images = from_uint8(torch.from_numpy(frames).unsqueeze(1))
+    images = game_frames(args.game, args.frames, args.data_dir)
     print("| encoder | mean abs(f) | per-dim std | std / mean abs(f) |\n|---|---:|---:|---:|")
     for name in args.encoders:
-        random_init = name.startswith("random:")
-        torch.manual_seed(args.seed)
-        encoder = FrozenEncoder(name.removeprefix("random:"), random_init, None).eval()
-        size, std = spread(encoder, images)
+        size, std = spread(load_encoder(name, args.seed), images)
         print(f"| {name} | {size:.4f} | {std:.4f} | {std / size:.3f} |")
 
 

@@ -206,6 +206,7 @@ def test_encoder_drift_reads_no_change_for_an_identical_encoder_and_cka_ignores_
     import torch
     from torch import nn
 
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # it imports feature_spread, as when run from scripts/
     drift = load_repo_script("scripts/encoder_drift.py", monkeypatch)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
