@@ -23,17 +23,20 @@ Per seed a point is the mean over the targets; the table shows mean ± std over 
 point within each step budget (``—``: the method has no point that cheap).
 
     python scripts/ear_adaptation.py --plan                  # the jobs, their estimated cost, the lanes
-    python scripts/ear_adaptation.py --train --lane 1/2 &    # two lanes side by side, one thread each
-    python scripts/ear_adaptation.py --train --lane 2/2 &
+    python scripts/ear_adaptation.py --train &               # two workers side by side, one thread each
+    python scripts/ear_adaptation.py --train &
     wait
     python scripts/ear_adaptation.py --json docs/results/ear_adaptation.json --figure docs/images/ear_adaptation.png
 
 Runs go to ``runs/ear_adaptation/<family>/<method>_s<seed>/version_0/`` (scratch:
 ``sac_scratch_t<target>_s<seed>``); ``--train`` skips finished runs and resumes interrupted ones
-from ``last.ckpt`` (EAR's and PEARL's hold the replay buffer). A lane adapts its own runs after
-training them; results are cached per run in ``adaptation.json`` (recomputed when the adaptation
-settings change, or with ``--force-adapt``). Both lanes must be given the same selection
-(``--families``, ``--methods``, ``--seeds``, ``--targets``): the lanes split it by estimated cost.
+from ``last.ckpt`` (EAR's and PEARL's hold the replay buffer). Workers share the runs through a lock
+file per run (``<run name>.lock`` beside it, released by the OS when a worker dies): each ``--train``
+process takes the next run no other holds, trains and adapts it, and at the end waits for the
+runs held elsewhere and prints the table; any number of workers stay busy until the last run
+(fixed lanes, ``--lane K/N``, drift apart by hours when one is paused or the cost estimates are
+off). Results are cached per run in ``adaptation.json`` (recomputed when the adaptation settings
+change, or with ``--force-adapt``).
 ``--overlay DIR`` adds ``DIR/<method>.yaml`` after that method's config (the test's tiny sizes).
 
 Cost, measured 2026-11-29 on the 2-core machine (busy with two other trainings) as CPU seconds of
@@ -62,12 +65,14 @@ paper's 10 training tasks fit: no reduction to fewer tasks was needed.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import functools
 import json
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +174,25 @@ def split_lanes(jobs: list[Job], lanes: int, cost: Callable[[Job], float] = esti
         loads[lane] += cost(job)
     order = {job: i for i, job in enumerate(jobs)}
     return [sorted(lane, key=order.__getitem__) for lane in split]
+
+
+@contextlib.contextmanager
+def claimed(job: Job, out: Path, wait: bool) -> Iterator[bool]:
+    """Hold ``job``'s lock while the block runs; yields False (without waiting) when another worker
+    holds it and ``wait`` is off. ``flock`` is released by the OS if the worker dies, so a killed
+    worker's run is simply resumed by the next one that claims it."""
+    lock = job.run(out).parent.with_suffix(".lock")  # <out>/<family>/<key>_s<seed>.lock
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def train_job(job: Job, out: Path, overlay: Path | None) -> None:
@@ -468,7 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", type=int, nargs="+", default=[0, 1, 2], help="held-out task indices")
     parser.add_argument("--train", action="store_true", help="train (or resume) the runs that are missing")
     parser.add_argument(
-        "--lane", type=parse_lane, help="K/N: train and adapt only lane K of N (same selection in each)"
+        "--lane",
+        type=parse_lane,
+        help="K/N: only lane K of N of the cost-balanced split (--plan); without it workers share all runs",
     )
     parser.add_argument("--plan", action="store_true", help="print the jobs, their estimated cost and the lanes")
     parser.add_argument("--overlay", type=Path, help="a folder of overlays: <method>.yaml after that method's config")
@@ -493,14 +519,24 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {job.family:16} {job.key:16} seed {job.seed}  ~{estimate_seconds(job) / 60:.0f} min")
         return 0
     mine = lanes[args.lane[0] - 1] if args.lane else jobs
+    if args.train:  # first pass: the runs no other worker holds; second: wait for the others' runs
+        pending = list(mine)
+        for wait in (False, True):
+            held_elsewhere = []
+            for job in pending:
+                with claimed(job, args.out, wait) as ours:
+                    if not ours:
+                        held_elsewhere.append(job)
+                        continue
+                    train_job(job, args.out, args.overlay)
+                    adapted(job, args.out, args.targets, settings, args.force_adapt and not wait)
+            pending = held_elsewhere
     for job in mine:
-        if args.train:
-            train_job(job, args.out, args.overlay)
-        elif not (job.run(args.out) / "trained.json").is_file():
-            sys.exit(f"{job.run(args.out)} is not trained: run with --train (or wait for its lane)")
+        if not (job.run(args.out) / "trained.json").is_file():
+            sys.exit(f"{job.run(args.out)} is not trained: run with --train (or wait for the workers)")
     results: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
     for job in mine:
-        found = adapted(job, args.out, args.targets, settings, args.force_adapt)
+        found = adapted(job, args.out, args.targets, settings, args.force_adapt and not args.train)
         results.setdefault((job.family, job.method), {}).setdefault(job.seed, []).extend(found)
     if args.lane:
         print(
@@ -522,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         command = "python scripts/ear_adaptation.py " + " ".join(sys.argv[1:] if argv is None else argv)
         doc = {
             "command": command,
-            "train_command": "python scripts/ear_adaptation.py --train --lane K/2  # K = 1 and 2, side by side",
+            "train_command": "python scripts/ear_adaptation.py --train  # two workers side by side",
             "adaptation": asdict(settings),
             "budgets": list(BUDGETS),
             "rows": rows,

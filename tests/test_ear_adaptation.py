@@ -147,6 +147,41 @@ def test_lanes_split_the_jobs_evenly_and_identically(driver):
         driver.main(["--lane", "3/2", "--plan"])
 
 
+def test_workers_share_the_runs_and_wait_for_one_held_elsewhere(driver, tmp_path, monkeypatch):
+    """A second worker skips the run another holds, trains the rest, then waits for that run."""
+    import threading
+
+    order: list[str] = []
+
+    def finish(job, out):
+        job.run(out).mkdir(parents=True, exist_ok=True)
+        (job.run(out) / "trained.json").write_text("{}")
+
+    def fake_train(job, out, overlay):  # like representation_table.train: a finished run is skipped
+        if not (job.run(out) / "trained.json").is_file():
+            order.append(job.key)
+            finish(job, out)
+
+    monkeypatch.setattr(driver, "train_job", fake_train)
+    monkeypatch.setattr(driver, "adapted", lambda *args: [])
+    jobs = driver.all_jobs(["hopper_vel"], ["ear_cem", "pearl", "maml_trpo"], [0], [0])
+    with driver.claimed(jobs[0], tmp_path, wait=False) as first:
+        assert first
+        with driver.claimed(jobs[0], tmp_path, wait=False) as second:
+            assert not second  # held by the other "worker"
+        argv = ["--train", "--families", "hopper_vel", "--methods", "ear_cem", "pearl", "maml_trpo"]
+        worker = threading.Thread(target=driver.main, args=([*argv, "--seeds", "0", "--out", str(tmp_path)],))
+        worker.start()
+        for _ in range(200):
+            if len(order) == 2:
+                break
+            worker.join(0.05)
+        assert order == ["pearl", "maml_trpo"] and worker.is_alive()  # waiting for ear_cem
+        finish(jobs[0], tmp_path)  # the other worker finishes it
+    worker.join(10)
+    assert not worker.is_alive() and order == ["pearl", "maml_trpo"]  # ear_cem was not trained again
+
+
 def test_an_untrained_run_is_named(driver, tmp_path):
     with pytest.raises(SystemExit, match=r"pearl_s0/version_0 is not trained: run with --train"):
         driver.main(["--methods", "pearl", "--seeds", "0", "--out", str(tmp_path)])
