@@ -24,6 +24,7 @@ import inspect
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import NoReturn
 
@@ -259,9 +260,16 @@ def user_error(err: BaseException) -> Exception | None:
     return None
 
 
+MANUAL_OPTIMIZATION_CHECKPOINT_WARNING = "Using ModelCheckpoint with manual optimization and every_n_train_steps"
+"""Lightning warns (with a 12-line code sample) that a manual-optimization module's periodic checkpoint
+holds the weights *after* that step's update. For our RL and GAN modules that is the state to resume
+from (the step counter already counts the update), so the CLI silences this one message."""
+
+
 def main(args: list[str] | None = None) -> None:
     # Deterministic-enough matmuls on CPU and TF32 on recent GPUs; a no-op elsewhere.
     torch.set_float32_matmul_precision("high")
+    warnings.filterwarnings("ignore", message=MANUAL_OPTIMIZATION_CHECKPOINT_WARNING)
     try:
         PalmCLI(args=args)
     except Exception as err:

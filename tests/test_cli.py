@@ -54,6 +54,23 @@ def test_generator_fit_and_resume(fmnist_root: Path, tmp_path: Path) -> None:
     assert state["global_step"] == 6 and int(state["state_dict"]["iterations"]) == 3
 
 
+def test_periodic_checkpoints_of_a_manual_optimization_module_do_not_warn(fmnist_root: Path, tmp_path: Path, recwarn):
+    """Lightning's advice to save pre-update weights does not apply to our GAN/RL modules: not shown."""
+    from palm_lightning.cli import MANUAL_OPTIMIZATION_CHECKPOINT_WARNING, main
+
+    every_two = tmp_path / "every_two.yaml"
+    every_two.write_text(
+        "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+        "      init_args: {every_n_train_steps: 2, save_last: true}\n"
+    )
+    config = ["--config", str(REPO / "configs/generator/fmnist.yaml"), "--config", str(every_two)]
+    data = ["--data.init_args.data_dir", str(fmnist_root), "--data.init_args.batch_size", "8"]
+    out = ["--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--trainer.enable_progress_bar", "false"]
+    main(["fit", *config, *data, *out, "--trainer.max_steps", "4"])
+    assert (tmp_path / "runs/generator_fmnist/version_0/checkpoints/last.ckpt").is_file()
+    assert not [w for w in recwarn if MANUAL_OPTIMIZATION_CHECKPOINT_WARNING in str(w.message)]
+
+
 def test_classifier_fit_then_test(fmnist_root: Path, tmp_path: Path) -> None:
     common = [
         "--config",
