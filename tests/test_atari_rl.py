@@ -447,6 +447,49 @@ def test_the_shipped_config_trains_two_updates_on_pong_through_the_cli(tmp_path,
     importlib.util.find_spec("ale_py") is None or importlib.util.find_spec("cv2") is None,
     reason="needs ale-py and OpenCV (the atari extra)",
 )
+def test_a_cpu_protocol_run_resumes_with_its_replay(tmp_path):
+    """The CPU protocol's last.ckpt holds the replay buffer, so a run stopped by a session resumes with
+    every transition it had (not refilled by the current policy alone)."""
+    import torch
+
+    every_two = tmp_path / "every_two.yaml"
+    every_two.write_text(
+        "trainer:\n  callbacks:\n    - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+        "      init_args: {every_n_train_steps: 2, save_top_k: 0, save_last: true}\n"
+    )
+    common = [
+        *(
+            "--config",
+            str(REPO / "configs/atari/finetune.yaml"),
+            "--config",
+            str(REPO / "configs/atari/cpu_protocol.yaml"),
+        ),
+        *("--config", str(every_two), f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.accelerator=cpu"),
+        "--trainer.logger.init_args.version=0",
+        *("--model.init_args.scratch_channels=4", "--model.init_args.scratch_layers=1"),
+        *("--model.init_args.scratch_repr_dim=16", "--model.init_args.hidden_dim=16"),
+        *("--model.init_args.eval_episodes=1", "--model.init_args.eval_max_steps=30"),
+        *("--data.init_args.batch_size=4", "--data.init_args.buffer_capacity=200", "--data.init_args.seed_frames=40"),
+        "--data.init_args.nstep=3",
+    ]
+    first = run_cli("fit", *common, "--trainer.max_steps=4", cwd=tmp_path, timeout=120)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (last,) = tmp_path.glob("*/version_0/checkpoints/last.ckpt")
+    before = torch.load(last, weights_only=False)["AtariGameDataModule"]
+    assert int(before["buffer"]["count"].sum()) >= 44  # the seed frames and one step per update
+    resumed = run_cli("fit", *common, "--trainer.max_steps=6", f"--ckpt_path={last}", cwd=tmp_path, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = torch.load(last, weights_only=False)
+    assert after["global_step"] == 6
+    kept, buffer = int(before["buffer"]["count"].sum()), after["AtariGameDataModule"]["buffer"]
+    assert int(buffer["count"].sum()) > kept  # two more agent steps (and a new game's first frame)
+    assert torch.equal(buffer["obs"][:kept], before["buffer"]["obs"][:kept])  # every earlier frame is still there
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("ale_py") is None or importlib.util.find_spec("cv2") is None,
+    reason="needs ale-py and OpenCV (the atari extra)",
+)
 def test_a_lost_life_ends_the_learning_episode_but_not_the_game():
     from palm_lightning.datamodules.atari_game import AtariGames
 
