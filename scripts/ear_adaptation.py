@@ -6,11 +6,15 @@ paper's), with ``configs/ear/adaptation/<family>_{ear,pearl,maml}.yaml``; SAC fr
 on one held-out target at a time (``<family>_scratch.yaml``). Every method then meets the family's
 3 held-out targets (HalfCheetah-Vel 6.31, 2.67, 0.41 m/s; Hopper-Vel 1.21, 0.51, 0.08 m/s) with
 its own adaptation, and the curve is the deterministic evaluation (``--eval-episodes`` fresh
-episodes, not counted) against the env steps spent adapting:
+episodes, not counted) against the env steps spent adapting, averaged over ``--trials``
+independent adaptations per target (seeded apart; one adaptation's exploration noise is large):
 
 - ``ear_cem``: CEM in the embedding sphere (``palm_lightning.tools.cem_adapt``, the authors' 6
   elites × 15 perturbations, 10 epochs): the best embedding so far after every epoch; steps = the
   CEM episodes (96 per epoch: 19.2k steps on HalfCheetah).
+- ``ear_cem_small``: the same EAR runs and search with 2 elites × 3 perturbations (8 episodes = 1.6k
+  steps per epoch on HalfCheetah, 10 epochs; our addition): how much of EAR's step cost is the
+  authors' population rather than the embedding.
 - ``pearl``: posterior sampling (``palm_lightning.tools.pearl_adapt``): the posterior mean after
   0…``--pearl-episodes`` exploration episodes; steps = those episodes.
 - ``maml_trpo``: ``--maml-steps`` policy-gradient steps of ``--maml-episodes`` episodes (the
@@ -35,8 +39,9 @@ file per run (``<run name>.lock`` beside it, released by the OS when a worker di
 process takes the next run no other holds, trains and adapts it, and at the end waits for the
 runs held elsewhere and prints the table; any number of workers stay busy until the last run
 (fixed lanes, ``--lane K/N``, drift apart by hours when one is paused or the cost estimates are
-off). Results are cached per run in ``adaptation.json`` (recomputed when the adaptation settings
-change, or with ``--force-adapt``).
+off). Results are cached per run in ``adaptation.json`` (recomputed when the adaptation settings or
+:data:`CACHE_VERSION` change, or with ``--force-adapt``); every adaptation is seeded by the seed and
+the target, so a recomputed curve is the same curve.
 ``--overlay DIR`` adds ``DIR/<method>.yaml`` after that method's config (the test's tiny sizes).
 
 Cost, measured 2026-11-29 on the 2-core machine (busy with two other trainings) as CPU seconds of
@@ -85,6 +90,7 @@ METHODS = ("ear_cem", "pearl", "maml_trpo", "sac_scratch")
 CONFIG_SUFFIX = {"ear_cem": "ear", "pearl": "pearl", "maml_trpo": "maml", "sac_scratch": "scratch"}
 TITLES = {
     "ear_cem": "EAR + CEM",
+    "ear_cem_small": "EAR + CEM, small population",
     "pearl": "PEARL",
     "maml_trpo": "MAML-TRPO",
     "sac_scratch": "SAC from scratch",
@@ -109,15 +115,24 @@ OVERHEAD_SECONDS = {"ear_cem": 80.0, "pearl": 30.0, "maml_trpo": 30.0, "sac_scra
 """Start-up, checkpoints and adaptation per run (CEM: ~20 s per target)."""
 
 
+CACHE_VERSION = 2
+"""Bumped when the adaptation code changes what it measures, so cached curves are recomputed (2: PEARL's
+and MAML-TRPO's action noise seeded by the target's seed; before, it followed the process's RNG state)."""
+
+
 @dataclass(frozen=True)
 class AdaptSettings:
     """How every method adapts (stored with the cached results: a change recomputes them)."""
 
     eval_episodes: int = 3  # deterministic episodes per point, every method (not counted as steps)
+    trials: int = 3  # independent adaptations per target (seeds apart), averaged point by point: one
+    # PEARL or MAML-TRPO adaptation's exploration noise moved a seed's mean error by up to 0.5 m/s
     cem_elites: int = 6  # CEM: the EAR authors' settings
     cem_perturbations: int = 15
     cem_noise: float = 0.5
     cem_epochs: int = 10
+    cem_small_elites: int = 2  # ear_cem_small: the same EAR runs, 8 episodes per epoch (our choice) ...
+    cem_small_perturbations: int = 3  # ... so that CEM has points below the authors' 96 episodes
     pearl_episodes: int = 4  # PEARL: exploration episodes (posterior updated after each)
     maml_steps: int = 3  # MAML: inner policy-gradient steps ...
     maml_episodes: int = 10  # ... of K episodes each (the configs' training K)
@@ -210,14 +225,18 @@ def point(env_steps: float, record: dict[str, Any], prefix: str = "") -> dict[st
     return {"env_steps": float(env_steps), **{key: float(record[prefix + key]) for key in KEYS}}
 
 
-def adapt_ear(ckpt: Path, target: int, seed: int, settings: AdaptSettings) -> list[dict[str, float]]:
+def adapt_ear(
+    ckpt: Path, target: int, seed: int, settings: AdaptSettings, small: bool = False
+) -> list[dict[str, float]]:
+    """CEM with the authors' population, or (``small``) with ``cem_small_*``: the same search, fewer
+    episodes per epoch (how much of EAR's step cost is the population the authors chose)."""
     from palm_lightning.tools.cem_adapt import cem_search
 
     result = cem_search(
         str(ckpt),
         task=target,
-        elites=settings.cem_elites,
-        perturbations=settings.cem_perturbations,
+        elites=settings.cem_small_elites if small else settings.cem_elites,
+        perturbations=settings.cem_small_perturbations if small else settings.cem_perturbations,
         noise=settings.cem_noise,
         epochs=settings.cem_epochs,
         final_episodes=settings.eval_episodes,
@@ -280,35 +299,64 @@ def evaluate_scratch(run: Path, target: int, seed: int, settings: AdaptSettings)
     return curve
 
 
-ADAPT = {"ear_cem": adapt_ear, "pearl": adapt_pearl, "maml_trpo": adapt_maml}
+Adaptation = Callable[[Path, int, int, AdaptSettings], list[dict[str, float]]]
+ADAPT: dict[str, Adaptation] = {
+    "ear_cem": adapt_ear,
+    "ear_cem_small": functools.partial(adapt_ear, small=True),
+    "pearl": adapt_pearl,
+    "maml_trpo": adapt_maml,
+}
+VARIANTS = {"ear_cem": ("ear_cem", "ear_cem_small")}
+"""The adaptation rows of a training method (default: the method alone): ``ear_cem_small`` adapts
+the ``ear_cem`` runs with a smaller CEM population, cached apart (``adaptation_ear_cem_small.json``)."""
 
 
-def adapted(job: Job, out: Path, targets: list[int], settings: AdaptSettings, force: bool) -> list[dict[str, Any]]:
-    """The job's curves on its held-out targets, cached in its run's ``adaptation.json``."""
+def average_curves(curves: list[list[dict[str, float]]]) -> list[dict[str, float]]:
+    """Point by point mean of trials of one adaptation (env steps too: Hopper's episodes end early)."""
+    if len({len(c) for c in curves}) != 1:
+        raise RuntimeError(f"trials of one adaptation have different lengths: {[len(c) for c in curves]}")
+    return [{key: statistics.mean(p[key] for p in points) for key in points[0]} for points in zip(*curves, strict=True)]
+
+
+def variants(job: Job) -> tuple[str, ...]:
+    return VARIANTS.get(job.method, (job.method,))
+
+
+def adapted(
+    job: Job, out: Path, targets: list[int], settings: AdaptSettings, force: bool, method: str | None = None
+) -> list[dict[str, Any]]:
+    """The job's curves on its held-out targets under adaptation row ``method`` (default: the job's
+    own), cached in its run's ``adaptation.json`` (a variant's: ``adaptation_<method>.json``)."""
     from palm_lightning.envs.locomotion import family_class
 
+    method = method or job.method
     run = job.run(out)
-    cache = run / "adaptation.json"
+    cache = run / ("adaptation.json" if method == job.method else f"adaptation_{method}.json")
     wanted = [job.target] if job.target is not None else targets
     if cache.is_file() and not force:
         found = json.loads(cache.read_text())
-        if found["settings"] == asdict(settings) and [t["task"] for t in found["targets"]] == wanted:
+        fresh = found["settings"] == asdict(settings) and found.get("version") == CACHE_VERSION
+        if fresh and [t["task"] for t in found["targets"]] == wanted:
             return found["targets"]
     start = time.time()
     results = []
     for target in wanted:
-        seed = 1000 * job.seed + target
-        if job.method == "sac_scratch":
-            curve = evaluate_scratch(run, target, seed, settings)
-        else:
-            curve = ADAPT[job.method](run / "checkpoints" / "last.ckpt", target, seed, settings)
+        trials = []
+        for trial in range(settings.trials):
+            seed = 1000 * job.seed + target + 100_000 * trial
+            if job.method == "sac_scratch":
+                trials.append(evaluate_scratch(run, target, seed, settings))
+            else:
+                trials.append(ADAPT[method](run / "checkpoints" / "last.ckpt", target, seed, settings))
+        curve = average_curves(trials)
         steps = [p["env_steps"] for p in curve]
         if steps != sorted(steps):
             raise RuntimeError(f"{job.key} seed {job.seed}, target {target}: env steps not monotone: {steps}")
         name = family_class(job.family).task_name(target, "adapt")
         results.append({"task": target, "name": name, "curve": curve})
-    cache.write_text(json.dumps({"settings": asdict(settings), "targets": results}, indent=2))
-    print(f"{job.family} {job.key} seed {job.seed}: adapted in {time.time() - start:.0f} s", flush=True)
+    cache.write_text(json.dumps({"settings": asdict(settings), "version": CACHE_VERSION, "targets": results}, indent=2))
+    label = job.key if method == job.method else f"{job.key} ({method})"
+    print(f"{job.family} {label} seed {job.seed}: adapted in {time.time() - start:.0f} s", flush=True)
     return results
 
 
@@ -529,15 +577,17 @@ def main(argv: list[str] | None = None) -> int:
                         held_elsewhere.append(job)
                         continue
                     train_job(job, args.out, args.overlay)
-                    adapted(job, args.out, args.targets, settings, args.force_adapt and not wait)
+                    for method in variants(job):
+                        adapted(job, args.out, args.targets, settings, args.force_adapt and not wait, method)
             pending = held_elsewhere
     for job in mine:
         if not (job.run(args.out) / "trained.json").is_file():
             sys.exit(f"{job.run(args.out)} is not trained: run with --train (or wait for the workers)")
     results: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
     for job in mine:
-        found = adapted(job, args.out, args.targets, settings, args.force_adapt and not args.train)
-        results.setdefault((job.family, job.method), {}).setdefault(job.seed, []).extend(found)
+        for method in variants(job):
+            found = adapted(job, args.out, args.targets, settings, args.force_adapt and not args.train, method)
+            results.setdefault((job.family, method), {}).setdefault(job.seed, []).extend(found)
     if args.lane:
         print(
             f"lane {args.lane[0]}/{args.lane[1]} done in {time.time() - started:.0f} s; once every lane is, run "

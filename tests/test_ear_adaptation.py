@@ -71,6 +71,9 @@ TINY_ADAPTATION = [
     "--cem-elites=2",
     "--cem-perturbations=1",
     "--cem-epochs=2",
+    "--cem-small-elites=1",
+    "--cem-small-perturbations=1",
+    "--trials=2",
     "--pearl-episodes=1",
     "--maml-steps=1",
     "--maml-episodes=2",
@@ -98,7 +101,8 @@ def test_the_driver_trains_adapts_and_writes_the_json_and_figure(driver, tmp_pat
 
     found = json.loads(doc.read_text())
     assert set(found) >= {"command", "rows"} and "--train" in found["command"]
-    assert [row["name"] for row in found["rows"]] == [f"halfcheetah_vel/{m}" for m in methods]
+    rows = ["ear_cem", "ear_cem_small", *methods[1:]]  # the EAR runs adapted twice: authors' and small CEM
+    assert [row["name"] for row in found["rows"]] == [f"halfcheetah_vel/{m}" for m in rows]
     for row in found["rows"]:
         assert set(row) == {"name", "metrics"}
         assert {"return_final", "velocity_error_final", "env_steps_final"} <= set(row["metrics"])
@@ -107,6 +111,8 @@ def test_the_driver_trains_adapts_and_writes_the_json_and_figure(driver, tmp_pat
     metrics = {row["name"].split("/")[1]: row["metrics"] for row in found["rows"]}
     assert "return_at_0" in metrics["pearl"] and "return_at_0" in metrics["maml_trpo"]  # before any step
     assert "return_at_0" not in metrics["ear_cem"] and "return_at_0" not in metrics["sac_scratch"]
+    small, full = metrics["ear_cem_small"]["env_steps_final"], metrics["ear_cem"]["env_steps_final"]
+    assert small["mean"] < full["mean"]  # 2 episodes per CEM epoch instead of 4 (the tiny sizes)
     for curve in found["curves"]:
         steps = [p["env_steps"] for p in curve["points"]]
         assert len(steps) == 2 and steps == sorted(steps) and steps[0] < steps[1], curve
@@ -117,7 +123,7 @@ def test_the_driver_trains_adapts_and_writes_the_json_and_figure(driver, tmp_pat
         steps = [p["env_steps"] for p in cached["targets"][0]["curve"]]
         assert steps == sorted(steps) and len(set(steps)) == len(steps), (method, steps)
     (per_target,) = found["tables"]  # the last point of each method on each held-out target
-    assert [row["name"] for row in per_target["rows"]] == [f"halfcheetah_vel/{m}/v=2.67" for m in methods]
+    assert [row["name"] for row in per_target["rows"]] == [f"halfcheetah_vel/{m}/v=2.67" for m in rows]
     for row in per_target["rows"]:
         method = row["name"].split("/")[1]
         assert row["metrics"]["velocity_error_final"]["mean"] == metrics[method]["velocity_error_final"]["mean"]
@@ -180,6 +186,17 @@ def test_workers_share_the_runs_and_wait_for_one_held_elsewhere(driver, tmp_path
         finish(jobs[0], tmp_path)  # the other worker finishes it
     worker.join(10)
     assert not worker.is_alive() and order == ["pearl", "maml_trpo"]  # ear_cem was not trained again
+
+
+def test_trials_are_averaged_point_by_point(driver):
+    first = [{"env_steps": 0.0, "return": 1.0}, {"env_steps": 200.0, "return": 3.0}]
+    second = [{"env_steps": 0.0, "return": 2.0}, {"env_steps": 180.0, "return": 5.0}]
+    assert driver.average_curves([first, second]) == [
+        {"env_steps": 0.0, "return": 1.5},
+        {"env_steps": 190.0, "return": 4.0},
+    ]
+    with pytest.raises(RuntimeError, match="different lengths"):
+        driver.average_curves([first, first[:1]])
 
 
 def test_an_untrained_run_is_named(driver, tmp_path):

@@ -3,6 +3,7 @@ inner step, second-order meta-gradient, TRPO step), on a toy two-task problem an
 
 from __future__ import annotations
 
+import json
 import math
 import types
 from pathlib import Path
@@ -394,4 +395,8 @@ def test_meta_rl_configs_run_a_few_steps_and_adapt_from_the_checkpoint(tmp_path,
         adapt, name, extra = pearl_adapt_main, "pearl_adapt.json", ["--explore-episodes", "1"]
     assert adapt(["--ckpt", str(checkpoints[0]), "--task", "1", "--out", str(out), *extra]) == 0
     assert (out / name).is_file()
+    torch.rand(1000)  # another global RNG state: the curve depends on --seed alone
+    assert adapt(["--ckpt", str(checkpoints[0]), "--task", "1", "--out", str(tmp_path / "again"), *extra]) == 0
+    first, again = (json.loads((d / name).read_text())["curve"] for d in (out, tmp_path / "again"))
+    assert first == again
     assert adapt(["--ckpt", str(tmp_path / "missing.ckpt"), "--out", str(out)]) == 2

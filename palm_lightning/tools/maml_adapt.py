@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium
+import torch
 
 from palm_lightning.models.maml_trpo import MAMLTRPO, maml_adapt
 
@@ -43,7 +44,11 @@ def adapt_checkpoint(
     env = gymnasium.vector.SyncVectorEnv([make] * episodes)
     eval_env = gymnasium.vector.SyncVectorEnv([make] * eval_episodes) if eval_episodes else None
     try:
-        curve = maml_adapt(model.agent, env, steps, seed, eval_env)
+        # The policy-gradient episodes sample actions from torch's global generator: seeded here (and
+        # restored after), so a curve depends on ``seed`` alone, not on what the process ran before.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            curve = maml_adapt(model.agent, env, steps, seed, eval_env)
     finally:
         env.close()
         if eval_env is not None:

@@ -87,7 +87,11 @@ def adapt_checkpoint(
     name = FAMILIES[info["family"]].task_name(task, "adapt")  # raises with the valid range
     env = make_task_env(info["family"], task, split="adapt", **info.get("env_kwargs", {}))
     try:
-        result = pearl_adapt(model, env, explore_episodes, eval_episodes, seed=seed)
+        # The exploration episodes sample actions from torch's global generator: seeded here (and
+        # restored after), so a curve depends on ``seed`` alone, not on what the process ran before.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            result = pearl_adapt(model, env, explore_episodes, eval_episodes, seed=seed)
     finally:
         env.close()
     return {"family": info["family"], "task": name, **result}
