@@ -46,6 +46,7 @@ def adapt_checkpoint(
     try:
         # The policy-gradient episodes sample actions from torch's global generator: seeded here (and
         # restored after), so a curve depends on ``seed`` alone, not on what the process ran before.
+        # Here, not in maml_adapt: that also runs in MAMLTRPO's validation, inside training's RNG stream.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             curve = maml_adapt(model.agent, env, steps, seed, eval_env)

@@ -48,29 +48,33 @@ def pearl_adapt(
     posterior ``z_mean``/``z_variance``."""
     if explore_episodes < 0 or eval_episodes < 1:
         raise ValueError("explore_episodes must be ≥ 0 and eval_episodes ≥ 1")
-    model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    context = torch.zeros(1, 0, model.encoder.in_dim)
-    curve: list[dict[str, float]] = []
-    env_steps = 0
-    for episode in range(explore_episodes + 1):
-        mean, variance = (t.cpu() for t in model.posterior(context))
-        exploit = acting(model, mean[0], True)
-        finals = [run_episode(env, exploit, horizon, seed + 1000 + k).summaries[0] for k in range(eval_episodes)]
-        record = {"episodes": float(episode), "env_steps": float(env_steps)}
-        for key in finals[0]:
-            record[key] = sum(f[key] for f in finals) / len(finals)
-        curve.append(record)
-        if episode == explore_episodes:
-            break
-        z = ContextEncoder.sample(mean, variance, generator)[0]
-        explored = run_episode(env, acting(model, z, False), horizon, seed + episode)
-        env_steps += explored.steps
-        obs, action, reward, next_obs = explored.transitions()
-        fresh = make_context(obs, action, reward, next_obs if model.hp.use_next_obs else None)
-        context = torch.cat([context, fresh[None]], dim=1)
-    mean, variance = model.posterior(context)
-    return {"curve": curve, "z_mean": mean[0].cpu().tolist(), "z_variance": variance[0].cpu().tolist()}
+    # The exploration episodes sample actions from torch's global generator: seeded here (and restored
+    # after), so the curve depends on ``seed`` alone, not on what the process ran before.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.eval()
+        generator = torch.Generator().manual_seed(seed)
+        context = torch.zeros(1, 0, model.encoder.in_dim)
+        curve: list[dict[str, float]] = []
+        env_steps = 0
+        for episode in range(explore_episodes + 1):
+            mean, variance = (t.cpu() for t in model.posterior(context))
+            exploit = acting(model, mean[0], True)
+            finals = [run_episode(env, exploit, horizon, seed + 1000 + k).summaries[0] for k in range(eval_episodes)]
+            record = {"episodes": float(episode), "env_steps": float(env_steps)}
+            for key in finals[0]:
+                record[key] = sum(f[key] for f in finals) / len(finals)
+            curve.append(record)
+            if episode == explore_episodes:
+                break
+            z = ContextEncoder.sample(mean, variance, generator)[0]
+            explored = run_episode(env, acting(model, z, False), horizon, seed + episode)
+            env_steps += explored.steps
+            obs, action, reward, next_obs = explored.transitions()
+            fresh = make_context(obs, action, reward, next_obs if model.hp.use_next_obs else None)
+            context = torch.cat([context, fresh[None]], dim=1)
+        mean, variance = model.posterior(context)
+        return {"curve": curve, "z_mean": mean[0].cpu().tolist(), "z_variance": variance[0].cpu().tolist()}
 
 
 def adapt_checkpoint(
@@ -87,11 +91,7 @@ def adapt_checkpoint(
     name = FAMILIES[info["family"]].task_name(task, "adapt")  # raises with the valid range
     env = make_task_env(info["family"], task, split="adapt", **info.get("env_kwargs", {}))
     try:
-        # The exploration episodes sample actions from torch's global generator: seeded here (and
-        # restored after), so a curve depends on ``seed`` alone, not on what the process ran before.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            result = pearl_adapt(model, env, explore_episodes, eval_episodes, seed=seed)
+        result = pearl_adapt(model, env, explore_episodes, eval_episodes, seed=seed)
     finally:
         env.close()
     return {"family": info["family"], "task": name, **result}
