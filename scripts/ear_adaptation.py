@@ -40,8 +40,11 @@ process takes the next run no other holds, trains and adapts it, and at the end 
 runs held elsewhere and prints the table; any number of workers stay busy until the last run
 (fixed lanes, ``--lane K/N``, drift apart by hours when one is paused or the cost estimates are
 off). Results are cached per run in ``adaptation.json`` (recomputed when the adaptation settings or
-:data:`CACHE_VERSION` change, or with ``--force-adapt``); every adaptation is seeded by the seed and
-the target, so a recomputed curve is the same curve.
+:data:`CACHE_VERSION` change, or with ``--force-adapt``) and copied to the committed store
+``docs/results/ear_adaptation_runs/`` (``--store``): a run whose curves are stored is neither trained
+nor adapted again, so the comparison adds up across machines whose ``runs/`` is gone, and the table
+is rebuilt from the store alone. Every adaptation is seeded by the seed and the target, so a
+recomputed curve is the same curve.
 ``--overlay DIR`` adds ``DIR/<method>.yaml`` after that method's config (the test's tiny sizes).
 
 Cost, measured 2026-11-29 on the 2-core machine (busy with two other trainings) as CPU seconds of
@@ -114,6 +117,11 @@ SECONDS_PER_UNIT = {
 OVERHEAD_SECONDS = {"ear_cem": 80.0, "pearl": 30.0, "maml_trpo": 30.0, "sac_scratch": 20.0}
 """Start-up, checkpoints and adaptation per run (CEM: ~20 s per target)."""
 
+
+STORE = ROOT / "docs" / "results" / "ear_adaptation_runs"
+"""Committed per-run curves (``<family>/<row>_s<seed>.json``): the checkpoints in ``runs/`` do not
+outlive the machine, the curves do, so the comparison adds up across sessions and the table is
+rebuilt from the store alone."""
 
 CACHE_VERSION = 2
 """Bumped when the adaptation code changes what it measures, so cached curves are recomputed (2: PEARL's
@@ -322,22 +330,62 @@ def variants(job: Job) -> tuple[str, ...]:
     return VARIANTS.get(job.method, (job.method,))
 
 
+def stored_path(job: Job, store: Path, method: str) -> Path:
+    """``<store>/<family>/<row>_s<seed>.json``, e.g. ``hopper_vel/ear_cem_small_s1.json``."""
+    key = method if job.target is None else f"{method}_t{job.target}"
+    return store / job.family / f"{key}_s{job.seed}.json"
+
+
+def fresh_curves(path: Path | None, settings: AdaptSettings, wanted: list[int]) -> list[dict[str, Any]] | None:
+    """The curves cached at ``path`` if they were measured with ``settings``, :data:`CACHE_VERSION` and
+    on the ``wanted`` targets; ``None`` otherwise (missing, stale or another selection)."""
+    if path is None or not path.is_file():
+        return None
+    found = json.loads(path.read_text())
+    fresh = found["settings"] == asdict(settings) and found.get("version") == CACHE_VERSION
+    return found["targets"] if fresh and [t["task"] for t in found["targets"]] == wanted else None
+
+
+def write_curves(path: Path, settings: AdaptSettings, targets: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"settings": asdict(settings), "version": CACHE_VERSION, "targets": targets}
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def is_stored(job: Job, store: Path | None, targets: list[int], settings: AdaptSettings) -> bool:
+    """Every adaptation row of ``job`` is in the store: the run need not be trained (again)."""
+    wanted = [job.target] if job.target is not None else targets
+    return store is not None and all(
+        fresh_curves(stored_path(job, store, method), settings, wanted) is not None for method in variants(job)
+    )
+
+
 def adapted(
-    job: Job, out: Path, targets: list[int], settings: AdaptSettings, force: bool, method: str | None = None
+    job: Job,
+    out: Path,
+    targets: list[int],
+    settings: AdaptSettings,
+    force: bool,
+    method: str | None = None,
+    store: Path | None = None,
 ) -> list[dict[str, Any]]:
     """The job's curves on its held-out targets under adaptation row ``method`` (default: the job's
-    own), cached in its run's ``adaptation.json`` (a variant's: ``adaptation_<method>.json``)."""
+    own): from ``store`` (committed, outlives the machine), else from the run's ``adaptation.json`` (a
+    variant's: ``adaptation_<method>.json``), else measured on the run's checkpoint; written to both."""
     from palm_lightning.envs.locomotion import family_class
 
     method = method or job.method
     run = job.run(out)
     cache = run / ("adaptation.json" if method == job.method else f"adaptation_{method}.json")
     wanted = [job.target] if job.target is not None else targets
-    if cache.is_file() and not force:
-        found = json.loads(cache.read_text())
-        fresh = found["settings"] == asdict(settings) and found.get("version") == CACHE_VERSION
-        if fresh and [t["task"] for t in found["targets"]] == wanted:
-            return found["targets"]
+    kept = None if store is None else stored_path(job, store, method)
+    if not force:
+        for path in (kept, cache):
+            found = fresh_curves(path, settings, wanted)
+            if found is not None:
+                if kept is not None and path != kept:
+                    write_curves(kept, settings, found)
+                return found
     start = time.time()
     results = []
     for target in wanted:
@@ -354,7 +402,9 @@ def adapted(
             raise RuntimeError(f"{job.key} seed {job.seed}, target {target}: env steps not monotone: {steps}")
         name = family_class(job.family).task_name(target, "adapt")
         results.append({"task": target, "name": name, "curve": curve})
-    cache.write_text(json.dumps({"settings": asdict(settings), "version": CACHE_VERSION, "targets": results}, indent=2))
+    write_curves(cache, settings, results)
+    if kept is not None:
+        write_curves(kept, settings, results)
     label = job.key if method == job.method else f"{job.key} ({method})"
     print(f"{job.family} {label} seed {job.seed}: adapted in {time.time() - start:.0f} s", flush=True)
     return results
@@ -547,6 +597,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", action="store_true", help="print the jobs, their estimated cost and the lanes")
     parser.add_argument("--overlay", type=Path, help="a folder of overlays: <method>.yaml after that method's config")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "ear_adaptation")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=STORE,
+        help="committed per-run curves: a run found here is neither trained nor adapted again ('none': off)",
+    )
     parser.add_argument("--json", type=Path, help="write the rows in the docs/results JSON shape")
     parser.add_argument("--figure", type=Path, help="write the curves as a PNG")
     parser.add_argument("--force-adapt", action="store_true", help="recompute cached adaptation results")
@@ -555,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
     settings = AdaptSettings(**{name: getattr(args, name) for name in asdict(defaults)})
+    store = None if str(args.store) == "none" else args.store
     started = time.time()
 
     jobs = all_jobs(args.families, args.methods, args.seeds, args.targets)
@@ -572,21 +629,24 @@ def main(argv: list[str] | None = None) -> int:
         for wait in (False, True):
             held_elsewhere = []
             for job in pending:
+                if is_stored(job, store, args.targets, settings) and not args.force_adapt:
+                    continue
                 with claimed(job, args.out, wait) as ours:
                     if not ours:
                         held_elsewhere.append(job)
                         continue
                     train_job(job, args.out, args.overlay)
                     for method in variants(job):
-                        adapted(job, args.out, args.targets, settings, args.force_adapt and not wait, method)
+                        adapted(job, args.out, args.targets, settings, args.force_adapt and not wait, method, store)
             pending = held_elsewhere
     for job in mine:
-        if not (job.run(args.out) / "trained.json").is_file():
+        if not is_stored(job, store, args.targets, settings) and not (job.run(args.out) / "trained.json").is_file():
             sys.exit(f"{job.run(args.out)} is not trained: run with --train (or wait for the workers)")
     results: dict[tuple[str, str], dict[int, list[dict[str, Any]]]] = {}
     for job in mine:
         for method in variants(job):
-            found = adapted(job, args.out, args.targets, settings, args.force_adapt and not args.train, method)
+            force = args.force_adapt and not args.train
+            found = adapted(job, args.out, args.targets, settings, force, method, store)
             results.setdefault((job.family, method), {}).setdefault(job.seed, []).extend(found)
     if args.lane:
         print(

@@ -4,6 +4,7 @@ training through the CLI, each method's adaptation, the cached curves, the JSON 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -96,7 +97,8 @@ def test_the_driver_trains_adapts_and_writes_the_json_and_figure(driver, tmp_pat
     out, doc, figure = tmp_path / "runs", tmp_path / "adaptation.json", tmp_path / "adaptation.png"
     methods = ["ear_cem", "pearl", "maml_trpo", "sac_scratch"]
     selection = ["--families", "halfcheetah_vel", "--methods", *methods, "--seeds", "0", "--targets", "1"]
-    common = [*selection, *TINY_ADAPTATION, "--overlay", str(overlay), "--out", str(out)]
+    store = tmp_path / "store"
+    common = [*selection, *TINY_ADAPTATION, "--overlay", str(overlay), "--out", str(out), "--store", str(store)]
     assert driver.main([*common, "--train", "--json", str(doc), "--figure", str(figure)]) == 0
 
     found = json.loads(doc.read_text())
@@ -135,8 +137,19 @@ def test_the_driver_trains_adapts_and_writes_the_json_and_figure(driver, tmp_pat
     # a second call reads the trained runs and cached curves; other adaptation settings recompute
     assert driver.main([*common, "--json", str(doc)]) == 0
     assert "adapted in" not in capsys.readouterr().out
-    assert driver.main([*common, "--methods", "maml_trpo", "--maml-steps=2"]) == 0
+    assert driver.main([*common, "--methods", "maml_trpo", "--maml-steps=2", "--store", "none"]) == 0
     assert "maml_trpo seed 0: adapted in" in capsys.readouterr().out
+
+    # the committed store outlives runs/: without the runs, the same table from the store alone
+    stored = sorted(path.relative_to(store).as_posix() for path in store.rglob("*.json"))
+    assert stored == [f"halfcheetah_vel/{key}_s0.json" for key in sorted([*rows[:-1], "sac_scratch_t1"])]
+    before = json.loads(doc.read_text())["rows"]
+    shutil.rmtree(out)
+    assert driver.main([*common, "--json", str(doc)]) == 0
+    assert "adapted in" not in capsys.readouterr().out
+    assert json.loads(doc.read_text())["rows"] == before
+    assert driver.main([*common, "--train"]) == 0  # stored runs are not trained again
+    assert not out.exists()
 
 
 def test_lanes_split_the_jobs_evenly_and_identically(driver):
@@ -201,7 +214,7 @@ def test_trials_are_averaged_point_by_point(driver):
 
 def test_an_untrained_run_is_named(driver, tmp_path):
     with pytest.raises(SystemExit, match=r"pearl_s0/version_0 is not trained: run with --train"):
-        driver.main(["--methods", "pearl", "--seeds", "0", "--out", str(tmp_path)])
+        driver.main(["--methods", "pearl", "--seeds", "0", "--out", str(tmp_path), "--store", "none"])
 
 
 def test_configs_build_and_share_the_training_tasks(driver, tmp_path, monkeypatch):
