@@ -33,7 +33,9 @@ and human-normalised, per game, and the IQM over every (game, seed) of a row.
 Encoder runs go to ``runs/atari_table/<row>_s<seed>/version_0/`` (PALM's data seed follows the
 seed; the frame-trained baselines keep the frames' seed 0, so every row sees the same frames), probe
 results are cached in ``probe.json`` there, RL runs in ``runs/atari_table/rl_<protocol>/<rl row>_<game>_s<seed>/``
-with their scores in ``scores.json`` (``--force-eval`` recomputes the probe). Interrupted runs resume
+with their scores in ``scores.json`` (``--force-eval`` recomputes the probe); both are copied to the committed
+store ``docs/results/atari_runs/`` (``--store``), read first, so the tables add up across machines whose
+``runs/`` is gone (a stored result carries its encoder's weight hash, ``encoder_sha``). Interrupted runs resume
 from their ``last.ckpt`` the next time ``--train`` reaches them. Two processes can share the work:
 give each its own ``--rows`` (or ``--games``) and ``OMP_NUM_THREADS=1``.
 """
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import statistics
 import sys
@@ -56,6 +59,9 @@ from representation_table import CONFIGS, ROOT, Row, finished, run_dir, train
 from palm_lightning.datamodules.atari_game import ATARI_100K_SCORES
 
 BUDGET = "budget/atari.yaml"
+STORE = ROOT / "docs" / "results" / "atari_runs"
+"""Committed results (``probe/<row>_s<seed>[_standardized].json``, ``rl_<protocol>/<rl row>_<game>_s<seed>.json``):
+``runs/`` does not outlive the machine, these do, so the tables add up across sessions."""
 PIXEL_POOL = 2  # the pixel row probes 2x2-pooled frames (1 024 features): 4 096 cost >= 10 h on this CPU
 ROWS = (
     Row("random_encoder", "random encoder (same architecture, untrained)", encoder="random:palm_apt"),
@@ -128,6 +134,32 @@ def checkpoint(out: Path, key: str, seed: int) -> Path:
     return run_dir(out, key, seed) / "checkpoints" / "last.ckpt"
 
 
+def encoder_fingerprint(ckpt: Path) -> str:
+    """A hash of the encoder weights in ``ckpt``: stored with every result, so that a result measured
+    on an encoder retrained by a later session can be told from one measured on the first training."""
+    from palm_lightning.checkpoints import load_network
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(load_network(ckpt, kind="encoder").state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def read_json(path: Path | None) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None
+
+
+def write_json(path: Path | None, doc: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def config_label(config: Path) -> str:
+    return config.resolve().relative_to(ROOT).as_posix() if config.resolve().is_relative_to(ROOT) else str(config)
+
+
 def train_encoder(row: Row, seed: int, out: Path, data_dir: str) -> Path:
     """Train (or resume) one encoder run; the frame-trained baselines keep the frames' own seed."""
     palm = row.configs[0].startswith("palm")
@@ -161,8 +193,10 @@ def run_probe(
     data_dir: str,
     force: bool,
     standardize: bool = False,
+    store: Path | None = None,
 ) -> dict[str, Any]:
-    """The probe's results for one row and seed (cached in the row's run directory)."""
+    """The probe's results for one row and seed: from ``store`` (committed; only a result of the same
+    probe config), else the row's run directory; measured when neither has it, and written to both."""
     import lightning as L
     from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -171,8 +205,16 @@ def run_probe(
 
     version = "probe_standardized" if standardize else "probe"
     cache = run_dir(out, row.key, seed) / f"{version}.json"
-    if cache.is_file() and not force:
-        return json.loads(cache.read_text())
+    suffix = "_standardized" if standardize else ""
+    kept = None if store is None else store / "probe" / f"{row.key}_s{seed}{suffix}.json"
+    if not force:
+        found = read_json(kept)
+        if found is not None and found.get("probe_config") == config_label(config):
+            return found
+        found = read_json(cache)
+        if found is not None:
+            write_json(kept, {**found, "probe_config": config_label(config)})
+            return found
     encoder, random_init = probe_encoder(row, seed, out, train_missing, data_dir)
     spec = yaml.safe_load(config.read_text())
     data_args = {**spec["data"]["init_args"], "data_dir": data_dir, "serve_ram": True}
@@ -196,9 +238,11 @@ def run_probe(
         "random_init": random_init,
         "pixel_pool": model_args["pixel_pool"],
         "standardize": standardize,
+        "probe_config": config_label(config),
+        "encoder_sha": None if encoder == "pixels" or random_init else encoder_fingerprint(Path(encoder)),
     }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(results, indent=1))
+    write_json(cache, results)
+    write_json(kept, results)
     print(f"probe {row.key} seed {seed}: F1 {results.get('mean_f1', float('nan')):.3f} ({results['seconds']} s)")
     return results
 
@@ -214,19 +258,27 @@ def rl_run(
     overrides: list[str],
     train_missing: bool,
     data_dir: str,
+    store: Path | None = None,
 ) -> dict[str, Any]:
-    """Train (or read) one DrQ(ε) run of ``protocol`` and return its scores (cached in ``scores.json``)."""
+    """Train (or read) one DrQ(ε) run of ``protocol`` and return its scores: from ``store``
+    (committed), else the run's ``scores.json``; a new run's scores are written to both, with the
+    fingerprint of the encoder it started from (``encoder_sha``; ``None`` for a random init)."""
     name = f"{rl.key}_{game}_s{seed}"
     rl_out = out / f"rl_{protocol}"
     run = rl_out / name / "version_0"
     cache = run / "scores.json"
-    if cache.is_file():
-        scores: dict[str, Any] = json.loads(cache.read_text())
+    kept = None if store is None else store / f"rl_{protocol}" / f"{name}.json"
+    for path in (kept, cache):
+        scores = read_json(path)
+        if scores is None:
+            continue
         if scores.get("agent_steps") != agent_steps:
             sys.exit(
-                f"{run} ran {scores.get('agent_steps')} agent steps, not {agent_steps}: give the same --agent-steps, "
-                "or another --out for the new budget"
+                f"{path} ran {scores.get('agent_steps')} agent steps, not {agent_steps}: give the same --agent-steps, "
+                "or another --out and --store for the new budget"
             )
+        if path == cache:
+            write_json(kept, scores)
         return scores
     if not train_missing:
         sys.exit(f"{run} is not trained: run with --rl --train")
@@ -252,7 +304,9 @@ def rl_run(
     ]
     trained = train(Row(rl.key, rl.title, PROTOCOLS[protocol].configs), seed, rl_out, None, name, tuple(args), False)
     scores = {**read_scores(trained.parent.parent, game), "agent_steps": agent_steps}
-    cache.write_text(json.dumps(scores, indent=1))
+    scores["encoder_sha"] = None if rl.encoder == "scratch" else encoder_fingerprint(encoder)
+    write_json(cache, scores)
+    write_json(kept, scores)
     return scores
 
 
@@ -330,12 +384,14 @@ def main() -> None:
     parser.add_argument("--standardize", action="store_true", help="probe standardized features (see above)")
     parser.add_argument("--json", type=Path, help="write the tables in the docs/results JSON shape")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "atari_table")
+    parser.add_argument("--store", type=Path, default=STORE, help="committed results, read first ('none': off)")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     args = parser.parse_args()
     protocol = PROTOCOLS[args.protocol]
     args.games = args.games or list(protocol.games)
     args.agent_steps = args.agent_steps or protocol.agent_steps
     args.out.mkdir(parents=True, exist_ok=True)
+    store = None if str(args.store) == "none" else args.store
     started = time.time()
     tables: list[dict[str, Any]] = []
     command = "python scripts/atari_table.py " + " ".join(sys.argv[1:])
@@ -364,6 +420,7 @@ def main() -> None:
                     args.data_dir,
                     args.force_eval,
                     args.standardize,
+                    store,
                 )
                 for game, result in found.items():
                     if isinstance(result, dict) and "mean_f1" in result:
@@ -401,6 +458,7 @@ def main() -> None:
                         args.rl_override,
                         args.train,
                         args.data_dir,
+                        store,
                     )
                     per_rl.setdefault(key, {}).setdefault(f"return_{game}", []).append(found["eval_return"])
                     per_rl[key].setdefault(f"hns_{game}", []).append(found["eval_hns"])

@@ -96,6 +96,20 @@ def test_probe_row_runs_the_state_probe_and_caches_it(table, tmp_path: Path) -> 
     hparams = yaml.safe_load((out / "pixels_s0" / "probe_standardized" / "hparams.yaml").read_text())
     assert hparams["standardize"] is True  # the probe itself got the flag, in its own TensorBoard run
 
+    # the committed store: a run's result is copied there, and read from there once runs/ is gone
+    store = tmp_path / "store"
+    table.run_probe(table.ROW_BY_KEY["pixels"], 0, out, config, False, str(data), False, store=store)
+    kept = json.loads((store / "probe" / "pixels_s0.json").read_text())
+    assert kept["mean_f1"] == -1.0 and kept["probe_config"] == str(config)
+    import shutil
+
+    shutil.rmtree(out)
+    assert table.run_probe(table.ROW_BY_KEY["pixels"], 0, out, config, False, str(data), False, store=store) == kept
+    other = tmp_path / "other_probe.yaml"  # another probe recipe does not take the stored result
+    other.write_text(config.read_text())
+    fresh = table.run_probe(table.ROW_BY_KEY["pixels"], 0, out, other, False, str(data), False, store=store)
+    assert fresh["mean_f1"] >= 0.0 and fresh["probe_config"] == str(other)
+
 
 def test_a_row_that_needs_an_untrained_run_says_how_to_train_it(table, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="is not trained: run with --train"):
@@ -122,6 +136,35 @@ def test_each_protocols_configs_set_its_budget(table, name) -> None:
         assert model["eval_episodes"] == 100 and model["eval_max_steps"] is None
     else:  # enough evaluation games to tell rows apart, and a learning curve
         assert model["eval_episodes"] >= 10 and 0 < model["eval_every"] < resolved["trainer"]["max_steps"]
+
+
+def test_rl_scores_are_kept_in_the_store_and_read_first(table, tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "rl_cpu" / "scratch_Boxing_s0" / "version_0"
+    run.mkdir(parents=True)
+    (run / "scores.json").write_text(json.dumps({"game": "Boxing", "eval_return": 3.0, "agent_steps": 20_000}))
+    scratch, store, out = table.RL_ROW_BY_KEY["scratch"], tmp_path / "store", tmp_path / "runs"
+    assert table.rl_run(scratch, "Boxing", 0, out, "cpu", 20_000, [], False, "", store)["eval_return"] == 3.0
+    kept = store / "rl_cpu" / "scratch_Boxing_s0.json"
+    assert json.loads(kept.read_text())["eval_return"] == 3.0
+    (run / "scores.json").unlink()  # runs/ is gone: the store answers
+    assert table.rl_run(scratch, "Boxing", 0, out, "cpu", 20_000, [], False, "", store)["eval_return"] == 3.0
+    with pytest.raises(SystemExit, match=r"scratch_Boxing_s0\.json ran 20000 agent steps, not 5000"):
+        table.rl_run(scratch, "Boxing", 0, out, "cpu", 5_000, [], False, "", store)
+
+
+def test_the_encoder_fingerprint_follows_the_weights(table, tmp_path: Path) -> None:
+    import torch
+
+    from palm_lightning.checkpoints import save_network
+    from palm_lightning.nn.encoders import DrQEncoder
+
+    torch.manual_seed(0)
+    network = DrQEncoder(image_shape=(1, 16, 16), channels=4, num_layers=2, repr_dim=8)
+    first = table.encoder_fingerprint(save_network(network, tmp_path / "a.pt", kind="encoder"))
+    assert first == table.encoder_fingerprint(save_network(network, tmp_path / "b.pt", kind="encoder"))
+    with torch.no_grad():
+        next(network.parameters()).add_(1e-6)
+    assert first != table.encoder_fingerprint(save_network(network, tmp_path / "c.pt", kind="encoder"))
 
 
 def test_a_cached_rl_run_of_another_budget_is_refused(table, tmp_path: Path) -> None:
