@@ -166,6 +166,22 @@ def train_encoder(row: Row, seed: int, out: Path, data_dir: str) -> Path:
     return train(row, seed, out, data_dir, seed_data=palm)
 
 
+def architecture_file(out: Path, key: str) -> Path:
+    """An encoder file with row ``key``'s architecture, for the rows that draw their own initial weights
+    (``random_encoder``, ``scratch``): built from the row's configs, without training it (the file's
+    weights are never read), so those rows need no 40-minute PALM run on a fresh machine."""
+    from palm_lightning.checkpoints import save_network
+    from palm_lightning.cli import PalmCLI
+
+    path = out / "architecture" / f"{key}_encoder.pt"
+    if not path.is_file():
+        configs = [arg for config in ROW_BY_KEY[key].configs for arg in ("--config", str(CONFIGS / config))]
+        with torch.random.fork_rng():  # the configs' seed_everything must not move the caller's draws
+            cli = PalmCLI(args=[*configs, "--trainer.logger", "false"], run=False)
+        save_network(cli.model.encoder, path, kind="encoder")
+    return path
+
+
 def require(out: Path, key: str, seed: int, train_missing: bool, data_dir: str) -> Path:
     if not finished(out, key, seed):
         if not train_missing:
@@ -180,7 +196,7 @@ def probe_encoder(row: Row, seed: int, out: Path, train_missing: bool, data_dir:
     if row.encoder == "pixels":
         return "pixels", False
     if row.encoder.startswith("random:"):
-        return str(require(out, row.encoder.split(":", 1)[1], seed, train_missing, data_dir)), True
+        return str(architecture_file(out, row.encoder.split(":", 1)[1])), True
     return str(require(out, row.key, seed, train_missing, data_dir)), False
 
 
@@ -282,8 +298,10 @@ def rl_run(
         return scores
     if not train_missing:
         sys.exit(f"{run} is not trained: run with --rl --train")
-    source = "palm_apt" if rl.encoder == "scratch" else rl.encoder
-    encoder = require(out, source, seed, train_missing, data_dir)
+    if rl.encoder == "scratch":
+        encoder = architecture_file(out, "palm_apt")
+    else:
+        encoder = require(out, rl.encoder, seed, train_missing, data_dir)
     seed_steps = 1600  # DrQ(ε)'s min replay history (configs/atari/finetune.yaml)
     args = [
         "--data.init_args.game",
@@ -405,7 +423,7 @@ def main() -> None:
                 if row.configs:
                     train_encoder(row, seed, args.out, args.data_dir)
                 elif row.encoder.startswith("random:"):
-                    require(args.out, row.encoder.split(":", 1)[1], seed, True, args.data_dir)
+                    architecture_file(args.out, row.encoder.split(":", 1)[1])
 
     if args.probe:
         per_row: dict[str, dict[str, list[float]]] = {}

@@ -113,7 +113,19 @@ def test_probe_row_runs_the_state_probe_and_caches_it(table, tmp_path: Path) -> 
 
 def test_a_row_that_needs_an_untrained_run_says_how_to_train_it(table, tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="is not trained: run with --train"):
-        table.probe_encoder(table.ROW_BY_KEY["random_encoder"], 0, tmp_path, False, str(tmp_path))
+        table.probe_encoder(table.ROW_BY_KEY["palm_apt"], 0, tmp_path, False, str(tmp_path))
+
+
+def test_rows_that_draw_their_own_weights_need_no_trained_run(table, tmp_path: Path) -> None:
+    """The random encoder and the from-scratch agent take PALM-Atari's architecture from its configs."""
+    from palm_lightning.models.frozen_encoder import build_encoder
+
+    encoder, random_init = table.probe_encoder(table.ROW_BY_KEY["random_encoder"], 0, tmp_path, False, "")
+    assert random_init and Path(encoder) == tmp_path / "architecture" / "palm_apt_encoder.pt"
+    assert not (tmp_path / "palm_apt_s0").exists()  # nothing trained
+    network = build_encoder(encoder, random_init=True)
+    assert type(network).__name__ == "DrQEncoder" and tuple(network.image_shape) == (1, table.SCREEN, table.SCREEN)
+    assert network.out_dim == 256
 
 
 @pytest.mark.parametrize("name", ["cpu", "atari100k"])
