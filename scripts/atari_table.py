@@ -36,8 +36,11 @@ results are cached in ``probe.json`` there, RL runs in ``runs/atari_table/rl_<pr
 with their scores in ``scores.json`` (``--force-eval`` recomputes the probe); both are copied to the committed
 store ``docs/results/atari_runs/`` (``--store``), read first, so the tables add up across machines whose
 ``runs/`` is gone (a stored result carries its encoder's weight hash, ``encoder_sha``). Interrupted runs resume
-from their ``last.ckpt`` the next time ``--train`` reaches them. Two processes can share the work:
-give each its own ``--rows`` (or ``--games``) and ``OMP_NUM_THREADS=1``.
+from their ``last.ckpt`` the next time ``--train`` reaches them. RL workers share the runs: start the
+same ``--rl --train`` command twice (``OMP_NUM_THREADS=1`` each); each takes the next run no other
+holds (a lock file per run and per encoder), and a worker that trains an encoder lets the other go
+on with runs that do not need it. Encoder trainings alone (``--train`` without ``--rl``) are split by
+hand: give each process its own ``--rows``.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import worker_claims
 import yaml
 from representation_table import CONFIGS, ROOT, Row, finished, run_dir, train
 
@@ -284,18 +288,9 @@ def rl_run(
     run = rl_out / name / "version_0"
     cache = run / "scores.json"
     kept = None if store is None else store / f"rl_{protocol}" / f"{name}.json"
-    for path in (kept, cache):
-        scores = read_json(path)
-        if scores is None:
-            continue
-        if scores.get("agent_steps") != agent_steps:
-            sys.exit(
-                f"{path} ran {scores.get('agent_steps')} agent steps, not {agent_steps}: give the same --agent-steps, "
-                "or another --out and --store for the new budget"
-            )
-        if path == cache:
-            write_json(kept, scores)
-        return scores
+    found = found_scores(cache, kept, agent_steps)
+    if found is not None:
+        return found
     if not train_missing:
         sys.exit(f"{run} is not trained: run with --rl --train")
     if rl.encoder == "scratch":
@@ -326,6 +321,55 @@ def rl_run(
     write_json(cache, scores)
     write_json(kept, scores)
     return scores
+
+
+def found_scores(cache: Path, kept: Path | None, agent_steps: int) -> dict[str, Any] | None:
+    """An RL run's scores from the store (``kept``), else its run's ``scores.json`` (copied to the
+    store); ``None`` when neither has them. A result of another budget stops the script."""
+    for path in (kept, cache):
+        scores = read_json(path)
+        if scores is None:
+            continue
+        if scores.get("agent_steps") != agent_steps:
+            sys.exit(
+                f"{path} ran {scores.get('agent_steps')} agent steps, not {agent_steps}: give the same --agent-steps, "
+                "or another --out and --store for the new budget"
+            )
+        if path == cache:
+            write_json(kept, scores)
+        return scores
+    return None
+
+
+def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, store: Path | None) -> None:
+    """Train the RL runs ``jobs`` (row, game, seed) that are not found yet, shared with any other
+    worker running the same command (:mod:`worker_claims`): first the runs no other worker holds
+    whose encoder is trained or free to train here (a worker trains an encoder under its own lock,
+    the others meanwhile take runs that do not need it), then, waiting, the rest."""
+    rl_out = args.out / f"rl_{args.protocol}"
+    pending = list(jobs)
+    for wait in (False, True):
+        deferred = []
+        for rl, game, seed in pending:
+            name = f"{rl.key}_{game}_s{seed}"
+            kept = None if store is None else store / f"rl_{args.protocol}" / f"{name}.json"
+            with worker_claims.claimed(rl_out / f"{name}.lock", wait) as ours:
+                if not ours:
+                    deferred.append((rl, game, seed))
+                    continue
+                if found_scores(rl_out / name / "version_0" / "scores.json", kept, args.agent_steps) is not None:
+                    continue
+                if rl.encoder != "scratch" and not finished(args.out, rl.encoder, seed):
+                    lock = run_dir(args.out, rl.encoder, seed).parent.with_suffix(".lock")
+                    with worker_claims.claimed(lock, wait) as mine:
+                        if not mine:
+                            deferred.append((rl, game, seed))
+                            continue
+                        if not finished(args.out, rl.encoder, seed):  # the holder may have trained it
+                            train_encoder(ROW_BY_KEY[rl.encoder], seed, args.out, args.data_dir)
+                overrides = args.rl_override
+                rl_run(rl, game, seed, args.out, args.protocol, args.agent_steps, overrides, True, args.data_dir, store)
+        pending = deferred
 
 
 def read_scores(run: Path, game: str) -> dict[str, Any]:
@@ -461,6 +505,9 @@ def main() -> None:
         )
 
     if args.rl:
+        if args.train:
+            jobs = [(RL_ROW_BY_KEY[k], g, seed) for k in args.rl_rows for g in args.games for seed in args.seeds]
+            rl_worker(jobs, args, store)
         per_rl: dict[str, dict[str, list[float]]] = {}
         hns: dict[str, list[float]] = {}
         for key in args.rl_rows:

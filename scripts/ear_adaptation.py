@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import functools
 import json
 import statistics
@@ -85,6 +84,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import worker_claims
 import yaml
 from representation_table import CONFIGS, ROOT, Row, run_dir, train
 
@@ -201,21 +201,10 @@ def split_lanes(jobs: list[Job], lanes: int, cost: Callable[[Job], float] = esti
 
 @contextlib.contextmanager
 def claimed(job: Job, out: Path, wait: bool) -> Iterator[bool]:
-    """Hold ``job``'s lock while the block runs; yields False (without waiting) when another worker
-    holds it and ``wait`` is off. ``flock`` is released by the OS if the worker dies, so a killed
-    worker's run is simply resumed by the next one that claims it."""
-    lock = job.run(out).parent.with_suffix(".lock")  # <out>/<family>/<key>_s<seed>.lock
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Hold ``job``'s lock (``<out>/<family>/<key>_s<seed>.lock``) while the block runs; yields False
+    (without waiting) when another worker holds it and ``wait`` is off (:mod:`worker_claims`)."""
+    with worker_claims.claimed(job.run(out).parent.with_suffix(".lock"), wait) as ours:
+        yield ours
 
 
 def train_job(job: Job, out: Path, overlay: Path | None) -> None:

@@ -187,3 +187,41 @@ def test_a_cached_rl_run_of_another_budget_is_refused(table, tmp_path: Path) -> 
     assert table.rl_run(scratch, "Boxing", 0, tmp_path, "cpu", 20_000, [], False, "")["eval_return"] == 3.0
     with pytest.raises(SystemExit, match="ran 20000 agent steps, not 5000"):
         table.rl_run(scratch, "Boxing", 0, tmp_path, "cpu", 5_000, [], False, "")
+
+
+def test_rl_workers_share_runs_and_leave_an_encoder_in_training_to_its_worker(table, tmp_path: Path) -> None:
+    """While another worker holds palm_apt's encoder (training it), this worker takes the runs that do not
+    need it, then waits; a run found in the store is not trained again."""
+    import argparse
+    import threading
+
+    claims = table.worker_claims
+    order: list[str] = []
+    trained: list[str] = []
+    table.train_encoder = lambda row, seed, out, data_dir: trained.append(row.key)
+
+    def fake_rl_run(rl, game, seed, out, protocol, agent_steps, overrides, train_missing, data_dir, store):
+        order.append(f"{rl.key}_{game}")
+        table.write_json(store / f"rl_{protocol}" / f"{rl.key}_{game}_s{seed}.json", {"agent_steps": agent_steps})
+
+    table.rl_run = fake_rl_run
+    store, out = tmp_path / "store", tmp_path / "runs"
+    table.write_json(store / "rl_cpu" / "scratch_Seaquest_s0.json", {"agent_steps": 20_000})  # found: skipped
+    args = argparse.Namespace(out=out, protocol="cpu", agent_steps=20_000, rl_override=[], data_dir="")
+    rows = [table.RL_ROW_BY_KEY[k] for k in ("palm_apt_ft", "scratch")]
+    jobs = [(rl, game, 0) for rl in rows for game in ("Boxing", "Seaquest")]
+    with claims.claimed(out / "palm_apt_s0.lock", wait=False) as held:  # "another worker" trains palm_apt
+        assert held
+        worker = threading.Thread(target=table.rl_worker, args=(jobs, args, store))
+        worker.start()
+        for _ in range(200):
+            if order:
+                break
+            worker.join(0.05)
+        worker.join(0.3)
+        assert order == ["scratch_Boxing"] and worker.is_alive()  # waiting for palm_apt's encoder
+        (out / "palm_apt_s0" / "version_0").mkdir(parents=True)
+        (out / "palm_apt_s0" / "version_0" / "trained.json").write_text("{}")  # the other worker finished it
+    worker.join(10)
+    assert not worker.is_alive()
+    assert order == ["scratch_Boxing", "palm_apt_ft_Boxing", "palm_apt_ft_Seaquest"] and trained == []

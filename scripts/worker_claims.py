@@ -1,0 +1,28 @@
+"""Claims that let several worker processes share one list of runs (``scripts/ear_adaptation.py``,
+``scripts/atari_table.py``): a worker takes a run by holding its lock file, skips the runs others
+hold, and at the end waits for them. ``flock`` is released by the OS when a worker dies, so a killed
+worker's run is simply resumed (from its ``last.ckpt``) by the next worker that claims it."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def claimed(lock: Path, wait: bool) -> Iterator[bool]:
+    """Hold ``lock`` while the block runs; yields False (without waiting) when another process holds
+    it and ``wait`` is off."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
