@@ -110,10 +110,10 @@ SCREEN = 64  # PALM-Atari's frames
 # docs/results/atari.md): from scratch, Seaquest learns at this budget (202, 262, 290, 190 against random
 # play's 68), and MsPacman (431, 1 203, 421 after 4 600 to 13 800 updates; random play 307); Boxing's frozen
 # rows did not (-11, -17 with 3 games, random play 0.1), its scratch row ends above random play, noisily
-# (-3.8, 6.8, -10.5, 9.3 after 4 600 to 18 400 updates): Boxing stays. Measured update costs (configs/atari/finetune.yaml,
-# one busy thread): fine-tuned PALM-sized encoder 62-100 ms, frozen (cached features) 6 ms. 4 fine-tuned
-# rows x 3 games x 2 seeds x 18 400 updates x ~80 ms ≈ 10 h of one thread, the frozen rows ~1.5 h: ≈ 6 h on
-# two lanes, within the 8 hours.
+# (-3.8, 6.8, -10.5, 9.3 after 4 600 to 18 400 updates): Boxing stays. Measured update costs
+# (configs/atari/finetune.yaml, one busy thread): fine-tuned PALM-sized encoder 62-100 ms, frozen (cached
+# features) 6 ms. 4 fine-tuned rows x 3 games x 2 seeds x 18 400 updates x ~80 ms ≈ 10 h of one thread, the
+# frozen rows ~1.5 h: ≈ 6 h on two lanes, within the 8 hours.
 CPU_GAMES = ("Boxing", "Seaquest", "MsPacman")
 
 
