@@ -287,8 +287,7 @@ def rl_run(
     name = f"{rl.key}_{game}_s{seed}"
     rl_out = out / f"rl_{protocol}"
     run = rl_out / name / "version_0"
-    cache = run / "scores.json"
-    kept = None if store is None else store / f"rl_{protocol}" / f"{name}.json"
+    cache, kept = rl_result_paths(out, store, protocol, name)
     found = found_scores(cache, kept, agent_steps)
     if found is not None:
         return found
@@ -324,6 +323,12 @@ def rl_run(
     return scores
 
 
+def rl_result_paths(out: Path, store: Path | None, protocol: str, name: str) -> tuple[Path, Path | None]:
+    """Where RL run ``name``'s scores live: its run's ``scores.json`` and the store's copy (``None``: no store)."""
+    kept = None if store is None else store / f"rl_{protocol}" / f"{name}.json"
+    return out / f"rl_{protocol}" / name / "version_0" / "scores.json", kept
+
+
 def found_scores(cache: Path, kept: Path | None, agent_steps: int) -> dict[str, Any] | None:
     """An RL run's scores from the store (``kept``), else its run's ``scores.json`` (copied to the
     store); ``None`` when neither has them. A result of another budget stops the script."""
@@ -353,12 +358,11 @@ def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, stor
         deferred = []
         for rl, game, seed in pending:
             name = f"{rl.key}_{game}_s{seed}"
-            kept = None if store is None else store / f"rl_{args.protocol}" / f"{name}.json"
             with worker_claims.claimed(rl_out / f"{name}.lock", wait) as ours:
                 if not ours:
                     deferred.append((rl, game, seed))
                     continue
-                if found_scores(rl_out / name / "version_0" / "scores.json", kept, args.agent_steps) is not None:
+                if found_scores(*rl_result_paths(args.out, store, args.protocol, name), args.agent_steps) is not None:
                     continue
                 if rl.encoder != "scratch" and not finished(args.out, rl.encoder, seed):
                     lock = run_dir(args.out, rl.encoder, seed).parent.with_suffix(".lock")
@@ -368,8 +372,18 @@ def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, stor
                             continue
                         if not finished(args.out, rl.encoder, seed):  # the holder may have trained it
                             train_encoder(ROW_BY_KEY[rl.encoder], seed, args.out, args.data_dir)
-                overrides = args.rl_override
-                rl_run(rl, game, seed, args.out, args.protocol, args.agent_steps, overrides, True, args.data_dir, store)
+                rl_run(
+                    rl,
+                    game,
+                    seed,
+                    args.out,
+                    args.protocol,
+                    args.agent_steps,
+                    args.rl_override,
+                    True,
+                    args.data_dir,
+                    store,
+                )
         pending = deferred
 
 
