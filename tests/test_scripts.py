@@ -224,3 +224,32 @@ def test_encoder_drift_reads_no_change_for_an_identical_encoder_and_cka_ignores_
     assert drift.linear_cka(x, torch.randn(200, 5)) < 0.2
     assert drift.same_dimension_correlation(x, 2.0 * x + 1.0) == pytest.approx(1.0, abs=1e-5)
     assert drift.same_dimension_correlation(x, x @ rotation) < 0.9  # rotated: same information, other axes
+
+
+def test_gpu_smoke_rates_the_training_tag_not_the_warm_up(tmp_path, monkeypatch):
+    from torch.utils.tensorboard import SummaryWriter
+
+    smoke = load_repo_script("scripts/gpu_smoke.py", monkeypatch)
+    writer = SummaryWriter(str(tmp_path / "run" / "version_0"))
+    writer.add_scalar("hp_metric", -1.0, 0, walltime=1000.0)  # logged at start, before a long warm-up
+    for step in range(100, 1100, 100):  # 1 000 updates in 10 s after the warm-up
+        writer.add_scalar("train/loss", 1.0 / step, step, walltime=2000.0 + step / 100)
+    writer.add_scalar("val/acc", 0.5, 1200, walltime=2020.0)
+    writer.close()
+    steps, rate, last = smoke.read_scalars(tmp_path / "run")
+    assert steps == 1200
+    assert rate == pytest.approx(100.0)  # (1000 - 100) updates / 9 s; the warm-up would give ~1
+    assert last["val/acc"] == pytest.approx(0.5)
+    assert smoke.read_scalars(tmp_path / "empty") == (None, None, {})
+
+
+def test_gpu_smoke_commands_parse_with_their_overrides(tmp_path, monkeypatch):
+    from tests.cli_runner import run_cli
+
+    smoke = load_repo_script("scripts/gpu_smoke.py", monkeypatch)
+    (palm,) = [check for check in smoke.checks("/carried/fashion-mnist") if check.name == "palm_gpu"]
+    argv = smoke.command(palm, tmp_path / "runs", 75, ["--trainer.accelerator=cpu"])
+    result = run_cli(*argv[3:], "--print_config", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "max_time: 00:00:01:15" in result.stdout
+    assert "system_dir: /carried/fashion-mnist" in result.stdout
