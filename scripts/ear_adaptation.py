@@ -46,6 +46,8 @@ nor adapted again, so the comparison adds up across machines whose ``runs/`` is 
 is rebuilt from the store alone. Every adaptation is seeded by the seed and the target, so a
 recomputed curve is the same curve.
 ``--overlay DIR`` adds ``DIR/<method>.yaml`` after that method's config (the test's tiny sizes).
+``--stop-by HH:MM`` makes a worker claim only the runs its estimate (below, × ``--slack``) ends by
+then: a run cut by the end of a session is lost when the next session starts on a fresh machine.
 
 Cost, measured 2026-11-29 on the 2-core machine (busy with two other trainings) as CPU seconds of
 one thread: the difference between 400- and 1200-update runs (MAML: 2 and 8 meta-iterations,
@@ -74,6 +76,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import functools
 import json
 import statistics
@@ -571,6 +574,19 @@ def parse_lane(text: str) -> tuple[int, int]:
     return k, n
 
 
+def parse_clock(text: str) -> float:
+    """``HH:MM`` → the epoch seconds of its next occurrence (within 24 h; local time)."""
+    try:
+        hour, minute = (int(x) for x in text.split(":"))
+        now = datetime.datetime.now()
+        at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--stop-by takes HH:MM (local time), got {text!r}") from error
+    if at <= now:
+        at += datetime.timedelta(days=1)
+    return at.timestamp()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
@@ -582,6 +598,17 @@ def main(argv: list[str] | None = None) -> int:
         "--lane",
         type=parse_lane,
         help="K/N: only lane K of N of the cost-balanced split (--plan); without it workers share all runs",
+    )
+    parser.add_argument(
+        "--stop-by",
+        type=parse_clock,
+        help="with --train: claim only the runs expected (estimate × --slack) to end by HH:MM; leave the rest",
+    )
+    parser.add_argument(
+        "--slack",
+        type=float,
+        default=1.5,
+        help="--stop-by's factor on the one-thread estimate (two workers side by side ran 1.0-1.5x it, MAML 2.4x)",
     )
     parser.add_argument("--plan", action="store_true", help="print the jobs, their estimated cost and the lanes")
     parser.add_argument("--overlay", type=Path, help="a folder of overlays: <method>.yaml after that method's config")
@@ -615,10 +642,14 @@ def main(argv: list[str] | None = None) -> int:
     mine = lanes[args.lane[0] - 1] if args.lane else jobs
     if args.train:  # first pass: the runs no other worker holds; second: wait for the others' runs
         pending = list(mine)
+        deferred: list[Job] = []
         for wait in (False, True):
             held_elsewhere = []
             for job in pending:
                 if is_stored(job, store, args.targets, settings) and not args.force_adapt:
+                    continue
+                if args.stop_by is not None and time.time() + args.slack * estimate_seconds(job) > args.stop_by:
+                    deferred.append(job)  # would outlast the machine or session: a later call trains it
                     continue
                 with claimed(job, args.out, wait) as ours:
                     if not ours:
@@ -628,6 +659,10 @@ def main(argv: list[str] | None = None) -> int:
                     for method in variants(job):
                         adapted(job, args.out, args.targets, settings, args.force_adapt and not wait, method, store)
             pending = held_elsewhere
+        if deferred:
+            names = ", ".join(f"{job.family}/{job.key}_s{job.seed}" for job in deferred)
+            print(f"--stop-by: {len(deferred)} runs would end too late and were left for a later call: {names}")
+            return 0
     for job in mine:
         if not is_stored(job, store, args.targets, settings) and not (job.run(args.out) / "trained.json").is_file():
             sys.exit(f"{job.run(args.out)} is not trained: run with --train (or wait for the workers)")

@@ -235,3 +235,28 @@ def test_configs_build_and_share_the_training_tasks(driver, tmp_path, monkeypatc
         assert built["ear_cem"].model.hp.num_tasks == built["pearl"].model.hp.num_tasks == 10
         scratch = built["sac_scratch"].datamodule
         assert (scratch.family, scratch.split, scratch.tasks) == (family, "adapt", [0])
+
+
+def test_stop_by_leaves_the_runs_that_would_end_too_late(driver, tmp_path, monkeypatch, capsys):
+    """A worker with ``--stop-by`` trains what fits before it and names what it left."""
+    import datetime
+
+    trained: list[str] = []
+
+    def fake_train(job, out, overlay):
+        trained.append(job.key)
+        job.run(out).mkdir(parents=True, exist_ok=True)
+        (job.run(out) / "trained.json").write_text("{}")
+
+    monkeypatch.setattr(driver, "train_job", fake_train)
+    monkeypatch.setattr(driver, "adapted", lambda *args: [])
+    jobs = driver.all_jobs(["hopper_vel"], ["ear_cem", "sac_scratch"], [0], [0])
+    estimates = {job.key: driver.estimate_seconds(job) for job in jobs}
+    assert 1.5 * estimates["sac_scratch_t0"] < 25 * 60 < 1.5 * estimates["ear_cem"]  # the clock below splits them
+    stop_by = (datetime.datetime.now() + datetime.timedelta(minutes=26)).strftime("%H:%M")
+    argv = ["--train", "--families", "hopper_vel", "--methods", "ear_cem", "sac_scratch", "--seeds", "0"]
+    assert driver.main([*argv, "--targets", "0", "--out", str(tmp_path), "--store", "none", "--stop-by", stop_by]) == 0
+    assert trained == ["sac_scratch_t0"]
+    assert "1 runs would end too late and were left for a later call: hopper_vel/ear_cem_s0" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        driver.main(["--train", "--stop-by", "25:00"])
