@@ -39,8 +39,9 @@ store ``docs/results/atari_runs/`` (``--store``), read first, so the tables add 
 from their ``last.ckpt`` the next time ``--train`` reaches them. RL workers share the runs: start the
 same ``--rl --train`` command twice (``OMP_NUM_THREADS=1`` each); each takes the next run no other
 holds (a lock file per run and per encoder), and a worker that trains an encoder lets the other go
-on with runs that do not need it. Encoder trainings alone (``--train`` without ``--rl``) are split by
-hand: give each process its own ``--rows``.
+on with runs that do not need it. ``--stop-by HH:MM``: a worker starts only the runs that end by then
+(estimates below, :data:`MINUTES_PER_1K_AGENT_STEPS`). Encoder trainings alone (``--train`` without
+``--rl``) are split by hand: give each process its own ``--rows``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,11 @@ RL_ROWS = (
     RLRow("random_encoder_frozen", "random encoder, frozen", "scratch", freeze=True),
 )
 RL_ROW_BY_KEY = {row.key: row for row in RL_ROWS}
+# --stop-by's estimates, minutes of one thread beside other runs at the CPU protocol (docs/results/atari.md):
+# fine-tuned 50-59 min per 20 000 agent steps (Seaquest, Boxing from scratch), frozen ~7 min (Boxing, 3
+# evaluation games then; 10 now, hence 15); an encoder ~40 min (PALM-Atari, 3 000 updates), taken for all.
+MINUTES_PER_1K_AGENT_STEPS = {False: 3.0, True: 0.75}  # keyed by RLRow.freeze
+ENCODER_MINUTES = 45.0
 SCREEN = 64  # PALM-Atari's frames
 # The CPU protocol (our choice; configs/atari/cpu_protocol.yaml): three of the six PALM-Atari games,
 # dense-reward ones (Pong's and Freeway's first points are rare for an agent this young), 20 000 agent
@@ -347,13 +353,23 @@ def found_scores(cache: Path, kept: Path | None, agent_steps: int) -> dict[str, 
     return None
 
 
-def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, store: Path | None) -> None:
+def rl_minutes(rl: RLRow, seed: int, args: argparse.Namespace) -> float:
+    """Estimated minutes of one RL run, with its encoder's training where that is still to do."""
+    minutes = MINUTES_PER_1K_AGENT_STEPS[rl.freeze] * args.agent_steps / 1000
+    if rl.encoder != "scratch" and not finished(args.out, rl.encoder, seed):
+        minutes += ENCODER_MINUTES
+    return minutes
+
+
+def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, store: Path | None) -> list[str]:
     """Train the RL runs ``jobs`` (row, game, seed) that are not found yet, shared with any other
     worker running the same command (:mod:`worker_claims`): first the runs no other worker holds
     whose encoder is trained or free to train here (a worker trains an encoder under its own lock,
-    the others meanwhile take runs that do not need it), then, waiting, the rest."""
+    the others meanwhile take runs that do not need it), then, waiting, the rest. Returns the runs left
+    to a later call because ``args.stop_by`` comes before their estimate ends."""
     rl_out = args.out / f"rl_{args.protocol}"
     pending = list(jobs)
+    left: list[str] = []
     for wait in (False, True):
         deferred = []
         for rl, game, seed in pending:
@@ -363,6 +379,9 @@ def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, stor
                     deferred.append((rl, game, seed))
                     continue
                 if found_scores(*rl_result_paths(args.out, store, args.protocol, name), args.agent_steps) is not None:
+                    continue
+                if args.stop_by is not None and time.time() + 60 * rl_minutes(rl, seed, args) > args.stop_by:
+                    left.append(name)  # would be cut by the session's end: a later call runs it
                     continue
                 if rl.encoder != "scratch" and not finished(args.out, rl.encoder, seed):
                     lock = run_dir(args.out, rl.encoder, seed).parent.with_suffix(".lock")
@@ -385,6 +404,7 @@ def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, stor
                     store,
                 )
         pending = deferred
+    return left
 
 
 def read_scores(run: Path, game: str) -> dict[str, Any]:
@@ -456,6 +476,11 @@ def main() -> None:
     )
     parser.add_argument("--games", nargs="+", help="RL games (gymnasium names; default: the protocol's)")
     parser.add_argument("--agent-steps", type=int, help="agent steps per RL run (default: the protocol's)")
+    parser.add_argument(
+        "--stop-by",
+        type=worker_claims.stop_by_clock,
+        help="with --rl --train: start only the RL runs estimated to end by HH:MM (local time); leave the rest",
+    )
     parser.add_argument("--rl-override", nargs="*", default=[], help="extra CLI arguments for every RL run")
     parser.add_argument("--force-eval", action="store_true", help="recompute cached probe results")
     parser.add_argument("--standardize", action="store_true", help="probe standardized features (see above)")
@@ -522,7 +547,13 @@ def main() -> None:
     if args.rl:
         if args.train:
             jobs = [(RL_ROW_BY_KEY[k], g, seed) for k in args.rl_rows for g in args.games for seed in args.seeds]
-            rl_worker(jobs, args, store)
+            left = rl_worker(jobs, args, store)
+            if left:
+                print(
+                    f"--stop-by: {len(left)} RL runs would end too late and were left for a later call: "
+                    + ", ".join(left)
+                )
+                return
         per_rl: dict[str, dict[str, list[float]]] = {}
         hns: dict[str, list[float]] = {}
         for key in args.rl_rows:

@@ -76,7 +76,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import functools
 import json
 import statistics
@@ -574,19 +573,6 @@ def parse_lane(text: str) -> tuple[int, int]:
     return k, n
 
 
-def parse_clock(text: str) -> float:
-    """``HH:MM`` → the epoch seconds of its next occurrence (within 24 h; local time)."""
-    try:
-        hour, minute = (int(x) for x in text.split(":"))
-        now = datetime.datetime.now()
-        at = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"--stop-by takes HH:MM (local time), got {text!r}") from error
-    if at <= now:
-        at += datetime.timedelta(days=1)
-    return at.timestamp()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
@@ -601,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--stop-by",
-        type=parse_clock,
+        type=worker_claims.stop_by_clock,
         help="with --train: claim only the runs expected (estimate × --slack) to end by HH:MM; leave the rest",
     )
     parser.add_argument(

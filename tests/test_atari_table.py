@@ -4,6 +4,7 @@ an RL run's last evaluation, and its probe wiring runs the AtariARI probe on tin
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -207,7 +208,7 @@ def test_rl_workers_share_runs_and_leave_an_encoder_in_training_to_its_worker(ta
     table.rl_run = fake_rl_run
     store, out = tmp_path / "store", tmp_path / "runs"
     table.write_json(store / "rl_cpu" / "scratch_Seaquest_s0.json", {"agent_steps": 20_000})  # found: skipped
-    args = argparse.Namespace(out=out, protocol="cpu", agent_steps=20_000, rl_override=[], data_dir="")
+    args = argparse.Namespace(out=out, protocol="cpu", agent_steps=20_000, rl_override=[], data_dir="", stop_by=None)
     rows = [table.RL_ROW_BY_KEY[k] for k in ("palm_apt_ft", "scratch")]
     jobs = [(rl, game, 0) for rl in rows for game in ("Boxing", "Seaquest")]
     with claims.claimed(out / "palm_apt_s0.lock", wait=False) as held:  # "another worker" trains palm_apt
@@ -225,3 +226,20 @@ def test_rl_workers_share_runs_and_leave_an_encoder_in_training_to_its_worker(ta
     worker.join(10)
     assert not worker.is_alive()
     assert order == ["scratch_Boxing", "palm_apt_ft_Boxing", "palm_apt_ft_Seaquest"] and trained == []
+
+
+def test_rl_worker_with_stop_by_starts_only_what_ends_in_time(table, tmp_path: Path) -> None:
+    """A frozen run (15 min) fits in 30 minutes, a fine-tuned one (60) and a frozen one whose encoder is still
+    to train (15 + 45) do not: they are left, named, for a later call."""
+    import argparse
+
+    order: list[str] = []
+    table.train_encoder = lambda row, seed, out, data_dir: order.append(f"encoder {row.key}")
+    table.rl_run = lambda rl, game, seed, *rest: order.append(f"{rl.key}_{game}")
+    args = argparse.Namespace(
+        out=tmp_path, protocol="cpu", agent_steps=20_000, rl_override=[], data_dir="", stop_by=time.time() + 1800
+    )
+    keys = ("random_encoder_frozen", "scratch", "palm_apt_frozen")
+    left = table.rl_worker([(table.RL_ROW_BY_KEY[k], "Boxing", 0) for k in keys], args, tmp_path / "store")
+    assert order == ["random_encoder_frozen_Boxing"]
+    assert left == ["scratch_Boxing_s0", "palm_apt_frozen_Boxing_s0"]
