@@ -391,18 +391,8 @@ def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, stor
                             continue
                         if not finished(args.out, rl.encoder, seed):  # the holder may have trained it
                             train_encoder(ROW_BY_KEY[rl.encoder], seed, args.out, args.data_dir)
-                rl_run(
-                    rl,
-                    game,
-                    seed,
-                    args.out,
-                    args.protocol,
-                    args.agent_steps,
-                    args.rl_override,
-                    True,
-                    args.data_dir,
-                    store,
-                )
+                overrides = args.rl_override
+                rl_run(rl, game, seed, args.out, args.protocol, args.agent_steps, overrides, True, args.data_dir, store)
         pending = deferred
     return left
 

@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         "--slack",
         type=float,
         default=1.5,
-        help="--stop-by's factor on the one-thread estimate (two workers side by side ran 1.0-1.5x it, MAML 2.4x)",
+        help="--stop-by's factor on the one-thread estimate (two workers side by side: mostly 1.0-1.5x, up to 3.1x)",
     )
     parser.add_argument("--plan", action="store_true", help="print the jobs, their estimated cost and the lanes")
     parser.add_argument("--overlay", type=Path, help="a folder of overlays: <method>.yaml after that method's config")
