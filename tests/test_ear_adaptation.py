@@ -182,13 +182,14 @@ def test_workers_share_the_runs_and_wait_for_one_held_elsewhere(driver, tmp_path
             finish(job, out)
 
     monkeypatch.setattr(driver, "train_job", fake_train)
-    monkeypatch.setattr(driver, "adapted", lambda *args: [])
+    point = {"env_steps": 0.0, "return": 1.0, "velocity_error": 0.5}
+    monkeypatch.setattr(driver, "adapted", lambda *args: [{"task": 0, "name": "t0", "curve": [point]}])
     jobs = driver.all_jobs(["hopper_vel"], ["ear_cem", "pearl", "maml_trpo"], [0], [0])
     with driver.claimed(jobs[0], tmp_path, wait=False) as first:
         assert first
         with driver.claimed(jobs[0], tmp_path, wait=False) as second:
             assert not second  # held by the other "worker"
-        argv = ["--train", "--families", "hopper_vel", "--methods", "ear_cem", "pearl", "maml_trpo"]
+        argv = ["--train", "--families", "hopper_vel", "--methods", "ear_cem", "pearl", "maml_trpo", "--store", "none"]
         worker = threading.Thread(target=driver.main, args=([*argv, "--seeds", "0", "--out", str(tmp_path)],))
         worker.start()
         for _ in range(200):
