@@ -248,16 +248,34 @@ def split_episodes(
 
 class AtariFramesDataset(UInt8ImageDataset):
     """Frames ``(N, 1, H, W)`` uint8 with their game label, RAM, episode id (unique across games:
-    ``game · 10⁶ + episode``) and step; items are ``(image, label)`` or, with ``serve_ram``,
-    ``(image, label, ram)``."""
+    ``game · 10⁶ + episode``) and step; items are ``(image, label)``, with ``serve_ram``
+    ``(image, label, ram)``, and with ``serve_next`` ``(image, label, next_image)``: then the items
+    are the frames whose next frame (same episode, next step) is in the set, and only those."""
 
     def __init__(
-        self, images: Tensor, labels: Tensor, ram: Tensor, episode: Tensor, step: Tensor, serve_ram: bool = False
+        self,
+        images: Tensor,
+        labels: Tensor,
+        ram: Tensor,
+        episode: Tensor,
+        step: Tensor,
+        serve_ram: bool = False,
+        serve_next: bool = False,
     ) -> None:
         super().__init__(images, labels)
-        self.ram, self.episode, self.step, self.serve_ram = ram, episode, step, serve_ram
+        if serve_ram and serve_next:
+            raise ValueError("serve_ram and serve_next cannot both be set (items carry one extra tensor)")
+        self.ram, self.episode, self.step, self.serve_ram, self.serve_next = ram, episode, step, serve_ram, serve_next
+        successor = (episode[1:] == episode[:-1]) & (step[1:] == step[:-1] + 1)
+        self.pair_index = torch.nonzero(successor).flatten()  # frames whose next frame follows them
+
+    def __len__(self) -> int:
+        return len(self.pair_index) if self.serve_next else super().__len__()
 
     def __getitem__(self, index: int) -> tuple[Tensor, ...]:  # type: ignore[override]
+        if self.serve_next:
+            i = int(self.pair_index[index])
+            return self.images[i], self.labels[i], self.images[i + 1]
         if self.serve_ram:
             return self.images[index], self.labels[index], self.ram[index]
         return self.images[index], self.labels[index]
@@ -296,6 +314,9 @@ class AtariFramesDataModule(ImageDataModule):
         min_episode_length: drop episodes with at most this many frames (AtariARI: 64).
         drop_test_duplicates: remove test frames identical to a train or val frame of the same game.
         serve_ram: batches are ``(images, labels, ram)`` instead of ``(images, labels)``.
+        serve_next: training batches are ``(images, labels, next_images)``, consecutive frames of
+            one episode (for temporal objectives: :class:`~palm_lightning.models.STDIMFrames`);
+            validation and test batches stay ``(images, labels)``.
         rebuild: delete the cached files of these games and settings and collect them again.
         data_dir, normalization, batch_size, num_workers: as for
             :class:`~palm_lightning.datamodules.images.ImageDataModule`.
@@ -317,6 +338,7 @@ class AtariFramesDataModule(ImageDataModule):
         min_episode_length: int = 64,
         drop_test_duplicates: bool = True,
         serve_ram: bool = False,
+        serve_next: bool = False,
         rebuild: bool = False,
         normalization: Normalization = "symmetric",
         batch_size: int = 128,
@@ -351,7 +373,10 @@ class AtariFramesDataModule(ImageDataModule):
         self.split: tuple[float, float, float] = (fractions[0], fractions[1], fractions[2])
         self.min_episode_length = min_episode_length
         self.drop_test_duplicates = drop_test_duplicates
+        if serve_ram and serve_next:
+            raise ValueError("serve_ram and serve_next cannot both be set: choose RAM labels or next frames")
         self.serve_ram = serve_ram
+        self.serve_next = serve_next
         self.rebuild = rebuild
         self._rebuilt: set[str] = set()
         self.train_set: AtariFramesDataset | None = None
@@ -425,9 +450,10 @@ class AtariFramesDataModule(ImageDataModule):
             for name, idx in index.items():
                 episode = game.episode[idx].astype(np.int64) + label * 1_000_000
                 parts[name].append((game.frames[idx], np.full(len(idx), label), game.ram[idx], episode, game.step[idx]))
-        self.train_set, self.val_set, self.test_set = (self._dataset(parts[name]) for name in ("train", "val", "test"))
+        self.train_set = self._dataset(parts["train"], serve_next=self.serve_next)
+        self.val_set, self.test_set = self._dataset(parts["val"]), self._dataset(parts["test"])
 
-    def _dataset(self, chunks: list[tuple[np.ndarray, ...]]) -> AtariFramesDataset:
+    def _dataset(self, chunks: list[tuple[np.ndarray, ...]], serve_next: bool = False) -> AtariFramesDataset:
         frames, labels, ram, episode, step = (np.concatenate(column) for column in zip(*chunks, strict=True))
         return AtariFramesDataset(
             torch.from_numpy(frames).unsqueeze(1),
@@ -436,6 +462,7 @@ class AtariFramesDataModule(ImageDataModule):
             torch.from_numpy(episode),
             torch.from_numpy(step.astype(np.int64)),
             serve_ram=self.serve_ram,
+            serve_next=serve_next,
         )
 
     def split_set(self, split: Split) -> AtariFramesDataset:
@@ -446,8 +473,8 @@ class AtariFramesDataModule(ImageDataModule):
         return dataset
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        images, *rest = batch
-        return (self.normalize(images), *rest)
+        images, *rest = batch  # next frames (uint8, 4-D) are images too; RAM (uint8, 2-D) is not
+        return (self.normalize(images), *(self.normalize(x) if x.dim() == 4 else x for x in rest))
 
     def load_split(self, split: Literal["train", "test"]) -> tuple[Tensor, Tensor]:
         dataset = self.split_set(split)

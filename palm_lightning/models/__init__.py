@@ -16,15 +16,17 @@ from palm_lightning.models.ood_detector import OODDetector
 from palm_lightning.models.palm import PALM
 from palm_lightning.models.palm_curl import PALMCURL
 from palm_lightning.models.palm_sac import PALMSAC
+from palm_lightning.models.palm_stdim import PALMSTDIM
 from palm_lightning.models.pearl import PEARL
 from palm_lightning.models.sac_baselines import MHMTSAC, OHESAC
 from palm_lightning.models.simsiam_images import SimSiamImages
+from palm_lightning.models.stdim_frames import STDIMFrames
 from palm_lightning.models.stylegan import ConditionalStyleGAN
 from palm_lightning.models.supervised_encoder import SupervisedEncoder
 from palm_lightning.models.vae_stylegan import VAEStyleGAN
 
 __all__ = ["EAR", "MHMTSAC", "OHESAC", "PALM", "ConditionalStyleGAN", "ImageClassifier", "LinearProbe", "MultiTaskSAC"]
 __all__ += ["PALMCURL", "PALMSAC", "SimSiamImages", "SupervisedEncoder", "VAEStyleGAN"]
-__all__ += ["MAMLTRPO", "PEARL"]
+__all__ += ["MAMLTRPO", "PALMSTDIM", "PEARL", "STDIMFrames"]
 __all__ += ["FrozenEncoder", "KNNProbe", "OODDetector", "OnlineKNNProbe"]
 __all__ += ["AtariFinetune", "AtariStateProbe", "AtariStateSupervised"]

@@ -54,6 +54,7 @@ class DrQEncoder(nn.Module):
             "weight_init": weight_init,
         }
         self.image_shape = shape
+        self.channels = channels  # of every convolution
         layers: list[nn.Module] = [nn.Conv2d(shape[0], channels, 3, stride=2), nn.ReLU()]
         for _ in range(num_layers - 1):
             layers += [nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU()]
@@ -75,6 +76,19 @@ class DrQEncoder(nn.Module):
                 f"got {tuple(images.shape)}"
             )
         return self.head(self.convnet(images * 0.5).flatten(1))
+
+    def forward_with_map(self, images: Tensor, map_layers: int) -> tuple[Tensor, Tensor]:
+        """The output of :meth:`forward` and, from the same pass, the feature map after the first
+        ``map_layers`` convolutions (and their ReLU): ``(N, channels, H', W')``. For local
+        objectives (ST-DIM) that score the cells of a conv map."""
+        num_convs = len(self.convnet) // 2
+        if not 1 <= map_layers <= num_convs:
+            raise ValueError(f"map_layers must be in [1, {num_convs}] (the encoder's convolutions), got {map_layers}")
+        if tuple(images.shape[1:]) != self.image_shape:
+            self(images)  # raises the shape error of forward
+        feature_map = self.convnet[: 2 * map_layers](images * 0.5)
+        rest = self.convnet[2 * map_layers :](feature_map)
+        return self.head(rest.flatten(1)), feature_map
 
 
 class PixelEncoder(nn.Module):
