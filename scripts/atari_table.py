@@ -9,7 +9,10 @@ Encoders (``--rows``; all of PALM-Atari's architecture, a ``DrQEncoder`` on one 
   ``configs/baselines/supervised_atari.yaml``), ``simsiam_real`` (SimSiam on the real frames,
   ``configs/baselines/simsiam_atari.yaml``);
 - ``palm_apt`` (``configs/palm_atari.yaml``) and ``palm_random_policy`` (the same with
-  ``configs/palm_variants/random_policy.yaml``), both with ``configs/budget/atari.yaml`` on top.
+  ``configs/palm_variants/random_policy.yaml``), both with ``configs/budget/atari.yaml`` on top;
+- ``stdim_real`` (ST-DIM, AtariARI's own method, on the real frames: ``configs/baselines/stdim_atari.yaml``)
+  and ``palm_stdim`` (PALM-Atari with ST-DIM's objective: ``configs/palm_variants/stdim.yaml``): the
+  local-objective pair, probe only.
 
 Probe (``--probe``): ``configs/eval/atari_probe.yaml`` (``--probe-config`` for another), weighted F1
 per game (the mean of AtariARI's category means) and over games; per-variable F1 goes to the
@@ -79,6 +82,8 @@ ROWS = (
         "PALM-Atari, random policy",
         ("palm_atari.yaml", "palm_variants/random_policy.yaml", BUDGET),
     ),
+    Row("stdim_real", "ST-DIM on real frames", ("baselines/stdim_atari.yaml",)),
+    Row("palm_stdim", "PALM-Atari, ST-DIM objective", ("palm_atari.yaml", BUDGET, "palm_variants/stdim.yaml")),
 )
 ROW_BY_KEY = {row.key: row for row in ROWS}
 
