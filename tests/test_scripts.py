@@ -202,6 +202,27 @@ def test_feature_spread_reads_zero_for_features_that_ignore_the_frame(monkeypatc
     assert std > 0.3  # uniform pixels in [-1, 1]: std ≈ 0.58
 
 
+def test_feature_spread_effective_rank_counts_directions_of_variation_and_standardizing_cannot_add_one(monkeypatch):
+    import torch
+
+    feature_spread = load_repo_script("scripts/feature_spread.py", monkeypatch)
+    torch.manual_seed(0)
+    assert feature_spread.effective_rank(torch.ones(50, 8)) == 0.0
+    one_direction = torch.randn(50, 1) * torch.tensor([[1.0, 0.01, -3.0, 2.0]])
+    assert feature_spread.effective_rank(one_direction) == pytest.approx(1.0)
+    # Standardizing equalises the scales but the features still move along a single direction.
+    raw, standardized = feature_spread.within_game_ranks(
+        lambda x: x.flatten(1)[:, :1] * torch.ones(1, 4), torch.randn(50, 1, 2, 2)
+    )
+    assert raw == pytest.approx(1.0) and standardized == pytest.approx(1.0)
+    isotropic = feature_spread.effective_rank(torch.randn(4000, 4))
+    assert 3.8 < isotropic <= 4.0
+    _, standardized = feature_spread.within_game_ranks(
+        lambda x: x.flatten(1) * torch.tensor([100.0, 1, 1, 0.01]), torch.randn(4000, 1, 2, 2)
+    )
+    assert standardized > 3.8  # four independent dimensions of very different scales: four directions
+
+
 def test_encoder_drift_reads_no_change_for_an_identical_encoder_and_cka_ignores_rotations(monkeypatch):
     import torch
     from torch import nn
