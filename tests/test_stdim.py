@@ -33,6 +33,25 @@ def test_cell_infonce_picks_the_matching_sample_per_cell():
         cell_infonce(torch.randn(8, 4), targets)
 
 
+def test_cell_infonce_groups_keep_only_negatives_of_the_samples_own_group():
+    torch.manual_seed(0)
+    targets = torch.randn(3, 8, 16)
+    games = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    # Every prediction points at the same-index sample of the OTHER game: wrong among the whole batch, ...
+    predictions = targets.roll(4, dims=1) * 10
+    _, accuracy = cell_infonce(predictions, targets)
+    assert accuracy == 0.0
+    # ... unscored with groups, where only the own game's four samples compete (chance 1/4, not 1/8).
+    grouped, _ = cell_infonce(predictions, targets, games)
+    assert grouped < cell_infonce(predictions, targets)[0]
+    one_group = cell_infonce(predictions, targets, torch.zeros(8, dtype=torch.long))
+    torch.testing.assert_close(one_group[0], cell_infonce(predictions, targets)[0])  # one group = the batch
+    alone, accuracy = cell_infonce(predictions, targets, torch.arange(8))  # no negatives left
+    assert accuracy == 1.0 and alone == 0.0
+    with pytest.raises(ValueError, match="one id per sample"):
+        cell_infonce(predictions, targets, games[:4])
+
+
 def test_cells_are_the_map_positions_in_row_major_order():
     feature_map = torch.arange(2 * 3 * 2 * 2, dtype=torch.float).view(2, 3, 2, 2)
     flat = cells(feature_map)
@@ -140,6 +159,14 @@ def test_stdim_frames_trains_on_pairs_and_says_when_it_gets_none(tmp_path):
     fit.fit(model, datamodule=dm)
     assert int(model.updates) == 3 and not torch.equal(before, model.stdim.local_to_local.weight)
     assert "probe/knn_acc" in fit.callback_metrics and "train/local_local_acc" in fit.callback_metrics
+    # Negatives of the sample's own game: the labels reach the loss (one game per sample: nothing to pick).
+    same_game = STDIMFrames(**tiny, lr=3e-4, knn_bank_size=50, negatives="same_game")
+    obs, next_obs = torch.randn(6, 1, SIZE, SIZE), torch.randn(6, 1, SIZE, SIZE)
+    same_game.training_step((obs, torch.arange(6), next_obs), 0)
+    logged = same_game.stdim(same_game.encoder, obs, next_obs, torch.arange(6))[1]
+    assert logged["train/local_local_acc"] == 1.0 and logged["train/ssl_loss"] == 0.0
+    with pytest.raises(ValueError, match="'batch' or 'same_game'"):
+        STDIMFrames(**tiny, negatives="game")
 
 
 def test_stdim_configs_parse(tmp_path, monkeypatch):

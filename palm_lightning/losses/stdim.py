@@ -11,6 +11,12 @@ negatives:
 
 Each cell sees a small patch, so a sprite of a few pixels has to be predictable from the next
 frame on its own: a global objective can average it away, this one cannot.
+
+``groups`` (optional, one id per sample, e.g. the game) keeps only negatives of the sample's own
+group. Why: AtariARI trains one encoder per game; with several games in a batch, telling the game
+apart already takes each term from ln B to ln(B / games) (six games at B = 256: 11.1 → 7.5 nats
+for the sum), and an encoder can stop there, its global vector holding the game and little else
+(docs/results/atari.md, lever 3). Within a group that shortcut is worth nothing.
 """
 
 from __future__ import annotations
@@ -20,11 +26,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def cell_infonce(predictions: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+def cell_infonce(predictions: Tensor, targets: Tensor, groups: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """InfoNCE per cell. ``predictions`` ``(L, B, C)`` (or ``(B, C)``, the same for every cell) and
     ``targets`` ``(L, B, C)``: cell ``l`` of sample ``i`` must pick ``targets[l, i]`` among
-    ``targets[l, :]``. Returns the loss averaged over cells and the accuracy of that pick (1/B at
-    chance), in float32."""
+    ``targets[l, :]``, or among the ``targets[l, k]`` with ``groups[k] == groups[i]`` when ``groups``
+    ``(B,)`` is given. Returns the loss averaged over cells and the accuracy of that pick (1/B at
+    chance; 1/group size with groups), in float32."""
     if targets.dim() != 3:
         raise ValueError(f"targets must be (cells, batch, channels), got {tuple(targets.shape)}")
     if predictions.shape[-2:] != targets.shape[-2:]:
@@ -34,6 +41,11 @@ def cell_infonce(predictions: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
     else:
         logits = torch.einsum("lbc,lkc->lbk", predictions.float(), targets.float())
     cells, batch = logits.shape[0], logits.shape[1]
+    if groups is not None:
+        if groups.shape != (batch,):
+            raise ValueError(f"groups must be one id per sample, shape ({batch},), got {tuple(groups.shape)}")
+        other_group = groups[:, None] != groups[None, :]
+        logits = logits.masked_fill(other_group, float("-inf"))  # never the diagonal: a sample is its own group
     labels = torch.arange(batch, device=logits.device).repeat(cells)
     flat = logits.reshape(cells * batch, batch)
     loss = F.cross_entropy(flat, labels)
@@ -55,6 +67,7 @@ def stdim_loss(
     global_to_local: torch.nn.Module,
     local_to_local: torch.nn.Module,
     index: Tensor | None = None,
+    groups: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """ST-DIM's loss, the sum of its two terms (equal weights, as published).
 
@@ -65,6 +78,7 @@ def stdim_loss(
         global_to_local: ``W_g``, ``D → C``.
         local_to_local: ``W_l``, ``C → C``.
         index: cells to use (flat indices into ``H·W``); all by default.
+        groups: ``(B,)`` group ids: negatives only from the sample's own group (see the module).
 
     Returns:
         The loss and ``{"global_local": …, "local_local": …, "global_local_acc": …,
@@ -73,8 +87,8 @@ def stdim_loss(
     if local_now.shape != local_next.shape:
         raise ValueError(f"local maps differ: {tuple(local_now.shape)} vs {tuple(local_next.shape)}")
     targets = cells(local_now, index)
-    gl_loss, gl_acc = cell_infonce(global_to_local(global_next), targets)
-    ll_loss, ll_acc = cell_infonce(local_to_local(cells(local_next, index)), targets)
+    gl_loss, gl_acc = cell_infonce(global_to_local(global_next), targets, groups)
+    ll_loss, ll_acc = cell_infonce(local_to_local(cells(local_next, index)), targets, groups)
     logs = {
         "global_local": gl_loss.detach(),
         "local_local": ll_loss.detach(),

@@ -46,8 +46,12 @@ class STDIMObjective(nn.Module):
         self.global_to_local = nn.Linear(encoder.out_dim, channels, bias=False)
         self.local_to_local = nn.Linear(channels, channels, bias=False)
 
-    def forward(self, encoder: DrQEncoder, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, dict[str, Tensor], Tensor]:
-        """ST-DIM on ``(obs, next_obs)`` (float images ``(B, C, H, W)``). Returns the loss, the logs
+    def forward(
+        self, encoder: DrQEncoder, obs: Tensor, next_obs: Tensor, groups: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor], Tensor]:
+        """ST-DIM on ``(obs, next_obs)`` (float images ``(B, C, H, W)``), with negatives only from the
+        sample's own group where ``groups`` ``(B,)`` is given (:mod:`palm_lightning.losses.stdim`).
+        Returns the loss, the logs
         (``train/ssl_loss``, both terms and their accuracies — the positive picked among the batch,
         1/B at chance — and ``train/z_std`` of the global vectors) and the detached encoder outputs
         ``(2, B, D)`` of both frames, for a caller that reuses them."""
@@ -57,7 +61,9 @@ class STDIMObjective(nn.Module):
         index = None
         if self.cells_per_update is not None and self.cells_per_update < num_cells:
             index = torch.randperm(num_cells, device=obs.device)[: self.cells_per_update]
-        loss, terms = stdim_loss(global_next, local_now, local_next, self.global_to_local, self.local_to_local, index)
+        loss, terms = stdim_loss(
+            global_next, local_now, local_next, self.global_to_local, self.local_to_local, index, groups
+        )
         logs = {f"train/{name}": value for name, value in terms.items()}
         logs["train/ssl_loss"] = loss.detach()
         logs["train/z_std"] = output_std(global_now)
