@@ -162,7 +162,9 @@ def test_stdim_frames_trains_on_pairs_and_says_when_it_gets_none(tmp_path):
     # Negatives of the sample's own game: the labels reach the loss (one game per sample: nothing to pick).
     same_game = STDIMFrames(**tiny, lr=3e-4, knn_bank_size=50, negatives="same_game")
     obs, next_obs = torch.randn(6, 1, SIZE, SIZE), torch.randn(6, 1, SIZE, SIZE)
-    same_game.training_step((obs, torch.arange(6), next_obs), 0)
+    assert same_game.training_step((obs, torch.arange(6), next_obs), 0) == 0.0  # no negatives left
+    whole_batch = STDIMFrames(**tiny, lr=3e-4, knn_bank_size=50)
+    assert whole_batch.training_step((obs, torch.arange(6), next_obs), 0) > 0.0  # batch negatives ignore the labels
     logged = same_game.stdim(same_game.encoder, obs, next_obs, torch.arange(6))[1]
     assert logged["train/local_local_acc"] == 1.0 and logged["train/ssl_loss"] == 0.0
     with pytest.raises(ValueError, match="'batch' or 'same_game'"):
