@@ -109,10 +109,11 @@ RL_ROWS = (
     RLRow("random_encoder_frozen", "random encoder, frozen", "scratch", freeze=True),
 )
 RL_ROW_BY_KEY = {row.key: row for row in RL_ROWS}
-# --stop-by's estimates, minutes of one thread beside other runs at the CPU protocol (docs/results/atari.md):
-# fine-tuned 50-59 min per 20 000 agent steps (Seaquest, Boxing from scratch), frozen ~7 min (Boxing, 3
-# evaluation games then; 10 now, hence 15); an encoder ~40 min (PALM-Atari, 3 000 updates), taken for all.
-MINUTES_PER_1K_AGENT_STEPS = {False: 3.0, True: 0.75}  # keyed by RLRow.freeze
+# --stop-by's estimates, minutes of one thread beside another run at the CPU protocol (docs/results/atari.md),
+# the machines of the last sessions plus a margin: fine-tuned 20-23 min per 20 000 agent steps, frozen 3-5 min
+# (cached features), an encoder 38-40 min (PALM-Atari, 3 000 updates). The first machine took 50-59 min per
+# fine-tuned run: there, give --stop-by an hour early. A run cut short resumes without its replay buffer.
+MINUTES_PER_1K_AGENT_STEPS = {False: 1.75, True: 0.4}  # keyed by RLRow.freeze
 ENCODER_MINUTES = 45.0
 SCREEN = 64  # PALM-Atari's frames
 # The CPU protocol (our choice; configs/atari/cpu_protocol.yaml): three of the six PALM-Atari games,
