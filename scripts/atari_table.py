@@ -596,7 +596,7 @@ def main() -> None:
         doc = json.loads(args.json.read_text()) if args.json.is_file() else {"tables": []}
         names = {t["name"] for t in tables}
         doc["tables"] = [t for t in doc.get("tables", []) if t["name"] not in names] + tables
-        args.json.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\n({time.time() - started:.0f} s; torch {torch.__version__})")
 
 
