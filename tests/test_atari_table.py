@@ -41,6 +41,14 @@ def test_iqm_is_the_mean_of_the_middle_half(table) -> None:
     assert table.iqm([7.0]) == pytest.approx(7.0)
 
 
+def test_late_return_averages_the_evaluations_of_the_runs_second_half(table) -> None:
+    curve = [[4600, -18.0], [9200, -5.0], [13800, 2.0], [18400, -4.0]]
+    assert table.late_return(curve) == pytest.approx(-1.0)  # 13 800 and 18 400; 9 200 is the half itself
+    assert table.late_return([[100, 3.0]]) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="no evaluations"):
+        table.late_return([])
+
+
 def test_read_scores_takes_the_last_evaluation(table, tmp_path: Path) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
