@@ -23,9 +23,11 @@ and with Adam at 3e-4 for ≤ 100 epochs an encoder whose features vary little b
 (SimSiam's, 1–2% of their magnitude) reads as uninformed when a linear map can decode it.
 
 RL (``--rl``): ``configs/atari/finetune.yaml`` at 64×64 with each encoder fine-tuned (``_ft``) or
-frozen (``_frozen``); ``scratch`` is the same architecture freshly initialised and fine-tuned —
-the from-scratch agent of the comparison. Scores: the evaluation games after the last update, raw
-and human-normalised, per game, and the IQM over every (game, seed) of a row.
+frozen (``_frozen``; ``_frozen_std``: the head reads the features standardized by the seed frames'
+statistics, ``AtariFinetune.standardize_features``); ``scratch`` is the same architecture freshly
+initialised and fine-tuned — the from-scratch agent of the comparison. Scores: the evaluation games
+after the last update, raw and human-normalised, per game, and the IQM over every (game, seed) of a
+row; and the same for the mean of the run's second-half evaluations (``late_return``).
 
     python scripts/atari_table.py --train --seeds 0 --rows palm_apt           # trains or resumes the encoders
     python scripts/atari_table.py --probe --seeds 0 1 2                         # the probe table
@@ -90,12 +92,14 @@ ROW_BY_KEY = {row.key: row for row in ROWS}
 
 @dataclasses.dataclass(frozen=True)
 class RLRow:
-    """An RL row: which encoder initialises the agent, and whether it is trained with the Q head."""
+    """An RL row: which encoder initialises the agent, whether it is trained with the Q head, and
+    (frozen only) whether the head reads it standardized (``AtariFinetune.standardize_features``)."""
 
     key: str
     title: str
     encoder: str  # a probe row's key, or "scratch" (palm_apt's architecture, untrained)
     freeze: bool
+    standardize: bool = False
 
 
 RL_ROWS = (
@@ -107,6 +111,10 @@ RL_ROWS = (
     RLRow("simsiam_real_ft", "SimSiam on real frames, fine-tuned", "simsiam_real", freeze=False),
     RLRow("simsiam_real_frozen", "SimSiam on real frames, frozen", "simsiam_real", freeze=True),
     RLRow("random_encoder_frozen", "random encoder, frozen", "scratch", freeze=True),
+    # The frozen pair again with the head reading features standardized by the seed frames' statistics:
+    # PALM's features vary ~3x less within a game than the untrained encoder's (the probe's scale effect).
+    RLRow("palm_apt_frozen_std", "PALM-Atari APT, frozen, standardized", "palm_apt", freeze=True, standardize=True),
+    RLRow("random_encoder_frozen_std", "random encoder, frozen, standardized", "scratch", True, standardize=True),
 )
 RL_ROW_BY_KEY = {row.key: row for row in RL_ROWS}
 # --stop-by's estimates, minutes of one thread beside another run at the CPU protocol (docs/results/atari.md),
@@ -325,6 +333,7 @@ def rl_run(
         str(rl.encoder == "scratch").lower(),
         "--model.init_args.freeze_encoder",
         str(rl.freeze).lower(),
+        *(["--model.init_args.standardize_features", "true"] if rl.standardize else []),
         *overrides,
     ]
     trained = train(Row(rl.key, rl.title, PROTOCOLS[protocol].configs), seed, rl_out, None, name, tuple(args), False)

@@ -23,6 +23,7 @@ from palm_lightning.datamodules.experience import ExperienceDataModule
 from palm_lightning.datamodules.replay import ReplayBuffer
 from palm_lightning.models.atari_finetune import AtariFinetune, expand_input_channels
 from palm_lightning.nn.encoders import DrQEncoder
+from palm_lightning.nn.feature_standardizer import FeatureStandardizer
 from tests.cli_runner import REPO, run_cli
 
 
@@ -359,6 +360,90 @@ def test_a_frozen_encoder_fit_trains_the_head_on_cached_features(tmp_path):
     assert torch.allclose(dm.buffer.features[rows, env], agent.encode(dm.buffer.obs[rows, env]), atol=1e-6)
 
 
+def test_the_feature_standardizer_passes_features_until_fitted_then_standardizes_them():
+    standardizer = FeatureStandardizer(3)
+    x = torch.randn(50, 3) * torch.tensor([0.01, 5.0, 1.0]) + torch.tensor([2.0, -1.0, 0.0])
+    assert torch.equal(standardizer(x), x)  # not fitted: unchanged
+    x[:, 2] = 0.7  # a dimension constant over the fit's frames maps to 0, not to inf
+    standardizer.fit(x)
+    y = standardizer(x)
+    assert torch.allclose(y[:, :2].mean(0), torch.zeros(2), atol=1e-4)
+    assert torch.allclose(y[:, :2].std(0), torch.ones(2), atol=1e-4)
+    assert y[:, 2].abs().max() < 1e-3
+    restored = FeatureStandardizer(3)
+    restored.load_state_dict(standardizer.state_dict())  # a checkpoint keeps the statistics
+    assert bool(restored.fitted) and torch.equal(restored(x), y)
+    with pytest.raises(ValueError, match=r"\(N ≥ 2, 3\)"):
+        standardizer.fit(torch.randn(5, 4))
+
+
+def test_standardized_frozen_features_feed_the_online_and_target_heads_alike():
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="needs freeze_encoder"):
+        DrQEpsilonAgent(small_encoder(), 3, standardize_features=True)
+    with pytest.raises(ValueError, match="needs freeze_encoder"):
+        AtariFinetune(standardize_features=True)
+    agent = DrQEpsilonAgent(small_encoder(), 3, freeze_encoder=True, standardize_features=True, lr=1e-2)
+    frames = torch.randint(0, 256, (40, 1, 16, 16), dtype=torch.uint8)
+    features = agent.encode(frames)
+    assert agent.needs_feature_standardizer_fit
+    agent.fit_feature_standardizer(features)
+    assert not agent.needs_feature_standardizer_fit
+    standardized = (features - features.mean(0)) / features.std(0)
+    assert torch.allclose(agent.q(agent.preprocess(frames)), agent.q.head(standardized), atol=1e-5)
+    assert torch.allclose(agent.q_target(agent.preprocess(frames)), agent.q_target.head(standardized), atol=1e-5)
+    batch = Transition(frames[:8], torch.randint(3, (8,)), torch.rand(8), torch.full((8,), 0.9), frames[8:16])
+    optimizer = torch.optim.Adam(agent.optimizer_groups()["q"])
+    agent.update(batch, 0, {"q": optimizer}, features=(features[:8], features[8:16]))  # cached: raw features
+    assert torch.allclose(agent.q_target(agent.preprocess(frames)), agent.q(agent.preprocess(frames)), atol=1e-6)
+    with pytest.raises(RuntimeError, match="does not standardize"):
+        DrQEpsilonAgent(small_encoder(), 3, freeze_encoder=True).fit_feature_standardizer(features)
+
+
+def test_a_standardized_frozen_fit_takes_the_statistics_of_the_replay_once_before_the_first_update(tmp_path):
+    torch.manual_seed(0)
+    dm = ImageChainGame(num_envs=2, batch_size=8, buffer_capacity=200, nstep=2, discount=0.9, seed_frames=20)
+    module = AtariFinetune(
+        freeze_encoder=True,
+        standardize_features=True,
+        scratch_channels=4,
+        scratch_layers=2,
+        scratch_repr_dim=8,
+        hidden_dim=8,
+        epsilon_warmup=0,
+        eval_episodes=0,
+    )
+    trainer = L.Trainer(
+        max_steps=6,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    module.build((1, 16, 16), 3)
+    agent = module.agent
+    assert agent is not None
+    fits: list[tuple[Tensor, Tensor, int]] = []
+    fit = agent.fit_feature_standardizer
+
+    def recorded(features: Tensor) -> None:
+        assert dm.buffer is not None
+        filled = torch.arange(dm.buffer.size)[:, None] < dm.buffer.count[None, :]  # the slots written so far
+        fits.append((features, agent.encode(dm.buffer.obs[filled]), int(agent.updates)))
+        fit(features)
+
+    agent.fit_feature_standardizer = recorded  # type: ignore[method-assign]
+    trainer.fit(module, datamodule=dm)
+    assert int(agent.updates) == 6 and len(fits) == 1  # once, however many updates follow
+    features, expected, updates_before = fits[0]
+    assert updates_before == 0 and features.shape[0] >= 20  # the seed frames, before any update
+    assert torch.allclose(features.sort(0).values, expected.sort(0).values, atol=1e-6)  # every frame held
+    assert agent.q.standardizer is not None
+    assert torch.allclose(agent.q.standardizer.mean, expected.mean(0), atol=1e-6)
+
+
 def test_a_one_frame_encoder_is_widened_to_the_frame_stack():
     torch.manual_seed(0)
     encoder = small_encoder().eval()
@@ -415,6 +500,7 @@ def test_the_shipped_config_trains_two_updates_on_pong_through_the_cli(tmp_path,
         "--config",
         str(REPO / "configs/atari/finetune.yaml"),
         f"--model.init_args.freeze_encoder={freeze}",
+        f"--model.init_args.standardize_features={freeze}",  # the frozen run standardizes (a frozen-only option)
         "--trainer.max_steps=4",
         "--model.init_args.eval_every=2",
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger",

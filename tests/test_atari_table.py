@@ -29,6 +29,7 @@ def test_rows_name_existing_configs_and_encoders(table) -> None:
             assert table.ROW_BY_KEY[row.encoder.split(":", 1)[1]].configs
     for rl in table.RL_ROWS:
         assert rl.encoder == "scratch" or table.ROW_BY_KEY[rl.encoder].configs, rl.key
+        assert rl.freeze or not rl.standardize, rl.key  # AtariFinetune refuses a fine-tuned standardized run
     # the budget overlay sets the size only: a callbacks list would merge into palm_atari.yaml's by index
     budget = yaml.safe_load((REPO / "configs" / table.BUDGET).read_text())
     assert set(budget) == {"trainer"} and "callbacks" not in budget["trainer"]

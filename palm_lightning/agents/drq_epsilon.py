@@ -81,6 +81,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from palm_lightning.agents.base import Agent, Backward, FiniteCheck, ParamGroups, Stepper, Transition, optimizer_step
+from palm_lightning.nn.feature_standardizer import FeatureStandardizer
 
 Loss = Literal["huber", "mse"]
 
@@ -138,16 +139,31 @@ class DuelingHead(nn.Module):
 
 
 class QNetwork(nn.Module):
-    """``encoder → DuelingHead``: images in ``[-1, 1]`` to ``(B, num_actions)`` Q-values.
-    A frozen encoder runs under ``no_grad`` and stays in eval mode whatever ``train()`` is called
-    with (its features are then a fixed function of the images: see the module docstring)."""
+    """``encoder → [standardizer →] DuelingHead``: images in ``[-1, 1]`` to ``(B, num_actions)``
+    Q-values. A frozen encoder runs under ``no_grad`` and stays in eval mode whatever ``train()`` is
+    called with (its features are then a fixed function of the images: see the module docstring);
+    ``standardize_features`` (frozen only) puts a :class:`FeatureStandardizer` between it and the head."""
 
-    def __init__(self, encoder: nn.Module, num_actions: int, hidden_dim: int, freeze_encoder: bool) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_actions: int,
+        hidden_dim: int,
+        freeze_encoder: bool,
+        standardize_features: bool = False,
+    ) -> None:
         super().__init__()
+        if standardize_features and not freeze_encoder:
+            raise ValueError(
+                "standardize_features needs freeze_encoder: a learning encoder's features move away from "
+                "statistics taken once"
+            )
         self.encoder = encoder
         self.freeze_encoder = freeze_encoder
         self.out_dim = int(getattr(encoder, "out_dim"))  # noqa: B009  (the encoder contract's field)
         self.head = DuelingHead(self.out_dim, num_actions, hidden_dim)
+        # None unless asked for: the default network's state_dict (and older checkpoints) stay as they were
+        self.standardizer = FeatureStandardizer(self.out_dim) if standardize_features else None
         if freeze_encoder:
             self.encoder.requires_grad_(False)
             self.encoder.eval()
@@ -167,9 +183,15 @@ class QNetwork(nn.Module):
         out: Tensor = self.encoder(images)
         return out
 
-    def forward(self, images: Tensor) -> Tensor:
-        q: Tensor = self.head(self.features(images))
+    def q_values(self, features: Tensor) -> Tensor:
+        """The head's Q-values of encoder ``features`` (standardized first, with a standardizer)."""
+        if self.standardizer is not None:
+            features = self.standardizer(features)
+        q: Tensor = self.head(features)
         return q
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.q_values(self.features(images))
 
 
 class DrQEpsilonAgent(Agent):
@@ -197,6 +219,11 @@ class DrQEpsilonAgent(Agent):
         frozen_augmentation: with ``freeze_encoder``, augment the frames in front of the frozen
             encoder too (``shift_pad``, ``intensity_scale``). Off by default: the features are then
             a function of the frames and can be cached (see the module docstring).
+        standardize_features: with ``freeze_encoder``, standardize the features per dimension
+            before the head, with statistics taken once (:meth:`fit_feature_standardizer`, which
+            the caller runs before the first update; until then features pass unchanged). Off by
+            default (the published recipe has no such step); why it exists:
+            :mod:`palm_lightning.nn.feature_standardizer`.
     """
 
     def __init__(
@@ -218,6 +245,7 @@ class DrQEpsilonAgent(Agent):
         intensity_scale: float = 0.05,
         grad_clip: float | None = None,
         frozen_augmentation: bool = False,
+        standardize_features: bool = False,
     ) -> None:
         super().__init__()
         if loss not in ("huber", "mse"):
@@ -242,7 +270,7 @@ class DrQEpsilonAgent(Agent):
         self.intensity_scale = intensity_scale
         self.grad_clip = grad_clip
         self.frozen_augmentation = frozen_augmentation
-        self.q = QNetwork(encoder, num_actions, hidden_dim, freeze_encoder)
+        self.q = QNetwork(encoder, num_actions, hidden_dim, freeze_encoder, standardize_features)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.updates: Tensor
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # in checkpoints
@@ -276,6 +304,21 @@ class DrQEpsilonAgent(Agent):
         replay buffer caches for a frozen encoder (:attr:`caches_features`)."""
         return self.q.features(self.preprocess(obs))
 
+    @property
+    def needs_feature_standardizer_fit(self) -> bool:
+        """``standardize_features`` is on and its statistics have not been taken yet."""
+        return self.q.standardizer is not None and not bool(self.q.standardizer.fitted)
+
+    @torch.no_grad()
+    def fit_feature_standardizer(self, features: Tensor) -> None:
+        """Take the standardizer's statistics from ``features`` ``(N, out_dim)``: :meth:`encode`'s
+        features of the frames the agent holds (the online and the target network's, alike)."""
+        if self.q.standardizer is None:
+            raise RuntimeError("this agent does not standardize its features (standardize_features: false)")
+        self.q.standardizer.fit(features)
+        assert self.q_target.standardizer is not None  # a copy of q
+        self.q_target.standardizer.load_state_dict(self.q.standardizer.state_dict())
+
     @torch.no_grad()
     def act(self, obs: Tensor, step: int, eval_mode: bool = False, task: Tensor | None = None) -> Tensor:
         greedy = self.q(self.preprocess(obs)).argmax(1)
@@ -298,7 +341,7 @@ class DrQEpsilonAgent(Agent):
         With ``target_update_period`` 1 the target holds the online weights (copied after every
         update), so one online forward serves as both: the same numbers, one forward of the three
         per update fewer (benchmarks/atari.py)."""
-        online, target = (self.q.head, self.q_target.head) if features else (self.q, self.q_target)
+        online, target = (self.q.q_values, self.q_target.q_values) if features else (self.q, self.q_target)
         if self.target_update_period == 1:
             next_target_q: Tensor = online(next_obs)
             chooser = next_target_q
@@ -343,7 +386,7 @@ class DrQEpsilonAgent(Agent):
             target = self.td_target(
                 Transition(obs_features, batch.action, reward, discount, next_features), next_features, features=True
             )
-            q = self.q.head(obs_features).gather(1, action).squeeze(1)
+            q = self.q.q_values(obs_features).gather(1, action).squeeze(1)
         else:
             if features is not None:
                 raise ValueError("precomputed features are for a frozen encoder; this one is fine-tuned")
@@ -379,8 +422,10 @@ class DrQEpsilonAgent(Agent):
     @torch.no_grad()
     def sync_target(self) -> None:
         """Copy the online network's weights into the target (a frozen encoder's never change: only
-        the head's then)."""
+        the head's then, and the standardizer's)."""
         if self.freeze_encoder:
             self.q_target.head.load_state_dict(self.q.head.state_dict())
+            if self.q.standardizer is not None and self.q_target.standardizer is not None:
+                self.q_target.standardizer.load_state_dict(self.q.standardizer.state_dict())
         else:
             self.q_target.load_state_dict(self.q.state_dict())

@@ -119,6 +119,7 @@ class AtariFinetuneHParams:
     intensity_scale: float
     grad_clip: float | None
     frozen_augmentation: bool
+    standardize_features: bool
     eval_every: int
     eval_episodes: int
     eval_max_steps: int | None
@@ -151,6 +152,9 @@ class AtariFinetune(L.LightningModule):
             min replay history).
         frozen_augmentation: with ``freeze_encoder``, keep DrQ's augmentation in front of the frozen
             encoder (no feature cache then). Off by default: see the module docstring.
+        standardize_features: with ``freeze_encoder``, standardize the features per dimension
+            before the Q head, with the statistics of the replay's frames at the first update (the
+            seed frames; :mod:`palm_lightning.nn.feature_standardizer` says why). Off by default.
         eval_every: evaluate every that many updates (0: only after the last update).
         eval_episodes: evaluation games per evaluation.
         eval_max_steps: cut evaluation games after that many agent steps (``None``: the game's
@@ -180,6 +184,7 @@ class AtariFinetune(L.LightningModule):
         intensity_scale: float = 0.05,
         grad_clip: float | None = None,
         frozen_augmentation: bool = False,
+        standardize_features: bool = False,
         eval_every: int = 0,
         eval_episodes: int = 10,
         eval_max_steps: int | None = None,
@@ -187,6 +192,11 @@ class AtariFinetune(L.LightningModule):
         super().__init__()
         if stack_init not in ("mean", "last"):
             raise ValueError(f"stack_init must be 'mean' or 'last', got {stack_init!r}")
+        if standardize_features and not freeze_encoder:
+            raise ValueError(
+                "standardize_features needs freeze_encoder: true (the statistics are taken once, and a "
+                "fine-tuned encoder's features move away from them)"
+            )
         if eval_every < 0 or eval_episodes < 0:
             raise ValueError(f"eval_every and eval_episodes must be ≥ 0, got {eval_every}, {eval_episodes}")
         self.save_hyperparameters()
@@ -212,6 +222,7 @@ class AtariFinetune(L.LightningModule):
             intensity_scale=intensity_scale,
             grad_clip=grad_clip,
             frozen_augmentation=frozen_augmentation,
+            standardize_features=standardize_features,
             eval_every=eval_every,
             eval_episodes=eval_episodes,
             eval_max_steps=eval_max_steps,
@@ -264,6 +275,7 @@ class AtariFinetune(L.LightningModule):
                 intensity_scale=hp.intensity_scale,
                 grad_clip=hp.grad_clip,
                 frozen_augmentation=hp.frozen_augmentation,
+                standardize_features=hp.standardize_features,
             )
         return self.agent
 
@@ -313,8 +325,28 @@ class AtariFinetune(L.LightningModule):
         groups = self._agent().optimizer_groups()
         return [torch.optim.Adam(g, fused=True) for g in groups.values()]
 
+    @torch.no_grad()
+    def replay_features(self, chunk: int = 512) -> Tensor:
+        """The frozen encoder's features of every frame in the replay buffer ``(N, out_dim)``: from
+        the feature cache where there is one (filling it), else encoded in chunks of ``chunk``."""
+        dm = attached_datamodule(self)
+        buffer = dm.buffer
+        assert buffer is not None  # made in setup()
+        rows = torch.arange(buffer.size, device=buffer.device)[:, None].expand(-1, buffer.num_envs)
+        envs = torch.arange(buffer.num_envs, device=buffer.device)[None, :].expand(buffer.size, -1)
+        filled = rows < buffer.count[None, :]
+        rows, envs = rows[filled], envs[filled]
+        agent = self._agent()
+        parts = []
+        for start in range(0, rows.numel(), chunk):
+            r, e = rows[start : start + chunk], envs[start : start + chunk]
+            parts.append(buffer.features_at(r, e) if buffer.features is not None else agent.encode(buffer.obs_at(r, e)))
+        return torch.cat(parts)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         agent = self._agent()
+        if agent.needs_feature_standardizer_fit:  # once, before the first update (a resumed run keeps its own)
+            agent.fit_feature_standardizer(self.replay_features())
         transition = Transition(batch["obs"], batch["action"], batch["reward"], batch["discount"], batch["next_obs"])
         (optimizer,) = module_optimizers(self)
         features = (batch["obs_features"], batch["next_obs_features"]) if "obs_features" in batch else None
