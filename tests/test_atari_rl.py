@@ -319,7 +319,8 @@ class ImageChainGame(ImageChainData):
         return []
 
 
-def test_a_frozen_encoder_fit_trains_the_head_on_cached_features(tmp_path):
+def tiny_frozen_fit(tmp_path, **options: bool) -> tuple[ImageChainGame, AtariFinetune, L.Trainer]:
+    """A frozen scratch-sized AtariFinetune (built) on the image chain, and a 6-update CPU trainer."""
     torch.manual_seed(0)
     dm = ImageChainGame(num_envs=2, batch_size=8, buffer_capacity=200, nstep=2, discount=0.9, seed_frames=20)
     module = AtariFinetune(
@@ -330,6 +331,7 @@ def test_a_frozen_encoder_fit_trains_the_head_on_cached_features(tmp_path):
         hidden_dim=8,
         epsilon_warmup=0,
         eval_episodes=0,
+        **options,
     )
     trainer = L.Trainer(
         max_steps=6,
@@ -341,6 +343,11 @@ def test_a_frozen_encoder_fit_trains_the_head_on_cached_features(tmp_path):
         default_root_dir=tmp_path,
     )
     module.build((1, 16, 16), 3)
+    return dm, module, trainer
+
+
+def test_a_frozen_encoder_fit_trains_the_head_on_cached_features(tmp_path):
+    dm, module, trainer = tiny_frozen_fit(tmp_path)
     assert module.agent is not None
     encoder_before = copy.deepcopy(module.agent.q.encoder.state_dict())
     head_before = copy.deepcopy(module.agent.q.head.state_dict())
@@ -401,28 +408,7 @@ def test_standardized_frozen_features_feed_the_online_and_target_heads_alike():
 
 
 def test_a_standardized_frozen_fit_takes_the_statistics_of_the_replay_once_before_the_first_update(tmp_path):
-    torch.manual_seed(0)
-    dm = ImageChainGame(num_envs=2, batch_size=8, buffer_capacity=200, nstep=2, discount=0.9, seed_frames=20)
-    module = AtariFinetune(
-        freeze_encoder=True,
-        standardize_features=True,
-        scratch_channels=4,
-        scratch_layers=2,
-        scratch_repr_dim=8,
-        hidden_dim=8,
-        epsilon_warmup=0,
-        eval_episodes=0,
-    )
-    trainer = L.Trainer(
-        max_steps=6,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    module.build((1, 16, 16), 3)
+    dm, module, trainer = tiny_frozen_fit(tmp_path, standardize_features=True)
     agent = module.agent
     assert agent is not None
     fits: list[tuple[Tensor, Tensor, int]] = []
