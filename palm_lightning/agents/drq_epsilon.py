@@ -422,10 +422,8 @@ class DrQEpsilonAgent(Agent):
     @torch.no_grad()
     def sync_target(self) -> None:
         """Copy the online network's weights into the target (a frozen encoder's never change: only
-        the head's then, and the standardizer's)."""
+        the head's then; a standardizer is fixed once fitted, and its fit sets both networks')."""
         if self.freeze_encoder:
             self.q_target.head.load_state_dict(self.q.head.state_dict())
-            if self.q.standardizer is not None and self.q_target.standardizer is not None:
-                self.q_target.standardizer.load_state_dict(self.q.standardizer.state_dict())
         else:
             self.q_target.load_state_dict(self.q.state_dict())
