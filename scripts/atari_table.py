@@ -115,6 +115,14 @@ RL_ROWS = (
     # PALM's features vary ~3x less within a game than the untrained encoder's (the probe's scale effect).
     RLRow("palm_apt_frozen_std", "PALM-Atari APT, frozen, standardized", "palm_apt", freeze=True, standardize=True),
     RLRow("random_encoder_frozen_std", "random encoder, frozen, standardized", "scratch", True, standardize=True),
+    RLRow(
+        "palm_random_policy_frozen_std",
+        "PALM-Atari random policy, frozen, standardized",
+        "palm_random_policy",
+        freeze=True,
+        standardize=True,
+    ),
+    RLRow("simsiam_real_frozen_std", "SimSiam on real frames, frozen, standardized", "simsiam_real", True, True),
 )
 RL_ROW_BY_KEY = {row.key: row for row in RL_ROWS}
 # --stop-by's estimates, minutes of one thread beside another run at the CPU protocol (docs/results/atari.md),

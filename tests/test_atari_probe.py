@@ -113,6 +113,27 @@ def test_probe_learns_a_visible_variable_and_drops_constant_ones(probe_data, tmp
     assert list((tmp_path / "probe").rglob("events.out.tfevents.*"))
 
 
+def test_standardized_probe_scales_each_game_by_its_train_features(probe_data):
+    from palm_lightning.models import AtariStateProbe
+
+    L.seed_everything(0)
+    probe = AtariStateProbe(
+        encoder="pixels", image_shape=(1, SIZE, SIZE), lr=1e-2, max_epochs=60, patience=10, standardize=True
+    )
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    (metrics,) = trainer.test(probe, datamodule=probe_data, verbose=False)
+    train = probe_data.split_set("train")
+    for game in ("pong", "boxing"):
+        game_probe = probe.probes[game]
+        assert game_probe.standardizer is not None
+        rows = train.labels == game_probe.label
+        pixels = probe._features(train.images[rows], probe_data)
+        torch.testing.assert_close(game_probe.standardizer.mean, pixels.mean(0))  # this game's frames alone
+        torch.testing.assert_close(game_probe.standardizer.std, pixels.std(0).clamp_min(1e-6))
+        assert probe.results[game]["f1"]["player_y"] > 0.95
+    assert metrics["test/f1"] > 0.95
+
+
 def test_probe_refuses_frames_of_another_shape(probe_data):
     from palm_lightning.models import AtariStateProbe
 

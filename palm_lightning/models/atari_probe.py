@@ -20,6 +20,7 @@ from palm_lightning.evaluation.state_probe import (
     weighted_f1,
 )
 from palm_lightning.models.frozen_encoder import PIXELS, FrozenEncoder
+from palm_lightning.nn.feature_standardizer import FeatureStandardizer
 
 
 def ram_datamodule(module: L.LightningModule) -> Any:
@@ -75,14 +76,11 @@ class _GameProbe:
     dropped: dict[str, float]
     heads: StateHeads | None = None
     epochs: int = 0
-    shift: Tensor | None = None
-    scale: Tensor | None = None
+    standardizer: FeatureStandardizer | None = None
 
     def standardized(self, features: Tensor) -> Tensor:
         """Features scaled by this game's train statistics (``standardize``), else as given."""
-        if self.shift is None or self.scale is None:
-            return features
-        return (features - self.shift) / self.scale
+        return features if self.standardizer is None else self.standardizer(features)
 
 
 class AtariStateProbe(L.LightningModule):
@@ -241,7 +239,8 @@ class AtariStateProbe(L.LightningModule):
             train, val = splits["train"], splits["val"]
             train_x = self._features(train.images[rows["train"]], datamodule)
             if self.hp.standardize:
-                probe.shift, probe.scale = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+                probe.standardizer = FeatureStandardizer(train_x.shape[1]).to(train_x.device)
+                probe.standardizer.fit(train_x)
             heads, epochs = fit_state_heads(
                 probe.standardized(train_x),
                 train.ram[rows["train"]][:, probe.ram_index].long().to(self.device),

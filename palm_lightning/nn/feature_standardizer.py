@@ -6,7 +6,7 @@ Boxing against a mean |f| of 0.81; SimSiam's on real frames 0.013 / 0.65) hands 
 same vector for every state, and Adam at DrQ(ε)'s 1e-4 has to grow the first layer's weights a
 long way before states differ in Q — the same scale effect that made the AtariARI probe read such
 encoders as uninformed on raw features (``AtariStateProbe(standardize=True)`` is the probe's
-answer, this is the RL head's). The statistics are taken once, from the frames the agent holds
+answer, with this module, and the RL head's). The statistics are taken once, from the frames the agent holds
 when its first update comes (DrQ(ε)'s min replay history: the random-play seed frames), and then
 kept: a moving standardization would change what every state looks like to a head that is still
 learning, and the frozen encoder's features of a frame never change.
@@ -26,7 +26,7 @@ class FeatureStandardizer(nn.Module):
     Args:
         dim: the features' size.
         min_std: the smallest std divided by (a dimension constant over the fit's frames then maps to
-            0 instead of dividing by zero; ``AtariStateProbe``'s floor).
+            0 instead of dividing by zero).
     """
 
     mean: Tensor
