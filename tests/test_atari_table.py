@@ -30,6 +30,11 @@ def test_rows_name_existing_configs_and_encoders(table) -> None:
     for rl in table.RL_ROWS:
         assert rl.encoder == "scratch" or table.ROW_BY_KEY[rl.encoder].configs, rl.key
         assert rl.freeze or not rl.standardize, rl.key  # AtariFinetune refuses a fine-tuned standardized run
+    # the default table: each encoder once fine-tuned and once frozen, its frozen rows standardized
+    default = [table.RL_ROW_BY_KEY[key] for key in table.DEFAULT_RL_ROWS]
+    encoders = {rl.encoder for rl in table.RL_ROWS}
+    assert sorted((rl.encoder, rl.freeze) for rl in default) == sorted((e, f) for e in encoders for f in (False, True))
+    assert all(rl.standardize for rl in default if rl.freeze)
     # the budget overlay sets the size only: a callbacks list would merge into palm_atari.yaml's by index
     budget = yaml.safe_load((REPO / "configs" / table.BUDGET).read_text())
     assert set(budget) == {"trainer"} and "callbacks" not in budget["trainer"]
