@@ -124,7 +124,13 @@ RL_ROWS = (
         freeze=True,
         standardize=True,
     ),
-    RLRow("simsiam_real_frozen_std", "SimSiam on real frames, frozen, standardized", "simsiam_real", True, True),
+    RLRow(
+        "simsiam_real_frozen_std",
+        "SimSiam on real frames, frozen, standardized",
+        "simsiam_real",
+        freeze=True,
+        standardize=True,
+    ),
 )
 RL_ROW_BY_KEY = {row.key: row for row in RL_ROWS}
 # The table --rl-rows runs by default: every fine-tuned row and the standardized frozen ones. The raw frozen
