@@ -32,7 +32,8 @@ def test_rows_name_existing_configs_and_encoders(table) -> None:
         assert rl.freeze or not rl.standardize, rl.key  # AtariFinetune refuses a fine-tuned standardized run
     # the default table: each encoder once fine-tuned and once frozen, its frozen rows standardized
     default = [table.RL_ROW_BY_KEY[key] for key in table.DEFAULT_RL_ROWS]
-    encoders = {rl.encoder for rl in table.RL_ROWS}
+    encoders = {rl.encoder for rl in table.RL_ROWS if not rl.control}
+    assert "supervised" not in encoders  # the positive control is named, never run by default
     assert sorted((rl.encoder, rl.freeze) for rl in default) == sorted((e, f) for e in encoders for f in (False, True))
     assert all(rl.standardize for rl in default if rl.freeze)
     # the budget overlay sets the size only: a callbacks list would merge into palm_atari.yaml's by index
