@@ -399,8 +399,8 @@ def frozen_encoders() -> dict[str, Callable[[], nn.Module]]:
     """The section's encoders (fresh ones per side, same initialisation): AtariFinetune's scratch
     encoder and a PALM-sized one widened to the stack (``stack_init: mean``)."""
     return {
-        "scratch 84×84×4": lambda: DrQEncoder(OBS_SHAPE, 32, 4, 256, weight_init="orthogonal"),
-        "PALM-sized 64×64 (×4 frames)": lambda: expand_input_channels(
+        "scratch 84x84x4": lambda: DrQEncoder(OBS_SHAPE, 32, 4, 256, weight_init="orthogonal"),
+        "PALM-sized 64x64 (x4 frames)": lambda: expand_input_channels(
             DrQEncoder((1, 64, 64), 32, 4, 256, weight_init="orthogonal"), 4, "mean"
         ),
     }
