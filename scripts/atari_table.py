@@ -147,9 +147,10 @@ RL_ROWS = (
     ),
 )
 RL_ROW_BY_KEY = {row.key: row for row in RL_ROWS}
-# The table --rl-rows runs by default: every fine-tuned row and the standardized frozen ones. The raw frozen
-# rows (``_frozen``) stay available by name: they are the diagnosis (frozen PALM features read below an
-# untrained encoder's at the head's own scale, docs/results/atari.md), and they cost another hour over 2 seeds.
+# The table --rl-rows runs by default: every fine-tuned row and the standardized frozen ones, the positive
+# control aside. The raw frozen rows (``_frozen``) stay available by name: they are the diagnosis (frozen PALM
+# features read below an untrained encoder's at the head's own scale, docs/results/atari.md), and they cost
+# another hour over 2 seeds.
 DEFAULT_RL_ROWS = tuple(row.key for row in RL_ROWS if not row.control and (not row.freeze or row.standardize))
 # --stop-by's estimates, minutes of one thread beside another run at the CPU protocol (docs/results/atari.md),
 # the machines of the last sessions plus a margin: fine-tuned 20-23 min per 20 000 agent steps, frozen 3-5 min
