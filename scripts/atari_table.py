@@ -186,6 +186,9 @@ class Protocol:
 
 PROTOCOLS = {
     "cpu": Protocol(CPU_GAMES, 20_000, ("atari/finetune.yaml", "atari/cpu_protocol.yaml")),
+    # The same games at Atari-100k's 100 000 steps, for the frozen rows (cached features: ~25 min a run on
+    # one thread; a fine-tuned one would take ~3 h): does a longer budget separate the encoders?
+    "cpu100k": Protocol(CPU_GAMES, 100_000, ("atari/finetune.yaml", "atari/cpu_protocol.yaml", "atari/cpu_100k.yaml")),
     # Atari-100k as published (Kaiser et al. 2020; DrQ(ε): Agarwal et al. 2021): the 26 games, 100 000 agent
     # steps, 100 evaluation games to the end; a GPU run (~26 games x 3 seeds x 9 rows x 98 400 updates).
     "atari100k": Protocol(tuple(ATARI_100K_SCORES), 100_000, ("atari/finetune.yaml", "atari/atari100k.yaml")),
@@ -530,7 +533,10 @@ def main() -> None:
     parser.add_argument("--probe-config", type=Path, default=CONFIGS / "eval" / "atari_probe.yaml")
     parser.add_argument("--rl", action="store_true", help="the RL fine-tuning table")
     parser.add_argument(
-        "--protocol", choices=list(PROTOCOLS), default="cpu", help="RL protocol: the CPU table or Atari-100k (a GPU)"
+        "--protocol",
+        choices=list(PROTOCOLS),
+        default="cpu",
+        help="RL protocol: the CPU table, its frozen rows at 100k steps, or Atari-100k (a GPU)",
     )
     parser.add_argument("--games", nargs="+", help="RL games (gymnasium names; default: the protocol's)")
     parser.add_argument("--agent-steps", type=int, help="agent steps per RL run (default: the protocol's)")

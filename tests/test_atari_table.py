@@ -144,7 +144,7 @@ def test_rows_that_draw_their_own_weights_need_no_trained_run(table, tmp_path: P
     assert network.out_dim == 256
 
 
-@pytest.mark.parametrize("name", ["cpu", "atari100k"])
+@pytest.mark.parametrize("name", ["cpu", "cpu100k", "atari100k"])
 def test_each_protocols_configs_set_its_budget(table, name) -> None:
     from palm_lightning.datamodules.atari_game import human_normalized_score
     from tests.cli_runner import run_cli
