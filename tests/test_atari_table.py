@@ -56,6 +56,13 @@ def test_late_return_averages_the_evaluations_of_the_runs_second_half(table) -> 
         table.late_return([])
 
 
+def test_late_train_return_averages_the_training_games_of_the_runs_second_half(table) -> None:
+    scores = {"eval_curve": [[50, 0.0], [100, 9.0]], "train_curve": [[10, -20.0], [50, -10.0], [60, 2.0], [90, 4.0]]}
+    assert table.late_train_return(scores) == pytest.approx(3.0)  # after update 50, the half of the last evaluation's
+    assert table.late_train_return({"eval_curve": [[100, 9.0]]}) is None  # stored before train_curve was
+    assert table.late_train_return({**scores, "train_curve": [[10, -20.0]]}) is None  # no game in the second half
+
+
 def test_read_scores_takes_the_last_evaluation(table, tmp_path: Path) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
@@ -66,7 +73,7 @@ def test_read_scores_takes_the_last_evaluation(table, tmp_path: Path) -> None:
     writer.close()
     scores = table.read_scores(tmp_path, "Boxing")
     assert scores["eval_return"] == 5.0 and scores["train_return_last"] == -3.0
-    assert scores["eval_curve"] == [[10, 1.0], [20, 5.0]]
+    assert scores["eval_curve"] == [[10, 1.0], [20, 5.0]] and scores["train_curve"] == [[15, -3.0]]
     assert scores["eval_hns"] == pytest.approx((5.0 - 0.1) / (12.1 - 0.1))  # Boxing: random 0.1, human 12.1
     empty = tmp_path / "empty"
     SummaryWriter(str(empty)).close()
