@@ -483,9 +483,12 @@ def late_return(curve: list[list[float]]) -> float:
     share of the noise; the table's first reading stays the last evaluation (Atari-100k's)."""
     if not curve:
         raise ValueError("no evaluations in the run's curve")
-    half = curve[-1][0] / 2
-    late = [value for step, value in curve if step > half]
-    return statistics.mean(late)
+    return statistics.mean(second_half(curve, curve[-1][0]))
+
+
+def second_half(curve: list[list[float]], last_update: float) -> list[float]:
+    """The values of ``curve`` ([update, value] pairs) logged after half of ``last_update``."""
+    return [value for step, value in curve if step > last_update / 2]
 
 
 def late_train_return(scores: dict[str, Any]) -> float | None:
@@ -496,8 +499,7 @@ def late_train_return(scores: dict[str, Any]) -> float | None:
     curve = scores.get("train_curve")
     if curve is None:
         return None
-    half = scores["eval_curve"][-1][0] / 2
-    late = [value for step, value in curve if step > half]
+    late = second_half(curve, scores["eval_curve"][-1][0])
     return statistics.mean(late) if late else None
 
 
