@@ -420,27 +420,35 @@ def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, stor
     """Train the RL runs ``jobs`` (row, game, seed) that are not found yet, shared with any other
     worker running the same command (:mod:`worker_claims`): first the runs no other worker holds
     whose encoder is trained or free to train here (a worker trains an encoder under its own lock,
-    the others meanwhile take runs that do not need it), then, waiting, the rest. Returns the runs left
-    to a later call because ``args.stop_by`` comes before their estimate ends."""
+    the others meanwhile take runs that do not need it), then, waiting, the rest, except the runs another
+    worker holds that could not end by ``args.stop_by`` (waiting for them would idle this lane). Returns the
+    runs left to a later call because ``args.stop_by`` comes before their estimate ends."""
     rl_out = args.out / f"rl_{args.protocol}"
     pending = list(jobs)
     left: list[str] = []
+
+    def fits(rl: RLRow, seed: int) -> bool:
+        return args.stop_by is None or time.time() + 60 * rl_minutes(rl, seed, args) <= args.stop_by
+
     for wait in (False, True):
         deferred = []
         for rl, game, seed in pending:
             name = f"{rl.key}_{game}_s{seed}"
-            with worker_claims.claimed(rl_out / f"{name}.lock", wait) as ours:
+            # Waiting on a run that could not end by --stop-by anyway would idle the lane until its holder
+            # is done: leave it to the holder, which finishes or reports it.
+            with worker_claims.claimed(rl_out / f"{name}.lock", wait and fits(rl, seed)) as ours:
                 if not ours:
-                    deferred.append((rl, game, seed))
+                    if not wait:
+                        deferred.append((rl, game, seed))
                     continue
                 if found_scores(*rl_result_paths(args.out, store, args.protocol, name), args.agent_steps) is not None:
                     continue
-                if args.stop_by is not None and time.time() + 60 * rl_minutes(rl, seed, args) > args.stop_by:
+                if not fits(rl, seed):
                     left.append(name)  # would be cut by the session's end: a later call runs it
                     continue
                 if rl.encoder != "scratch" and not finished(args.out, rl.encoder, seed):
                     lock = run_dir(args.out, rl.encoder, seed).parent.with_suffix(".lock")
-                    with worker_claims.claimed(lock, wait) as mine:
+                    with worker_claims.claimed(lock, wait) as mine:  # fits() above counted the encoder's time
                         if not mine:
                             deferred.append((rl, game, seed))
                             continue

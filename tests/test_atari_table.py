@@ -250,6 +250,36 @@ def test_rl_workers_share_runs_and_leave_an_encoder_in_training_to_its_worker(ta
     assert order == ["scratch_Boxing", "palm_apt_ft_Boxing", "palm_apt_ft_Seaquest"] and trained == []
 
 
+def test_rl_worker_does_not_wait_on_a_held_run_that_could_not_end_by_stop_by(table, tmp_path: Path) -> None:
+    """Another worker holds a fine-tuned run (60 min) and --stop-by is 30 min away: this worker, out of its own
+    runs, returns at once (its lane would otherwise idle until the holder is done) and leaves the run to the
+    holder instead of reporting it; a held run that fits is waited for."""
+    import argparse
+    import threading
+
+    claims = table.worker_claims
+    order: list[str] = []
+    table.rl_run = lambda rl, game, seed, *rest: order.append(f"{rl.key}_{game}")
+    args = argparse.Namespace(
+        out=tmp_path, protocol="cpu", agent_steps=20_000, rl_override=[], data_dir="", stop_by=time.time() + 1800
+    )
+    scratch = table.RL_ROW_BY_KEY["scratch"]
+    with claims.claimed(tmp_path / "rl_cpu" / "scratch_Boxing_s0.lock", wait=False) as held:
+        assert held
+        result: list[list[str]] = []
+        worker = threading.Thread(target=lambda: result.append(table.rl_worker([(scratch, "Boxing", 0)], args, None)))
+        worker.start()
+        worker.join(10)
+        assert not worker.is_alive() and result == [[]] and order == []
+        args.stop_by = time.time() + 4 * 3600  # now it fits: the worker waits for the holder
+        worker = threading.Thread(target=table.rl_worker, args=([(scratch, "Boxing", 0)], args, None))
+        worker.start()
+        worker.join(0.5)
+        assert worker.is_alive()
+    worker.join(10)
+    assert not worker.is_alive() and order == ["scratch_Boxing"]  # the holder died without a result: run here
+
+
 def test_rl_worker_with_stop_by_starts_only_what_ends_in_time(table, tmp_path: Path) -> None:
     """A frozen run (15 min) fits in 30 minutes, a fine-tuned one (60) and a frozen one whose encoder is still
     to train (15 + 45) do not: they are left, named, for a later call."""
