@@ -460,6 +460,14 @@ def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, stor
     return left
 
 
+def merged_tables(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``old`` with each table of ``new`` in the place of the one of its name (so a regenerated table's diff
+    is its own), and the tables of new names at the end."""
+    by_name = {t["name"]: t for t in new}
+    kept = [by_name.pop(t["name"], t) for t in old]
+    return kept + [t for t in new if t["name"] in by_name]
+
+
 def read_scores(run: Path, game: str) -> dict[str, Any]:
     """The last evaluation's mean game score of a finished run, raw and human-normalised, and every
     evaluation before it (the run's learning curve)."""
@@ -716,8 +724,7 @@ def main() -> None:
 
     if args.json and tables:
         doc = json.loads(args.json.read_text()) if args.json.is_file() else {"tables": []}
-        names = {t["name"] for t in tables}
-        doc["tables"] = [t for t in doc.get("tables", []) if t["name"] not in names] + tables
+        doc["tables"] = merged_tables(doc.get("tables", []), tables)
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\n({time.time() - started:.0f} s; torch {torch.__version__})")
 

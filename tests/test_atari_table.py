@@ -295,3 +295,14 @@ def test_rl_worker_with_stop_by_starts_only_what_ends_in_time(table, tmp_path: P
     left = table.rl_worker([(table.RL_ROW_BY_KEY[k], "Boxing", 0) for k in keys], args, tmp_path / "store")
     assert order == ["random_encoder_frozen_Boxing"]
     assert left == ["scratch_Boxing_s0", "palm_apt_frozen_Boxing_s0"]
+
+
+def test_json_tables_are_replaced_in_place_and_new_ones_appended(table) -> None:
+    old = [{"name": "probe", "v": 1}, {"name": "rl", "v": 1}, {"name": "generator", "v": 1}]
+    new = [{"name": "rl", "v": 2}, {"name": "rl 100k", "v": 2}]
+    assert table.merged_tables(old, new) == [
+        {"name": "probe", "v": 1},
+        {"name": "rl", "v": 2},
+        {"name": "generator", "v": 1},
+        {"name": "rl 100k", "v": 2},
+    ]
