@@ -3,6 +3,8 @@ AtariARI RAM table. The module tests run on synthetic cached frames: no emulator
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 import numpy as np
 import pytest
@@ -89,7 +91,7 @@ def probe_data(tmp_path):
     return tiny_atari(tmp_path, batch_size=64, visible=("player_y",))
 
 
-def test_probe_learns_a_visible_variable_and_drops_constant_ones(probe_data, tmp_path):
+def test_probe_learns_a_visible_variable_and_drops_constant_ones(probe_data, tmp_path, caplog):
     from palm_lightning.models import AtariStateProbe
 
     L.seed_everything(0)
@@ -100,7 +102,13 @@ def test_probe_learns_a_visible_variable_and_drops_constant_ones(probe_data, tmp
         enable_model_summary=False,
         accelerator="cpu",
     )
-    (metrics,) = trainer.test(probe, datamodule=probe_data, verbose=False)
+    with caplog.at_level(logging.INFO, logger="lightning.pytorch"):
+        (metrics,) = trainer.test(probe, datamodule=probe_data, verbose=False)
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("AtariStateProbe: ")]
+    assert [line.split(" variables")[0] for line in progress] == [
+        "AtariStateProbe: pong (1/2): 1",
+        "AtariStateProbe: boxing (2/2): 1",
+    ]  # one line per game as its heads finish (the raw-pixel probe trains for an hour in silence otherwise)
     for game in ("pong", "boxing"):
         result = probe.results[game]
         assert list(result["f1"]) == ["player_y"]  # the only variable with entropy ≥ 0.6

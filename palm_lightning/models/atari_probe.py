@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from palm_lightning.evaluation.atari_ram import CATEGORIES, game_annotations
@@ -223,7 +225,8 @@ class AtariStateProbe(L.LightningModule):
         splits = {name: datamodule.split_set(name) for name in ("train", "val", "test")}
         self.probes = {}
         self.heads = nn.ModuleDict()
-        for label, rom in self._games(datamodule):
+        games = self._games(datamodule)
+        for index, (label, rom) in enumerate(games, 1):
             rows = {name: s.labels == label for name, s in splits.items()}
             kept = game_variables(datamodule, label, rom, self.hp.entropy_threshold)
             probe = _GameProbe(
@@ -236,6 +239,7 @@ class AtariStateProbe(L.LightningModule):
             self.probes[rom] = probe
             if not probe.variables:
                 continue
+            started = time.monotonic()
             train, val = splits["train"], splits["val"]
             train_x = self._features(train.images[rows["train"]], datamodule)
             if self.hp.standardize:
@@ -254,6 +258,11 @@ class AtariStateProbe(L.LightningModule):
             )
             probe.heads, probe.epochs = heads, epochs
             self.heads[rom] = heads
+            # a line per game: the heads train for minutes to an hour (raw pixels) before the test epoch logs
+            rank_zero_info(
+                f"AtariStateProbe: {rom} ({index}/{len(games)}): {len(probe.variables)} variables, "
+                f"{epochs} epochs, {time.monotonic() - started:.0f} s"
+            )
 
     # --- evaluation ------------------------------------------------------------------------------
     def on_validation_epoch_start(self) -> None:
