@@ -18,9 +18,10 @@ Probe (``--probe``): ``configs/eval/atari_probe.yaml`` (``--probe-config`` for a
 per game (the mean of AtariARI's category means) and over games; per-variable F1 goes to the
 probe's TensorBoard run and the cached ``probe.json``. ``--standardize`` probes the same encoders
 with features scaled by their train mean and std (``AtariStateProbe(standardize=True)``; cached in
-``probe_standardized.json``, TensorBoard version ``probe_standardized``): AtariARI feeds raw features,
-and with Adam at 3e-4 for ≤ 100 epochs an encoder whose features vary little between frames of a game
-(SimSiam's, 1–2% of their magnitude) reads as uninformed when a linear map can decode it.
+``probe_standardized.json``, TensorBoard version ``probe_standardized``; ``--features raw standardized``
+puts both in one table, rows named ``<row> (raw features)`` and ``<row> (standardized features)``): AtariARI
+feeds raw features, and with Adam at 3e-4 for ≤ 100 epochs an encoder whose features vary little between
+frames of a game (SimSiam's, 1–2% of their magnitude) reads as uninformed when a linear map can decode it.
 
 RL (``--rl``): ``configs/atari/finetune.yaml`` at 64×64 with each encoder fine-tuned (``_ft``) or
 frozen (``_frozen``; ``_frozen_std``: the head reads the features standardized by the seed frames'
@@ -460,6 +461,27 @@ def rl_worker(jobs: list[tuple[RLRow, str, int]], args: argparse.Namespace, stor
     return left
 
 
+def probe_row_name(key: str, kind: str, kinds: list[str]) -> str:
+    """A probe row's name: the row's key, with its features named when the table has both kinds."""
+    return key if len(kinds) == 1 else f"{key} ({kind} features)"
+
+
+def probe_table(
+    per_row: dict[str, dict[str, list[float]]], kinds: list[str], seeds: list[int], command: str
+) -> dict[str, Any]:
+    """The probe table in the docs/results JSON shape; raw and standardized rows share one table."""
+    title = "AtariARI state probe" + (" on standardized features" if kinds == ["standardized"] else "")
+    both = "; raw features (AtariARI's recipe) and standardized" if len(kinds) > 1 else ""
+    return {
+        "name": f"{title}: weighted F1 (%) per game and mean, seeds {seeds}{both}",
+        "command": command,
+        "rows": [
+            {"name": name, "metrics": {f"f1_{g}": summary(v) for g, v in by_game.items()}}
+            for name, by_game in per_row.items()
+        ],
+    }
+
+
 def merged_tables(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``old`` with each table of ``new`` in the place of the one of its name (so a regenerated table's diff
     is its own), and the tables of new names at the end."""
@@ -580,11 +602,20 @@ def main() -> None:
     parser.add_argument("--rl-override", nargs="*", default=[], help="extra CLI arguments for every RL run")
     parser.add_argument("--force-eval", action="store_true", help="recompute cached probe results")
     parser.add_argument("--standardize", action="store_true", help="probe standardized features (see above)")
+    parser.add_argument(
+        "--features",
+        nargs="+",
+        choices=["raw", "standardized"],
+        help="the probe's features, one table for both (default: raw; --standardize: standardized)",
+    )
     parser.add_argument("--json", type=Path, help="write the tables in the docs/results JSON shape")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "atari_table")
     parser.add_argument("--store", type=Path, default=STORE, help="committed results, read first ('none': off)")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     args = parser.parse_args()
+    if args.standardize and args.features not in (None, ["standardized"]):
+        parser.error("--standardize is --features standardized; give --features raw standardized for both")
+    args.features = list(dict.fromkeys(args.features or (["standardized"] if args.standardize else ["raw"])))
     protocol = PROTOCOLS[args.protocol]
     args.games = args.games or list(protocol.games)
     args.agent_steps = args.agent_steps or protocol.agent_steps
@@ -607,38 +638,30 @@ def main() -> None:
 
     if args.probe:
         per_row: dict[str, dict[str, list[float]]] = {}
-        for key in args.rows:
-            for seed in args.seeds:
-                found = run_probe(
-                    ROW_BY_KEY[key],
-                    seed,
-                    args.out,
-                    args.probe_config,
-                    args.train,
-                    args.data_dir,
-                    args.force_eval,
-                    args.standardize,
-                    store,
-                )
-                for game, result in found.items():
-                    if isinstance(result, dict) and "mean_f1" in result:
-                        per_row.setdefault(key, {}).setdefault(game, []).append(100 * result["mean_f1"])
-                per_row.setdefault(key, {}).setdefault("mean", []).append(100 * found["mean_f1"])
+        for kind in args.features:
+            for key in args.rows:
+                name = probe_row_name(key, kind, args.features)
+                for seed in args.seeds:
+                    found = run_probe(
+                        ROW_BY_KEY[key],
+                        seed,
+                        args.out,
+                        args.probe_config,
+                        args.train,
+                        args.data_dir,
+                        args.force_eval,
+                        kind == "standardized",
+                        store,
+                    )
+                    for game, result in found.items():
+                        if isinstance(result, dict) and "mean_f1" in result:
+                            per_row.setdefault(name, {}).setdefault(game, []).append(100 * result["mean_f1"])
+                    per_row.setdefault(name, {}).setdefault("mean", []).append(100 * found["mean_f1"])
         games = sorted({g for by_game in per_row.values() for g in by_game if g != "mean"})
         print("\n| encoder | " + " | ".join(games) + " | mean |\n|---|" + "---:|" * (len(games) + 1))
-        for key, by_game in per_row.items():
-            print(f"| {key} | " + " | ".join(cell(by_game.get(g, [])) for g in [*games, "mean"]) + " |")
-        tables.append(
-            {
-                "name": f"AtariARI state probe{' on standardized features' if args.standardize else ''}: "
-                f"weighted F1 (%) per game and mean, seeds {args.seeds}",
-                "command": command,
-                "rows": [
-                    {"name": key, "metrics": {f"f1_{g}": summary(v) for g, v in by_game.items()}}
-                    for key, by_game in per_row.items()
-                ],
-            }
-        )
+        for name, by_game in per_row.items():
+            print(f"| {name} | " + " | ".join(cell(by_game.get(g, [])) for g in [*games, "mean"]) + " |")
+        tables.append(probe_table(per_row, args.features, args.seeds, command))
 
     if args.rl:
         if args.train:

@@ -306,3 +306,40 @@ def test_json_tables_are_replaced_in_place_and_new_ones_appended(table) -> None:
         {"name": "generator", "v": 1},
         {"name": "rl 100k", "v": 2},
     ]
+
+
+def test_probe_table_puts_raw_and_standardized_rows_in_one_table(table, tmp_path: Path, monkeypatch) -> None:
+    calls = []
+
+    def fake_probe(row, seed, out, config, train, data_dir, force, standardize=False, store=None):
+        calls.append((row.key, seed, standardize))
+        f1 = 0.5 + 0.2 * standardize + 0.01 * seed
+        return {"pong": {"mean_f1": f1}, "mean_f1": f1}
+
+    monkeypatch.setattr(table, "run_probe", fake_probe)
+    doc = tmp_path / "atari.json"
+    argv = ["atari_table.py", "--probe", "--seeds", "0", "1", "--rows", "random_encoder", "palm_apt"]
+    argv += ["--features", "raw", "standardized", "--json", str(doc), "--out", str(tmp_path), "--store", "none"]
+    monkeypatch.setattr("sys.argv", argv)
+    table.main()
+    assert len(calls) == 8 and {standardize for *_, standardize in calls} == {False, True}
+    (written,) = json.loads(doc.read_text())["tables"]
+    assert written["name"].endswith("seeds [0, 1]; raw features (AtariARI's recipe) and standardized")
+    rows = {row["name"]: row["metrics"] for row in written["rows"]}
+    assert list(rows) == [
+        "random_encoder (raw features)",
+        "palm_apt (raw features)",
+        "random_encoder (standardized features)",
+        "palm_apt (standardized features)",
+    ]
+    assert rows["palm_apt (standardized features)"]["f1_mean"]["mean"] == pytest.approx(70.5)
+    assert rows["palm_apt (raw features)"]["f1_pong"]["n"] == 2
+    # one kind keeps the rows' plain keys and the table's old name; --standardize is its shorthand
+    monkeypatch.setattr("sys.argv", [*argv[:8], "--standardize", *argv[11:]])
+    table.main()
+    tables = json.loads(doc.read_text())["tables"]
+    assert [row["name"] for row in tables[-1]["rows"]] == ["random_encoder", "palm_apt"]
+    assert tables[-1]["name"].startswith("AtariARI state probe on standardized features: weighted F1")
+    monkeypatch.setattr("sys.argv", [*argv, "--standardize"])
+    with pytest.raises(SystemExit):  # --standardize with raw features asked for is a contradiction
+        table.main()
