@@ -34,7 +34,7 @@ human-normalised, per game, and the IQM over every (game, seed) of a row; and th
 of the run's second-half evaluations (``late_return``).
 
     python scripts/atari_table.py --train --seeds 0 --rows palm_apt           # trains or resumes the encoders
-    python scripts/atari_table.py --probe --seeds 0 1 2                         # the probe table
+    python scripts/atari_table.py --probe --features raw standardized --seeds 0 1 2   # the probe table
     python scripts/atari_table.py --rl --train --seeds 0 1                     # the CPU protocol (see CPU_GAMES)
     python scripts/atari_table.py --probe --rl --seeds 0 1 --json docs/results/atari.json
     python scripts/atari_table.py --rl --train --protocol atari100k --seeds 0 1 2   # the 26 games (a GPU)
