@@ -12,7 +12,10 @@ Encoders (``--rows``; all of PALM-Atari's architecture, a ``DrQEncoder`` on one 
   ``configs/palm_variants/random_policy.yaml``), both with ``configs/budget/atari.yaml`` on top;
 - ``stdim_real`` (ST-DIM, AtariARI's own method, on the real frames: ``configs/baselines/stdim_atari.yaml``)
   and ``palm_stdim`` (PALM-Atari with ST-DIM's objective: ``configs/palm_variants/stdim.yaml``): the
-  local-objective pair, probe only.
+  local-objective pair, probe only;
+- ``palm_inverse`` (PALM-Atari whose encoder learns to predict the action from two consecutive frames,
+  ``configs/palm_variants/inverse_dynamics.yaml``, with the random policy so the action is not readable off
+  one frame): the objective that must keep what changed, probe only.
 
 Probe (``--probe``): ``configs/eval/atari_probe.yaml`` (``--probe-config`` for another), weighted F1
 per game (the mean of AtariARI's category means) and over games; per-variable F1 goes to the
@@ -90,6 +93,11 @@ ROWS = (
     ),
     Row("stdim_real", "ST-DIM on real frames", ("baselines/stdim_atari.yaml",)),
     Row("palm_stdim", "PALM-Atari, ST-DIM objective", ("palm_atari.yaml", BUDGET, "palm_variants/stdim.yaml")),
+    Row(
+        "palm_inverse",
+        "PALM-Atari, inverse-dynamics objective, random policy",
+        ("palm_atari.yaml", BUDGET, "palm_variants/random_policy.yaml", "palm_variants/inverse_dynamics.yaml"),
+    ),
 )
 ROW_BY_KEY = {row.key: row for row in ROWS}
 

@@ -15,6 +15,7 @@ from palm_lightning.models.online_probe import OnlineKNNProbe
 from palm_lightning.models.ood_detector import OODDetector
 from palm_lightning.models.palm import PALM
 from palm_lightning.models.palm_curl import PALMCURL
+from palm_lightning.models.palm_inverse_dynamics import PALMInverseDynamics
 from palm_lightning.models.palm_sac import PALMSAC
 from palm_lightning.models.palm_stdim import PALMSTDIM
 from palm_lightning.models.pearl import PEARL
@@ -27,6 +28,6 @@ from palm_lightning.models.vae_stylegan import VAEStyleGAN
 
 __all__ = ["EAR", "MHMTSAC", "OHESAC", "PALM", "ConditionalStyleGAN", "ImageClassifier", "LinearProbe", "MultiTaskSAC"]
 __all__ += ["PALMCURL", "PALMSAC", "SimSiamImages", "SupervisedEncoder", "VAEStyleGAN"]
-__all__ += ["MAMLTRPO", "PALMSTDIM", "PEARL", "STDIMFrames"]
+__all__ += ["MAMLTRPO", "PALMSTDIM", "PEARL", "PALMInverseDynamics", "STDIMFrames"]
 __all__ += ["FrozenEncoder", "KNNProbe", "OODDetector", "OnlineKNNProbe"]
 __all__ += ["AtariFinetune", "AtariStateProbe", "AtariStateSupervised"]
