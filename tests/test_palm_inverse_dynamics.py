@@ -49,7 +49,7 @@ def test_the_inverse_head_learns_the_action_from_the_change_between_frames():
         _, matched = model.representation_loss(obs, next_obs)
         model.pair_actions = actions.roll(1, dims=0)
         _, shuffled = model.representation_loss(obs, next_obs)
-    assert float(matched["train/inverse_r2"]) > 0.6 > 0.0 > float(shuffled["train/inverse_r2"])
+    assert float(matched["train/inverse_r2"]) > 0.6 and float(shuffled["train/inverse_r2"]) < 0.0
 
 
 def test_palm_inverse_dynamics_trains_its_head_with_the_encoder_and_checkpoints(tmp_path):
@@ -115,3 +115,23 @@ def test_the_inverse_dynamics_config_composes_with_palm_atari_and_the_random_pol
     assert type(cli.model) is PALMInverseDynamics and cli.model.hparams.policy == "random"
     assert cli.model.hparams.repr_lr == 3e-4 and cli.model.siamese_weight == 0.0
     assert cli.trainer.logger.name == "palm_inverse_dynamics" and cli.trainer.max_steps == 3000
+
+
+def test_the_held_out_script_reads_the_runs_environment_and_bounds_what_a_head_can_read(tmp_path, monkeypatch):
+    from tests.script_loader import load_repo_script
+
+    script = load_repo_script("scripts/inverse_heldout.py", monkeypatch)
+    assert abs(script.observer_bound(1.0) - 0.253) < 0.01 and script.observer_bound(10.0) > 0.9
+    actions = torch.rand(512, 3) * 2 - 1
+    assert script.correlation(actions * 5, actions) > 0.999 and script.r_squared(actions * 5, actions) < -10
+    assert abs(script.correlation(actions.roll(1, dims=0), actions)) < 0.15
+    config = tmp_path / "run.yaml"
+    generator = tiny_generator_file(tmp_path)
+    config.write_text(f"data:\n  init_args:\n    generator: {generator}\n    ema: 0.3\n    batch_size: 8\n")
+    env = script.environment(config, num_envs=4, seed=3)
+    assert env.ema == 0.3 and env.num_envs == 4  # the config's setting; batch_size is not the env's
+    env.episode_length = 3
+    obs, taken, next_obs = script.transitions(env, 5, seed=3)
+    assert obs.shape == next_obs.shape == (20, 1, 16, 16) and taken.shape == (20, 8)
+    assert torch.equal(obs[4:8], next_obs[0:4])  # within an episode o_t is the last step's o_{t+1} ...
+    assert not torch.equal(obs[12:16], next_obs[8:12])  # ... and after the third step the episodes restart
