@@ -491,11 +491,27 @@ def probe_table(
 
 
 def merged_tables(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``old`` with each table of ``new`` in the place of the one of its name (so a regenerated table's diff
-    is its own), and the tables of new names at the end."""
+    """``old`` with each table of ``new`` merged into the one of its name, in its place (so a regenerated
+    table's diff is its own), and the tables of new names at the end.
+
+    Merging is per row: a row of the new table replaces the old row of its name, old rows it does not
+    name stay (a command run for a few rows must not drop the others), rows of new names come last.
+    When old rows stay, the command becomes both commands: together they rebuild the table."""
     by_name = {t["name"]: t for t in new}
-    kept = [by_name.pop(t["name"], t) for t in old]
-    return kept + [t for t in new if t["name"] in by_name]
+    merged = []
+    for table in old:
+        update = by_name.pop(table["name"], None)
+        if update is None:
+            merged.append(table)
+            continue
+        fresh = {row["name"]: row for row in update["rows"]}
+        rows = [fresh.pop(row["name"], row) for row in table["rows"]]
+        kept_old = len(rows) > len(update["rows"]) - len(fresh)
+        command = update["command"]
+        if kept_old and table.get("command") and table["command"] != command:
+            command = f"{table['command']}; {command}"
+        merged.append({**update, "command": command, "rows": rows + list(fresh.values())})
+    return merged + [t for t in new if t["name"] in by_name]
 
 
 def read_scores(run: Path, game: str) -> dict[str, Any]:

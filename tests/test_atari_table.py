@@ -297,15 +297,37 @@ def test_rl_worker_with_stop_by_starts_only_what_ends_in_time(table, tmp_path: P
     assert left == ["scratch_Boxing_s0", "palm_apt_frozen_Boxing_s0"]
 
 
-def test_json_tables_are_replaced_in_place_and_new_ones_appended(table) -> None:
-    old = [{"name": "probe", "v": 1}, {"name": "rl", "v": 1}, {"name": "generator", "v": 1}]
-    new = [{"name": "rl", "v": 2}, {"name": "rl 100k", "v": 2}]
-    assert table.merged_tables(old, new) == [
-        {"name": "probe", "v": 1},
-        {"name": "rl", "v": 2},
-        {"name": "generator", "v": 1},
-        {"name": "rl 100k", "v": 2},
+def test_json_tables_are_merged_in_place_row_by_row_and_new_ones_appended(table) -> None:
+    def rows(*pairs):
+        return [{"name": name, "metrics": {"f1": value}} for name, value in pairs]
+
+    old = [
+        {"name": "probe", "command": "p", "rows": rows(("a", 1))},
+        {"name": "rl", "command": "all rows", "rows": rows(("scratch", 1), ("palm", 1), ("simsiam", 1))},
+        {"name": "generator", "command": "g", "rows": rows(("x", 1))},
     ]
+    new = [
+        {"name": "rl", "command": "two rows", "rows": rows(("palm", 2), ("control", 2))},
+        {"name": "rl 100k", "command": "c", "rows": rows(("palm", 2))},
+    ]
+    assert table.merged_tables(old, new) == [
+        old[0],
+        # a command for a few rows updates them and keeps the others; both commands rebuild the table
+        {
+            "name": "rl",
+            "command": "all rows; two rows",
+            "rows": rows(("scratch", 1), ("palm", 2), ("simsiam", 1), ("control", 2)),
+        },
+        old[2],
+        new[1],
+    ]
+    # a command that names every row again replaces the table, command and all
+    again = [{"name": "rl", "command": "all rows, again", "rows": rows(("simsiam", 3), ("scratch", 3), ("palm", 3))}]
+    assert table.merged_tables(old, again)[1] == {
+        "name": "rl",
+        "command": "all rows, again",
+        "rows": rows(("scratch", 3), ("palm", 3), ("simsiam", 3)),
+    }
 
 
 def test_probe_table_puts_raw_and_standardized_rows_in_one_table(table, tmp_path: Path, monkeypatch) -> None:
