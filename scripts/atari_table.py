@@ -505,11 +505,12 @@ def merged_tables(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[
             merged.append(table)
             continue
         fresh = {row["name"]: row for row in update["rows"]}
+        kept_old = any(row["name"] not in fresh for row in table["rows"])
         rows = [fresh.pop(row["name"], row) for row in table["rows"]]
-        kept_old = len(rows) > len(update["rows"]) - len(fresh)
         command = update["command"]
-        if kept_old and table.get("command") and table["command"] != command:
-            command = f"{table['command']}; {command}"
+        earlier = table.get("command", "").split("; ")
+        if kept_old and earlier != [""]:
+            command = "; ".join(earlier if command in earlier else [*earlier, command])
         merged.append({**update, "command": command, "rows": rows + list(fresh.values())})
     return merged + [t for t in new if t["name"] in by_name]
 

@@ -321,6 +321,9 @@ def test_json_tables_are_merged_in_place_row_by_row_and_new_ones_appended(table)
         old[2],
         new[1],
     ]
+    # the same few-row command run again does not repeat itself in the table's command
+    merged = table.merged_tables(old, new)
+    assert table.merged_tables(merged, new)[1]["command"] == "all rows; two rows"
     # a command that names every row again replaces the table, command and all
     again = [{"name": "rl", "command": "all rows, again", "rows": rows(("simsiam", 3), ("scratch", 3), ("palm", 3))}]
     assert table.merged_tables(old, again)[1] == {
