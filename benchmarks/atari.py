@@ -71,8 +71,8 @@ from torch import Tensor, nn
 
 from palm_lightning.agents.base import Transition
 from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, DuelingHead
-from palm_lightning.datamodules.replay import ReplayBuffer
-from palm_lightning.models.atari_finetune import AtariFinetune, expand_input_channels
+from palm_lightning.datamodules.streams.replay import ReplayBuffer
+from palm_lightning.models.atari.finetune import AtariFinetune, expand_input_channels
 from palm_lightning.nn.encoders import DrQEncoder
 
 OBS_SHAPE = (4, 84, 84)  # Atari-100k: 4 stacked 84×84 grayscale frames

@@ -29,7 +29,7 @@ import gymnasium
 import numpy as np
 import torch
 
-from palm_lightning.datamodules.multitask import MultiTaskDataModule
+from palm_lightning.datamodules.streams.multitask import MultiTaskDataModule
 from palm_lightning.envs.locomotion import make_task_env
 from palm_lightning.models import EAR, MHMTSAC, OHESAC
 

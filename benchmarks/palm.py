@@ -12,10 +12,8 @@ Sections (each prints a table; ratios are measured side by side in the same run)
 - ``apt``: APT's particle reward (cdist + top-k + normalisation) at batch 256 and 1024, and its
   share of one PALM update (the default config computes one reward per update).
 - ``update``: time of one PALM update (``training_step``) and of the collection around it, with
-  the default config's sizes, through a real ``Trainer`` on the streaming DataModule; the current
-  path (``share_encoder_forward: true``: each frame encoded once) against the previous one
-  (``false``: the window's n+1 frames encoded again for the agent and the reward), runs
-  interleaved, and their ratio.
+  the default config's sizes, through a real ``Trainer`` on the streaming DataModule (each frame
+  encoded once per update: the agent and the reward reuse the representation step's features).
 - ``profile``: the parts of one update at the default sizes, timed alone on a fixed batch
   (representation step, the extra encoder pass of each path, reward, DDPG critic + actor), their
   FLOPs (``torch.utils.flop_counter``), and the achieved GFLOP/s beside a convolution and a matmul
@@ -96,7 +94,7 @@ def bench_apt(device: torch.device, update_seconds: float | None, dim: int) -> N
 
 
 def make_run(
-    device: torch.device, capacity: int, steps: int, callbacks: list, share_encoder_forward: bool = True
+    device: torch.device, capacity: int, steps: int, callbacks: list
 ) -> tuple:
     import lightning as L
 
@@ -106,7 +104,7 @@ def make_run(
     # The default config's sizes (configs/palm.yaml), without the probe and the image logging; the
     # environments are stepped before every update (updates_per_step=1, not palm.yaml's 8) so that
     # each gap between updates times one collection.
-    model = PALM(hidden_dim=256, trajectory_every_n_updates=0, share_encoder_forward=share_encoder_forward)
+    model = PALM(hidden_dim=256, trajectory_every_n_updates=0)
     data = LatentManifoldDataModule(
         num_envs=16, batch_size=256, buffer_capacity=capacity, nstep=3, seed_frames=4000, updates_per_step=1
     )
@@ -125,28 +123,19 @@ def make_run(
 
 
 def bench_update(device: torch.device, steps: int, rounds: int = 2) -> float:
-    """Median update time of the current path; prints both paths and their ratio."""
-    results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-    for _ in range(rounds):  # interleaved, so that drifts in machine load hit both paths
-        for share in (True, False):
-            results[share].append(time_update(device, steps, share))
+    """Best-of-``rounds`` median update time; prints the table."""
+    results = [time_update(device, steps) for _ in range(rounds)]
     print("\n## One PALM update (default config sizes: batch 256, n-step 3, 16 environments)")
-    print(f"({rounds} interleaved runs of {steps} updates per path; medians, then the best run)")
-    print("| path | update (ms) | collection + sampling (ms) | whole loop (ms) | updates/s |")
-    print("|---|---:|---:|---:|---:|")
-    best = {}
-    for share, label in ((False, "previous: n+1 frames encoded again"), (True, "share_encoder_forward (default)")):
-        update, collect = min(results[share])
-        best[share] = update
-        print(
-            f"| {label} | {update * 1e3:.1f} | {collect * 1e3:.1f} | {(update + collect) * 1e3:.1f} "
-            f"| {1 / (update + collect):.2f} |"
-        )
-    print(f"\nupdate time, previous / current: **{best[False] / best[True]:.2f}×**", flush=True)
-    return best[True]
+    print(f"({rounds} runs of {steps} updates; medians, then the best run)")
+    print("| update (ms) | collection + sampling (ms) | whole loop (ms) | updates/s |")
+    print("|---:|---:|---:|---:|")
+    update, collect = min(results)
+    loop = update + collect
+    print(f"| {update * 1e3:.1f} | {collect * 1e3:.1f} | {loop * 1e3:.1f} | {1 / loop:.2f} |")
+    return update
 
 
-def time_update(device: torch.device, steps: int, share_encoder_forward: bool) -> tuple[float, float]:
+def time_update(device: torch.device, steps: int) -> tuple[float, float]:
     """Median seconds of one update (``training_step``) and of the collection between updates."""
     import lightning as L
 
@@ -166,7 +155,7 @@ def time_update(device: torch.device, steps: int, share_encoder_forward: bool) -
             self.update.append(self._end - self._start)
 
     clock = Clock()
-    trainer, model, data = make_run(device, 100_000, steps, [clock], share_encoder_forward=share_encoder_forward)
+    trainer, model, data = make_run(device, 100_000, steps, [clock])
     trainer.fit(model, data)
     skip = min(10, steps // 4)
     return statistics.median(clock.update[skip:]), statistics.median(clock.between[skip:])
@@ -195,7 +184,7 @@ def bench_profile(device: torch.device, repeats: int) -> None:
         loss.backward()
         representation_opt.step()
 
-    def encode_last_frame() -> torch.Tensor:  # share_encoder_forward: o_t, o_{t+1} come from the step above
+    def encode_last_frame() -> torch.Tensor:  # o_t, o_{t+1} come from the representation step above
         with torch.no_grad():
             return model.encoder(images[:, -1])
 

@@ -22,10 +22,11 @@ SHIPPED_GENERATORS = {
 }
 """Generators shipped in ``palm_lightning/weights/``, by name (what ``generator: <name>`` in a config
 and ``--generator <name>`` of the tools accept). ``fmnist_vaegan`` (the default): the same
-StyleGAN2 generator network trained as a conditional VAE-GAN's decoder, as varied within a class as
-~0.8 of the real data. ``fmnist_stylegan``: the first conditional StyleGAN2, whose samples vary
-little within a class (0.19). Both: Fashion-MNIST, 10 classes, 1×32×32, z of size 64
-(docs/results/generators.md)."""
+StyleGAN2 generator network trained as a conditional VAE-GAN's decoder, whose encoder makes every
+training image reachable from some z, so its samples vary within a class nearly as much as the real
+data. ``fmnist_stylegan``: the first conditional StyleGAN2, whose samples vary little within a
+class. Both: Fashion-MNIST, 10 classes, 1×32×32, z of size 64 (docs/results/generators.md scores
+them)."""
 DEFAULT_GENERATOR = "fmnist_vaegan"
 """The name of the generator used when none is given."""
 SHIPPED_GENERATOR = SHIPPED_GENERATORS[DEFAULT_GENERATOR]

@@ -2,7 +2,7 @@
 
 Inputs are float images ``(N, C, H, W)`` in ``[-1, 1]`` (the ``symmetric`` normalisation of the
 image DataModules and the generator's output range); outputs have the same shape, dtype, device
-and range. Nothing here loops over images or touches PIL: a 2-core machine cannot afford
+and range. Nothing here loops over images or touches PIL: a machine with few CPU cores cannot afford
 per-sample DataLoader transforms, and on a GPU the whole batch is augmented in a few kernels.
 
 Every function takes an optional ``generator``: with one, the draws come from it (on the

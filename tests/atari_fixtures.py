@@ -20,7 +20,7 @@ _RAM_SCALE = {"player_y": 7, "player_x": 11}  # RAM value = drawn position index
 
 def synthetic_collection(rom: str, seed: int, visible=VISIBLE, episodes: int = 10, length: int = 30):
     """A cached-frames ``Collection`` of ``episodes × length`` 16×16 frames of ``rom``."""
-    from palm_lightning.datamodules.atari import Collection
+    from palm_lightning.datamodules.atari.frames import Collection
 
     rng = np.random.default_rng(seed)
     n = episodes * length
@@ -42,7 +42,7 @@ def synthetic_collection(rom: str, seed: int, visible=VISIBLE, episodes: int = 1
 def tiny_atari(directory: Path, serve_ram: bool = True, batch_size: int = 32, visible=VISIBLE):
     """An AtariFramesDataModule (Pong, Boxing; 300 frames of 16×16 each) over synthetic caches."""
     pytest.importorskip("ale_py")  # the data module resolves game names through ale-py's ROM list
-    from palm_lightning.datamodules.atari import AtariFramesDataModule, save_collection
+    from palm_lightning.datamodules.atari.frames import AtariFramesDataModule, save_collection
 
     dm = AtariFramesDataModule(
         data_dir=str(directory),

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_repo_script(relative: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """``relative`` is the file's path from the repository root, e.g. ``"scripts/compare_runs.py"``."""
+    """``relative`` is the file's path from the repository root, e.g. ``"palm_lightning/tools/compare_runs.py"``."""
     path = REPO / relative
     name = "_".join(path.with_suffix("").parts[-2:])  # scripts_compare_runs: no clash with a sibling import
     spec = importlib.util.spec_from_file_location(name, path)

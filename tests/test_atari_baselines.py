@@ -52,7 +52,7 @@ def test_supervised_learns_the_visible_variables_and_drops_constant_ones(tmp_pat
 
 def test_supervised_exports_an_encoder_the_probes_load(tmp_path):
     from palm_lightning.models import AtariStateProbe, AtariStateSupervised
-    from palm_lightning.models.frozen_encoder import build_encoder
+    from palm_lightning.models.evaluation.frozen_encoder import build_encoder
     from palm_lightning.nn.encoders import DrQEncoder
 
     dm = tiny_atari(tmp_path / "data")
@@ -119,16 +119,16 @@ def _printed(config: Path, cwd: Path) -> dict:
 
 
 @pytest.mark.parametrize(
-    "name, model_class", [("supervised_atari", "AtariStateSupervised"), ("simsiam_atari", "SimSiamImages")]
+    "name, model_class", [("supervised_atari", "atari.AtariStateSupervised"), ("simsiam_atari", "baselines.SimSiamImages")]
 )
 def test_atari_baseline_configs_parse_with_palm_ataris_encoder(tmp_path, name, model_class):
-    from palm_lightning.datamodules.atari import DEFAULT_GAMES
+    from palm_lightning.datamodules.atari.frames import DEFAULT_GAMES
     from palm_lightning.models import PALM
 
     printed = _printed(BASELINES / f"{name}.yaml", tmp_path)
     model, data = printed["model"]["init_args"], printed["data"]
     assert printed["model"]["class_path"] == f"palm_lightning.models.{model_class}"
-    assert data["class_path"] == "palm_lightning.datamodules.AtariFramesDataModule"
+    assert data["class_path"] == "palm_lightning.datamodules.atari.AtariFramesDataModule"
     assert tuple(data["init_args"]["games"]) == DEFAULT_GAMES and data["init_args"]["screen_size"] == 64
     assert data["init_args"]["frames_per_game"] == 50_000  # the cached frames of the other Atari configs
     assert printed["trainer"]["logger"]["init_args"]["name"] == name

@@ -11,8 +11,8 @@ import torch
 pytest.importorskip("ale_py")
 pytest.importorskip("cv2")  # gymnasium's AtariPreprocessing resizes with OpenCV
 
-from palm_lightning.datamodules import atari
-from palm_lightning.datamodules.atari import AtariDataError, AtariFramesDataModule
+from palm_lightning.datamodules.atari import frames as atari
+from palm_lightning.datamodules.atari.frames import AtariDataError, AtariFramesDataModule
 
 TINY = dict(games=["Pong", "Breakout"], frames_per_game=200, max_episode_steps=40, min_episode_length=0)
 

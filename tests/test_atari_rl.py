@@ -18,10 +18,10 @@ from torch import Tensor, nn
 
 from palm_lightning.agents.base import Transition
 from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, linearly_decaying_epsilon, random_shift
-from palm_lightning.datamodules.atari_game import human_normalized_score
-from palm_lightning.datamodules.experience import ExperienceDataModule
-from palm_lightning.datamodules.replay import ReplayBuffer
-from palm_lightning.models.atari_finetune import AtariFinetune, expand_input_channels
+from palm_lightning.datamodules.atari.game import human_normalized_score
+from palm_lightning.datamodules.streams.experience import ExperienceDataModule
+from palm_lightning.datamodules.streams.replay import ReplayBuffer
+from palm_lightning.models.atari.finetune import AtariFinetune, expand_input_channels
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.feature_standardizer import FeatureStandardizer
 from tests.cli_runner import REPO, run_cli
@@ -563,7 +563,7 @@ def test_a_cpu_protocol_run_resumes_with_its_replay(tmp_path):
     reason="needs ale-py and OpenCV (the atari extra)",
 )
 def test_a_lost_life_ends_the_learning_episode_but_not_the_game():
-    from palm_lightning.datamodules.atari_game import AtariGames
+    from palm_lightning.datamodules.atari.game import AtariGames
 
     games = AtariGames("Breakout", 1, seed=0, noop_max=0)
     try:

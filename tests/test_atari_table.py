@@ -1,8 +1,9 @@
-"""scripts/atari_table.py: its rows point at real configs, its IQM is Agarwal et al.'s, it reads
+"""experiments/atari_table.py: its rows point at real configs, its IQM is Agarwal et al.'s, it reads
 an RL run's last evaluation, and its probe wiring runs the AtariARI probe on tiny cached frames."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -12,13 +13,12 @@ import yaml
 
 from tests.atari_fixtures import tiny_atari
 from tests.cli_runner import REPO
-from tests.script_loader import load_repo_script
 
 
 @pytest.fixture
 def table(monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    return load_repo_script("scripts/atari_table.py", monkeypatch)
+    return importlib.import_module("experiments.atari_table")
 
 
 def test_rows_name_existing_configs_and_encoders(table) -> None:
@@ -141,7 +141,7 @@ def test_a_row_that_needs_an_untrained_run_says_how_to_train_it(table, tmp_path:
 
 def test_rows_that_draw_their_own_weights_need_no_trained_run(table, tmp_path: Path) -> None:
     """The random encoder and the from-scratch agent take PALM-Atari's architecture from its configs."""
-    from palm_lightning.models.frozen_encoder import build_encoder
+    from palm_lightning.models.evaluation.frozen_encoder import build_encoder
 
     encoder, random_init = table.probe_encoder(table.ROW_BY_KEY["random_encoder"], 0, tmp_path, False, "")
     assert random_init and Path(encoder) == tmp_path / "architecture" / "palm_apt_encoder.pt"
@@ -153,7 +153,7 @@ def test_rows_that_draw_their_own_weights_need_no_trained_run(table, tmp_path: P
 
 @pytest.mark.parametrize("name", ["cpu", "cpu100k", "atari100k"])
 def test_each_protocols_configs_set_its_budget(table, name) -> None:
-    from palm_lightning.datamodules.atari_game import human_normalized_score
+    from palm_lightning.datamodules.atari.game import human_normalized_score
     from tests.cli_runner import run_cli
 
     protocol = table.PROTOCOLS[name]

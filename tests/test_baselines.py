@@ -96,7 +96,7 @@ def test_augmentations_refuse_uint8_and_flat_inputs():
 
 
 def test_flip_and_shift_is_still_importable_from_the_classifier():
-    from palm_lightning.models.classifier import random_flip_and_shift
+    from palm_lightning.models.generators.classifier import random_flip_and_shift
 
     assert random_flip_and_shift is augment.random_flip_and_shift
 

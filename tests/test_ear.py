@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from palm_lightning.datamodules import MultiTaskDataModule
-from palm_lightning.datamodules.replay import ReplayBuffer
+from palm_lightning.datamodules.streams.replay import ReplayBuffer
 from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
 from palm_lightning.losses.sac import sac_critic_loss, soft_td_target
 from palm_lightning.models import EAR, MHMTSAC, OHESAC, MultiTaskSAC
-from palm_lightning.models.multitask_sac import TASK_INFO_KEY
+from palm_lightning.models.ear.multitask_sac import TASK_INFO_KEY
 from palm_lightning.nn.blocks import polyak_update
 from palm_lightning.nn.multitask_policies import EARPolicy, MultiHeadPolicy
 from palm_lightning.nn.sac import TwinQ, tanh_gaussian_sample
@@ -410,7 +410,7 @@ EAR_CONFIGS = [p for p in (REPO / "configs/ear").glob("*.yaml") if not any(k in 
 def test_ear_configs_parse_and_match_their_family(config):
     result = run_cli("fit", "--config", str(REPO / config), "--print_config", cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "palm_lightning.datamodules.MultiTaskDataModule" in result.stdout
+    assert "palm_lightning.datamodules.streams.MultiTaskDataModule" in result.stdout
     # the model sizes of each config fit its family (checked without training)
     import yaml
 

@@ -1,16 +1,15 @@
-"""scripts/ear_adaptation.py end to end on tiny sizes (so the comparison driver cannot silently rot):
+"""experiments/ear_adaptation.py end to end on tiny sizes (so the comparison driver cannot silently rot):
 training through the CLI, each method's adaptation, the cached curves, the JSON and the figure."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
-
-from tests.script_loader import load_repo_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,7 +83,7 @@ TINY_ADAPTATION = [
 @pytest.fixture
 def driver(monkeypatch):
     """The script as a module."""
-    return load_repo_script("scripts/ear_adaptation.py", monkeypatch)
+    return importlib.import_module("experiments.ear_adaptation")
 
 
 def test_the_driver_trains_adapts_and_writes_the_json_and_figure(driver, tmp_path, monkeypatch, capsys):

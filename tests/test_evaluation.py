@@ -18,7 +18,7 @@ from palm_lightning.datamodules import (
     FashionMNISTDataModule,
     OODDataModule,
 )
-from palm_lightning.datamodules.ood import to_channels
+from palm_lightning.datamodules.images.ood import to_channels
 from palm_lightning.evaluation import (
     SCORERS,
     KNNDistanceScorer,
@@ -28,7 +28,7 @@ from palm_lightning.evaluation import (
     knn_votes,
     ood_metrics,
 )
-from palm_lightning.models.frozen_encoder import FrozenEncoder
+from palm_lightning.models.evaluation.frozen_encoder import FrozenEncoder
 from palm_lightning.nn.encoders import DrQEncoder, PixelEncoder
 from tests.test_image_datamodules import write_cifar
 
@@ -102,10 +102,6 @@ def test_knn_votes_by_hand_and_classify_is_their_argmax() -> None:
     torch.testing.assert_close(votes[1], torch.tensor([0.0, sim[1, 2].exp(), sim[1, 3].exp()]))
     assert knn_classify(bank, labels, queries, 3, k=2, temperature=1.0).tolist() == [0, 1]  # [0, 1] is nearest
     assert knn_votes(bank, labels, queries, 3, k=100).shape == (2, 3)  # k > bank: the whole bank votes
-
-    from palm_lightning.models import palm
-
-    assert palm.knn_classify is knn_classify  # the old import path still works
     with pytest.raises(ValueError, match="same D"):
         knn_votes(bank, labels, torch.zeros(1, 3), 3)
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from palm_lightning.agents.base import Agent, Transition, optimizer_step
-from palm_lightning.datamodules.experience import ExperienceDataModule
+from palm_lightning.datamodules.streams.experience import ExperienceDataModule
 from palm_lightning.nn.blocks import mlp, polyak_update
 
 

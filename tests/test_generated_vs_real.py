@@ -12,8 +12,8 @@ import torch
 
 from palm_lightning.callbacks import GeneratedVsRealGrid, real_images_by_class
 from palm_lightning.datamodules import FashionMNISTDataModule, LatentManifoldDataModule
-from palm_lightning.datamodules.atari import AtariFramesDataset
-from palm_lightning.datamodules.images import UInt8ImageDataset
+from palm_lightning.datamodules.atari.frames import AtariFramesDataset
+from palm_lightning.datamodules.images.base import UInt8ImageDataset
 from palm_lightning.envs.latent_manifold import to_uint8
 from palm_lightning.models import PALM
 from tests.palm_fixtures import tiny_data_kwargs, tiny_generator, tiny_generator_file, tiny_palm_kwargs

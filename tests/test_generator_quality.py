@@ -12,7 +12,7 @@ from torch import nn
 
 from palm_lightning.checkpoints import save_network
 from palm_lightning.datamodules import FashionMNISTDataModule
-from palm_lightning.datamodules.atari import DEFAULT_GAMES
+from palm_lightning.datamodules.atari.frames import DEFAULT_GAMES
 from palm_lightning.nn.classifier import ConvClassifier
 from palm_lightning.nn.stylegan import StyleGANGenerator
 from palm_lightning.tools import export, generator_quality

@@ -211,3 +211,18 @@ def test_sphere_latents_keep_the_prior_norm_whatever_the_actions():
     assert free.latent.norm(dim=1).min() > 1.5 * dim**0.5
     with pytest.raises(ValueError, match="latent_norm"):
         LatentManifold(tiny_generator(), num_envs=2, latent_norm="ball")
+
+
+def test_class_resample_step_draws_a_fresh_label_every_step_episode_keeps_it():
+    kept = LatentManifold(tiny_generator(), num_envs=64, seed=0)
+    fresh = LatentManifold(tiny_generator(), num_envs=64, seed=0, class_resample="step")
+    action = torch.zeros(64, kept.action_dim)
+    for env in (kept, fresh):
+        env.reset()
+    first_kept, first_fresh = kept.labels.clone(), fresh.labels.clone()
+    *_, info_kept = kept.step(action)
+    *_, info_fresh = fresh.step(action)
+    assert torch.equal(info_kept["class"], first_kept)
+    assert not torch.equal(info_fresh["class"], first_fresh)  # 64 environments, 3 classes: some change
+    with pytest.raises(ValueError, match="class_resample must be 'episode' or 'step'"):
+        LatentManifold(tiny_generator(), class_resample="always")

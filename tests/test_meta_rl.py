@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from palm_lightning.agents.maml_trpo import LinearFeatureBaseline, MAMLTRPOAgent
-from palm_lightning.datamodules.replay import ReplayBuffer
+from palm_lightning.datamodules.streams.replay import ReplayBuffer
 from palm_lightning.losses.policy_gradient import conjugate_gradient, discounted_returns, gae_advantages
 from palm_lightning.losses.sac import sac_critic_loss, sac_policy_loss
 from palm_lightning.models import PEARL
-from palm_lightning.models.maml_trpo import maml_adapt
+from palm_lightning.models.meta_rl.maml_trpo import maml_adapt
 from palm_lightning.nn.context_encoder import ContextEncoder, gaussian_kl_to_standard_normal, product_of_gaussians
 from palm_lightning.nn.meta_policies import GaussianMLPPolicy
 from palm_lightning.nn.sac import tanh_gaussian_sample

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from palm_lightning.models import SimSiamImages
-from palm_lightning.models.online_probe import OnlineKNNProbe
+from palm_lightning.models.evaluation.online_probe import OnlineKNNProbe
 from tests.palm_fixtures import trainer
 
 CLASSES, DIM = 4, 8

@@ -43,7 +43,7 @@ def test_fit_counts_updates_and_env_steps(tmp_path, generator_file):
 
 def test_a_seeded_fit_is_bitwise_reproducible(tmp_path, generator_file):
     """Two fits under the same seed give the same encoder, bit for bit (on the CPU): a result stored from
-    one session's run (scripts/atari_table.py's store) holds for the encoder its command rebuilds."""
+    one session's run (experiments/atari_table.py's store) holds for the encoder its command rebuilds."""
     encoders = []
     for _ in range(2):
         L.seed_everything(0)
@@ -223,28 +223,37 @@ def test_window_features_reuse_the_views_and_match_encoding_every_frame(reward_w
         assert torch.allclose(shared, every_frame, atol=1e-6)
 
 
-@pytest.mark.parametrize("reward_window", ["first", "sum"])
-def test_sharing_the_encoder_forward_trains_like_the_previous_path(tmp_path, generator_file, reward_window):
-    seen, params = {}, {}
-    for share in (True, False):
-        L.seed_everything(0)
-        model = PALM(**tiny_palm_kwargs(share_encoder_forward=share, reward_window=reward_window))
-        transitions = seen[share] = []
-        update = model.agent.update
-        model.agent.update = lambda t, *a, _u=update, _s=transitions, **k: _s.append(t) or _u(t, *a, **k)
-        trainer(tmp_path, 4).fit(model, LatentManifoldDataModule(**tiny_data_kwargs(generator_file)))
-        params[share] = [p.detach().clone() for p in model.representation_parameters()]
-    # the representation trains bit for bit alike; the agent sees the same features
-    assert all(torch.equal(a, b) for a, b in zip(params[True], params[False], strict=True))
-    assert len(seen[True]) == len(seen[False]) == 4
-    for a, b in zip(seen[True], seen[False], strict=True):
-        for field in ("obs", "next_obs", "action"):
-            assert torch.allclose(getattr(a, field), getattr(b, field), atol=1e-5), field
-        if reward_window == "sum":  # the same frames reach the reward projector's batch norm
-            assert torch.allclose(a.reward, b.reward, atol=1e-5)
-        else:  # its batch statistics now come from o_t and o_{t+n} only: close, not equal
-            assert torch.corrcoef(torch.stack([a.reward, b.reward]))[0, 1] > 0.95
-            assert not torch.allclose(a.reward, b.reward, atol=1e-5)
+def test_an_untrained_explorer_view_feeds_the_actor_and_the_reward_and_never_trains(tmp_path, generator_file):
+    L.seed_everything(0)
+    model = PALM(**tiny_palm_kwargs(explorer_encoder="untrained"))
+    assert model.explorer_view is not None
+    initial = [p.detach().clone() for p in model.explorer_view.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(initial, model.encoder.parameters(), strict=True))
+    seen = []
+    update = model.agent.update
+    model.agent.update = lambda t, *a, **k: seen.append(t) or update(t, *a, **k)
+    trainer(tmp_path, 4).fit(model, LatentManifoldDataModule(**tiny_data_kwargs(generator_file)))
+    # the encoder trained, the explorer's view did not
+    assert all(torch.equal(a, b) for a, b in zip(initial, model.explorer_view.parameters(), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(initial, model.encoder.parameters(), strict=True))
+    assert len(seen) == 4 and seen[0].obs.shape[1] == model.encoder.out_dim
+    images = torch.rand(3, 1, 16, 16) * 2 - 1
+    assert torch.allclose(model.explorer_features(images), model.explorer_view(images))
+    assert not torch.allclose(model.explorer_features(images), model.encode(images))
+    assert torch.equal(model.reward_features(model.explorer_view(images)), model.explorer_view(images))
+
+
+def test_the_action_penalty_costs_each_window_action_with_its_discount():
+    model = PALM(**tiny_palm_kwargs(action_penalty=0.5))
+    actions = torch.tensor([[[1.0] * 8, [0.5] * 8, [0.0] * 8], [[0.0] * 8, [0.0] * 8, [-1.0] * 8]])
+    discounts = torch.tensor([[1.0, 0.9, 0.81], [1.0, 0.9, 0.81]])
+    cost = model.action_cost({"actions": actions, "step_discounts": discounts})
+    assert torch.allclose(cost, torch.tensor([0.5 * (1.0 + 0.9 * 0.25), 0.5 * 0.81]))
+    assert PALM(**tiny_palm_kwargs()).action_cost({"actions": actions, "step_discounts": discounts}) == 0.0
+    with pytest.raises(ValueError, match="action_penalty must be >= 0"):
+        PALM(**tiny_palm_kwargs(action_penalty=-1.0))
+    with pytest.raises(ValueError, match="explorer_encoder must be 'trained' or 'untrained'"):
+        PALM(**tiny_palm_kwargs(explorer_encoder="frozen"))
 
 
 def test_sgd_representation_optimiser_decays_by_cosine_and_keeps_the_reward_on_adam(tmp_path, generator_file):

@@ -33,7 +33,7 @@ def test_the_config_parses_without_its_generator_file(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     printed = yaml.safe_load(result.stdout)
     model, data = printed["model"]["init_args"], printed["data"]["init_args"]
-    assert printed["model"]["class_path"] == "palm_lightning.models.PALM"
+    assert printed["model"]["class_path"] == "palm_lightning.models.palm.PALM"
     assert data["generator"] == "palm_lightning/weights/atari_vaegan.pt"
     recipe = yaml.safe_load(RECIPE.read_text())
     generator, frames = recipe["model"]["init_args"], recipe["data"]["init_args"]
@@ -41,7 +41,7 @@ def test_the_config_parses_without_its_generator_file(tmp_path):
     assert model["image_shape"] == [generator["img_channels"], generator["img_resolution"], generator["img_resolution"]]
     assert data["latent_space"] == "z" and model["action_dim"] == generator["z_dim"]
     probe = data["probe_data"]
-    assert probe["class_path"] == "palm_lightning.datamodules.AtariFramesDataModule"
+    assert probe["class_path"] == "palm_lightning.datamodules.atari.AtariFramesDataModule"
     assert probe["init_args"]["screen_size"] == generator["img_resolution"] == frames["screen_size"]
     assert len(probe["init_args"]["games"]) == generator["num_classes"]
     assert probe["init_args"]["frames_per_game"] == frames["frames_per_game"]  # the generator's cache file

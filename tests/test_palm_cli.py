@@ -137,4 +137,4 @@ def test_bad_latent_size_in_the_config_is_named(tmp_path):
 def test_palm_configs_parse(config):
     result = run("fit", "--config", str(REPO / config), "--print_config", cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "palm_lightning.models.PALM" in result.stdout
+    assert "palm_lightning.models.palm.PALM" in result.stdout

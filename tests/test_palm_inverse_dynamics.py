@@ -3,6 +3,7 @@ with the encoder on the tiny generator, checkpoints carry it, and bad settings a
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import pytest
@@ -118,9 +119,8 @@ def test_the_inverse_dynamics_config_composes_with_palm_atari_and_the_random_pol
 
 
 def test_the_held_out_script_reads_the_runs_environment_and_bounds_what_a_head_can_read(tmp_path, monkeypatch):
-    from tests.script_loader import load_repo_script
 
-    script = load_repo_script("scripts/inverse_heldout.py", monkeypatch)
+    script = importlib.import_module("palm_lightning.tools.inverse_heldout")
     assert abs(script.observer_bound(1.0) - 0.253) < 0.01 and script.observer_bound(10.0) > 0.9
     actions = torch.rand(512, 3) * 2 - 1
     assert script.correlation(actions * 5, actions) > 0.999 and script.r_squared(actions * 5, actions) < -10

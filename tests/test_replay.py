@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from palm_lightning.datamodules.replay import ReplayBuffer
+from palm_lightning.datamodules.streams.replay import ReplayBuffer
 
 
 def fill(buffer: ReplayBuffer, episodes: list[int], env: int = 0, terminal_last: bool = False) -> None:

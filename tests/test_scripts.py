@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
-
-from tests.script_loader import load_repo_script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +21,7 @@ def write_run(directory: Path, values: dict[str, list[float]]) -> None:
 
 
 def test_compare_runs_reads_each_run_and_writes_one_png(tmp_path, monkeypatch):
-    compare_runs = load_repo_script("scripts/compare_runs.py", monkeypatch)
+    compare_runs = importlib.import_module("palm_lightning.tools.compare_runs")
     write_run(tmp_path / "a", {"eval/error": [2.0, 1.0, 0.5], "only_a": [1.0]})
     write_run(tmp_path / "b", {"eval/error": [2.0, 1.5]})
     assert compare_runs.load_scalars(str(tmp_path / "a"), ["eval/error", "missing"]) == {
@@ -35,7 +34,7 @@ def test_compare_runs_reads_each_run_and_writes_one_png(tmp_path, monkeypatch):
 
 
 def test_compare_runs_treats_a_repeated_label_as_seeds(tmp_path, monkeypatch):
-    compare_runs = load_repo_script("scripts/compare_runs.py", monkeypatch)
+    compare_runs = importlib.import_module("palm_lightning.tools.compare_runs")
     write_run(tmp_path / "s0", {"err": [3.0, 2.0, 1.0, 0.0]})
     write_run(tmp_path / "s1", {"err": [3.0, 2.0, 2.0, 2.0]})
     write_run(tmp_path / "other", {"err": [5.0]})
@@ -56,20 +55,20 @@ def test_compare_runs_treats_a_repeated_label_as_seeds(tmp_path, monkeypatch):
 
 
 def test_compare_runs_names_a_missing_run_directory(tmp_path, monkeypatch):
-    compare_runs = load_repo_script("scripts/compare_runs.py", monkeypatch)
+    compare_runs = importlib.import_module("palm_lightning.tools.compare_runs")
     with pytest.raises(FileNotFoundError, match="version_N"):
         compare_runs.load_scalars(str(tmp_path / "nope"), ["x"])
 
 
 def test_fidelity_variants_each_revert_what_they_name(tmp_path, monkeypatch):
-    """Every variant of scripts/fidelity.py parses on top of configs/palm.yaml and changes exactly
+    """Every variant of experiments/fidelity.py parses on top of configs/palm.yaml and changes exactly
     the settings of its fix; revert_all restores the old configuration of every fix."""
     import shlex
     import sys
 
     from palm_lightning.cli import PalmCLI
 
-    fidelity = load_repo_script("scripts/fidelity.py", monkeypatch)
+    fidelity = importlib.import_module("experiments.fidelity")
     monkeypatch.setattr(sys, "argv", ["palm_lightning"])
 
     def settings(overrides: str) -> dict:
@@ -131,11 +130,10 @@ def test_fidelity_variants_each_revert_what_they_name(tmp_path, monkeypatch):
 
 def test_long_budget_rows_parse_with_the_budget_overlay_last_and_runs_resume(tmp_path, monkeypatch):
     import subprocess
-    import sys
 
     from tests.cli_runner import run_cli
 
-    table = load_repo_script("scripts/long_budget_table.py", monkeypatch)
+    table = importlib.import_module("experiments.long_budget_table")
     assert {"supervised", "random_encoder", "pixels", "simsiam_real", "palm_apt", "palm_random_policy"} <= set(
         table.ROW_BY_KEY
     )
@@ -155,7 +153,7 @@ def test_long_budget_rows_parse_with_the_budget_overlay_last_and_runs_resume(tmp
         if row.key == "palm_apt_old_generator":
             assert "generator: fmnist_stylegan" in result.stdout
     # an interrupted run (last.ckpt, no trained.json) resumes from its checkpoint
-    representation_table = sys.modules["representation_table"]
+    representation_table = importlib.import_module("experiments.representation_table")
     checkpoints = tmp_path / "palm_apt_s0" / "version_0" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / "last.ckpt").write_bytes(b"")
@@ -171,7 +169,7 @@ def test_policy_frames_visits_whole_episodes_and_saturated_actions_drift_the_lat
     from palm_lightning.envs import LatentManifold
     from tests.palm_fixtures import tiny_generator
 
-    policy_frames = load_repo_script("scripts/policy_frames.py", monkeypatch)
+    policy_frames = importlib.import_module("palm_lightning.tools.policy_frames")
     env = LatentManifold(tiny_generator(), num_envs=3, episode_length=5, ema=0.5, seed=0)
     dim = env.latent_dim
     random = policy_frames.visit(env, lambda obs: torch.rand(obs.shape[0], dim) * 2 - 1, episodes=2)
@@ -183,7 +181,7 @@ def test_policy_frames_visits_whole_episodes_and_saturated_actions_drift_the_lat
 
 
 def test_policy_frames_needs_a_classifier_for_other_data(monkeypatch, capsys):
-    policy_frames = load_repo_script("scripts/policy_frames.py", monkeypatch)
+    policy_frames = importlib.import_module("palm_lightning.tools.policy_frames")
     monkeypatch.setattr("sys.argv", ["policy_frames.py", "x.ckpt", "--data", "configs/classifier/atari.yaml"])
     with pytest.raises(SystemExit) as exit_info:
         policy_frames.main()
@@ -194,7 +192,7 @@ def test_policy_frames_needs_a_classifier_for_other_data(monkeypatch, capsys):
 def test_feature_spread_reads_zero_for_features_that_ignore_the_frame(monkeypatch):
     import torch
 
-    feature_spread = load_repo_script("scripts/feature_spread.py", monkeypatch)
+    feature_spread = importlib.import_module("palm_lightning.tools.feature_spread")
     images = torch.rand(20, 1, 8, 8) * 2 - 1
     size, std = feature_spread.spread(lambda x: torch.full((len(x), 4), -0.5), images)
     assert size == pytest.approx(0.5) and std == 0.0
@@ -205,7 +203,7 @@ def test_feature_spread_reads_zero_for_features_that_ignore_the_frame(monkeypatc
 def test_feature_spread_effective_rank_counts_directions_of_variation_and_standardizing_cannot_add_one(monkeypatch):
     import torch
 
-    feature_spread = load_repo_script("scripts/feature_spread.py", monkeypatch)
+    feature_spread = importlib.import_module("palm_lightning.tools.feature_spread")
     torch.manual_seed(0)
     assert feature_spread.effective_rank(torch.ones(50, 8)) == 0.0
     one_direction = torch.randn(50, 1) * torch.tensor([[1.0, 0.01, -3.0, 2.0]])
@@ -227,8 +225,7 @@ def test_encoder_drift_reads_no_change_for_an_identical_encoder_and_cka_ignores_
     import torch
     from torch import nn
 
-    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # it imports feature_spread, as when run from scripts/
-    drift = load_repo_script("scripts/encoder_drift.py", monkeypatch)
+    drift = importlib.import_module("palm_lightning.tools.encoder_drift")
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
     moved = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 4))
@@ -250,7 +247,7 @@ def test_encoder_drift_reads_no_change_for_an_identical_encoder_and_cka_ignores_
 def test_gpu_smoke_rates_the_training_tag_not_the_warm_up(tmp_path, monkeypatch):
     from torch.utils.tensorboard import SummaryWriter
 
-    smoke = load_repo_script("scripts/gpu_smoke.py", monkeypatch)
+    smoke = importlib.import_module("experiments.gpu_smoke")
     writer = SummaryWriter(str(tmp_path / "run" / "version_0"))
     writer.add_scalar("hp_metric", -1.0, 0, walltime=1000.0)  # logged at start, before a long warm-up
     for step in range(100, 1100, 100):  # 1 000 updates in 10 s after the warm-up
@@ -267,7 +264,7 @@ def test_gpu_smoke_rates_the_training_tag_not_the_warm_up(tmp_path, monkeypatch)
 def test_gpu_smoke_commands_parse_with_their_overrides(tmp_path, monkeypatch):
     from tests.cli_runner import run_cli
 
-    smoke = load_repo_script("scripts/gpu_smoke.py", monkeypatch)
+    smoke = importlib.import_module("experiments.gpu_smoke")
     (palm,) = [check for check in smoke.checks("/carried/fashion-mnist") if check.name == "palm_gpu"]
     argv = smoke.command(palm, tmp_path / "runs", 75, ["--trainer.accelerator=cpu"])
     result = run_cli(*argv[3:], "--print_config", cwd=REPO)

@@ -162,7 +162,7 @@ def test_model_data_mismatch_is_named(fmnist_root: Path, tmp_path: Path) -> None
 
 
 def test_mode_seeking_loss_by_hand() -> None:
-    from palm_lightning.models.stylegan import mode_seeking_loss
+    from palm_lightning.models.generators.stylegan import mode_seeking_loss
 
     # pair 1: images differ by 0.5 on every pixel, latents by 1 on every coordinate → ratio 1/2;
     # pair 2: images differ by 0.25, latents by 2 → ratio 1/8. Loss = mean(1/ratio) = (2 + 8) / 2.
@@ -178,7 +178,7 @@ def test_mode_seeking_loss_by_hand() -> None:
 
 
 def test_mode_seeking_loss_rewards_image_distance_in_proportion_to_latent_distance() -> None:
-    from palm_lightning.models.stylegan import mode_seeking_loss
+    from palm_lightning.models.generators.stylegan import mode_seeking_loss
 
     torch.manual_seed(0)
     a, b = torch.rand(4, 1, 4, 4), torch.rand(4, 1, 4, 4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import lightning as L
@@ -166,7 +167,7 @@ def test_generator_configs_parse(tmp_path: Path, config: str, expected: list[str
 
     result = run_cli("fit", "--config", str(REPO / "configs" / "generator" / config), "--print_config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-500:]
-    assert "class_path: palm_lightning.models.VAEStyleGAN" in result.stdout
+    assert "class_path: palm_lightning.models.generators.VAEStyleGAN" in result.stdout
     assert all(line in result.stdout for line in expected)
 
 
@@ -186,9 +187,8 @@ def test_log_variance_bound_keeps_the_kls_pull_on_a_pinned_dimension() -> None:
 
 
 def test_vae_reconstruction_script_reads_one_when_the_decoder_ignores_z(monkeypatch) -> None:
-    from tests.script_loader import load_repo_script
 
-    script = load_repo_script("scripts/vae_reconstruction.py", monkeypatch)
+    script = importlib.import_module("palm_lightning.tools.vae_reconstruction")
     torch.manual_seed(0)
     model = VAEStyleGAN(encoder_width=8, **TINY).eval()
     images = torch.full((12, 1, 16, 16), 64, dtype=torch.uint8)

@@ -40,7 +40,7 @@ ParamGroups = list[dict[str, Any]]
 
 class Stepper(Protocol):
     """What an agent does with an optimiser: a ``torch.optim.Optimizer``, Lightning's wrapper of
-    one, or a module's :class:`~palm_lightning.models.optimizer_steps.UncountedOptimizer`."""
+    one, or a module's :class:`~palm_lightning.training.optimizer_steps.UncountedOptimizer`."""
 
     def zero_grad(self, set_to_none: bool = True) -> None: ...
 

@@ -60,9 +60,9 @@ every observation's features a new random draw at every update, i.e. feature noi
 which is not the question a frozen row asks ("how good are these features as they are"). And
 without it the features are a pure function of the stored frame, so they can be cached: the
 experience stream's replay buffer keeps them per slot
-(:meth:`~palm_lightning.datamodules.replay.ReplayBuffer.cache_features`), each frame is encoded once
-and an update is head-only — for a 64×64 PALM-sized encoder on one busy CPU thread 6 ms instead of
-44–52 ms uncached and 98 ms fine-tuned (configs/atari/finetune.yaml has the numbers). ``frozen_augmentation:
+(:meth:`~palm_lightning.datamodules.streams.replay.ReplayBuffer.cache_features`), each frame is encoded once
+and an update is head-only, an order of magnitude cheaper on a CPU than an uncached or fine-tuned
+update (``benchmarks/atari.py --sections frozen`` times them; docs/results/benchmarks.md). ``frozen_augmentation:
 true`` restores the recipe's augmentation (``shift_pad``, ``intensity_scale``) in front of the
 frozen encoder, at the uncached cost (two encoder forwards per update, no backward).
 :meth:`DrQEpsilonAgent.update` takes the cached features as ``features``; without them a frozen

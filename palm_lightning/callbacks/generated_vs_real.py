@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from palm_lightning.datamodules.images import ImageDataModule
+from palm_lightning.datamodules.images.base import ImageDataModule
 from palm_lightning.envs.latent_manifold import to_uint8
 from palm_lightning.generators import resolve_generator
 

@@ -34,6 +34,7 @@ from palm_lightning.nn.protocols import GeneratorProtocolError, check_generator,
 
 LatentSpace = Literal["z", "w"]
 LatentNorm = Literal["free", "sphere"]
+ClassResample = Literal["episode", "step"]
 
 
 def to_uint8(images: Tensor) -> Tensor:
@@ -56,25 +57,30 @@ class LatentManifold:
             Fashion-MNIST StyleGAN (see :mod:`palm_lightning.generators`).
         num_envs: environments in the batch (N).
         episode_length: steps per episode; the episode is then truncated (our choice: 50).
-        ema: λ, the weight of the previous latent (our choice: 0.9, consecutive latents have
-            correlation 0.9, so frames change gradually).
-        action_scale: how far an action in ``[-1, 1]`` displaces the random latent (our choice: 1.0,
-            comparable to the noise's unit std).
+        ema: λ, the weight of the previous latent. The paper says only that an EMA smooths the
+            trajectory; the value is ours (0.9 here, ``configs/palm.yaml`` uses 0.5). Larger λ:
+            consecutive frames closer, and an action's effect lasts longer (it decays as λᵏ).
+        action_scale: how far an action in ``[-1, 1]`` displaces the random latent. The paper does
+            not publish it; ours is 1.0, comparable to the noise's unit std. Larger values give the
+            action more of each step, so the policy decides more of the next frame.
         variance_preserving: κ = sqrt(1 − λ²) (default) or the plain EMA's κ = 1 − λ.
         latent_norm: ``"free"`` (default: the latent goes where the actions push it) or
             ``"sphere"``: after each step z is rescaled to norm √d, the shell where N(0, I) puts
-            nearly all its mass in d dimensions (z-space only). Why: a policy that holds its actions
-            at ±1 (DDPG's tanh saturates) shifts the latent's mean by κ·action_scale/(1 − λ) per
-            dimension, far outside the prior the generator was trained on; measured on an APT agent
-            of ``configs/palm.yaml`` (``scripts/policy_frames.py``): ‖z‖²/d 3.5 instead of 1, frames
-            at Fréchet 3.6–5.3 instead of 1.1. On the sphere every direction is still the prior's,
-            so the agent chooses *what* to show, not frames the generator cannot draw.
+            nearly all its mass in d dimensions (z-space only), so that a policy holding its actions
+            at ±1 cannot push z off the prior's shell. A generator whose mapping network normalises
+            z first (StyleGAN's, both shipped ones) ignores the norm of z: for it only the direction
+            of z matters, and ``sphere`` changes no frame.
         truncation_psi: StyleGAN's truncation ψ (1.0 = none; the generator must accept a
             ``truncation_psi`` keyword when ψ ≠ 1).
         latent_space: ``"z"`` (any generator) or ``"w"`` (generators that also follow
             :class:`~palm_lightning.nn.protocols.WSpaceGenerator`, e.g. StyleGAN); the action has
-            the state's dimension.
+            the state's dimension. The paper acts in z. In w, after the mapping network, nothing is
+            normalised: the action's size counts, not only its direction.
         class_weights: sampling weights of the class drawn at each reset (uniform by default).
+        class_resample: when the class label is drawn: ``"episode"`` (default, the paper: once per
+            episode, so consecutive frames always show the same class) or ``"step"``: a fresh label
+            at every step, a control that asks how much of what the Siamese pairs teach comes
+            from the class persisting rather than from the latent's trajectory.
         device: where latents live and the generator runs.
         seed: seed of the environments' own random generator (reset latents, classes, noise).
         check: validate the generator against the protocol (one probe forward).
@@ -94,6 +100,7 @@ class LatentManifold:
         truncation_psi: float = 1.0,
         latent_space: LatentSpace = "z",
         class_weights: list[float] | None = None,
+        class_resample: ClassResample = "episode",
         device: torch.device | str = "cpu",
         seed: int = 0,
         check: bool = True,
@@ -107,6 +114,8 @@ class LatentManifold:
             raise ValueError(f"ema (λ) must be in [0, 1), got {ema}")
         if latent_space not in ("z", "w"):
             raise ValueError(f"latent_space must be 'z' or 'w', got {latent_space!r}")
+        if class_resample not in ("episode", "step"):
+            raise ValueError(f"class_resample must be 'episode' or 'step', got {class_resample!r}")
         if latent_norm not in ("free", "sphere"):
             raise ValueError(f"latent_norm must be 'free' or 'sphere', got {latent_norm!r}")
         if latent_norm == "sphere" and latent_space == "w":
@@ -154,6 +163,7 @@ class LatentManifold:
                     f"(one per generator class), got {class_weights}"
                 )
         self.class_weights = (weights / weights.sum()).to(self.device)
+        self.class_resample = class_resample
         self.rng = torch.Generator(device=self.device)
         self.rng.manual_seed(seed)
         self.latent = torch.zeros(num_envs, self.latent_dim, device=self.device)
@@ -218,6 +228,8 @@ class LatentManifold:
         """Advance every environment by one step; returns ``(obs, reward, terminated, truncated,
         info)``. Truncated episodes are *not* reset here: call :meth:`reset` with the mask."""
         action = self.check_action(action)
+        if self.class_resample == "step":
+            self.labels = torch.multinomial(self.class_weights, self.num_envs, replacement=True, generator=self.rng)
         self.latent = self.transition(self.latent, self.labels, action)
         self.elapsed += 1
         obs = self.decode(self.latent, self.labels)

@@ -17,7 +17,7 @@ re-derives them from the rules as a check):
 - *score/clock/lives/display*: ``score``, ``clock``, ``lives``, ``meter``, ``display``;
 - *misc*: ``count``, ``bit_map``/``existence``, ``level``/``room``, ``direction``.
 
-Only the games of :data:`~palm_lightning.datamodules.atari.DEFAULT_GAMES` are listed; AtariARI
+Only the games of :data:`~palm_lightning.datamodules.atari.frames.DEFAULT_GAMES` are listed; AtariARI
 annotates 22 games and more can be added in the same form. Keys are ALE ROM ids (``ale_py.roms``).
 """
 

@@ -45,7 +45,7 @@ def extract_features(
     """Encode ``uint8`` images ``(N, C, H, W)`` chunk by chunk; return ``float32 (N, D)`` on the CPU.
 
     Args:
-        encoder: a frozen encoder (e.g. from :func:`~palm_lightning.models.linear_probe.build_encoder`).
+        encoder: a frozen encoder (e.g. from :func:`~palm_lightning.models.evaluation.linear_probe.build_encoder`).
             It runs in eval mode (its previous mode is restored afterwards) without gradients.
         images: e.g. ``datamodule.train_set.images``; only one chunk at a time is moved to ``device``.
         normalize: maps a ``uint8`` chunk to the encoder's input range, e.g. ``datamodule.normalize``

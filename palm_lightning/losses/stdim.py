@@ -15,9 +15,9 @@ frame on its own: a global objective can average it away, this one cannot.
 ``groups`` (optional, one id per sample, e.g. the game) keeps only negatives of the sample's own
 group. Why: AtariARI trains one encoder per game; with several games in a batch, telling the game
 apart already takes each term from ln B to ln(B / games) (six games at B = 256: 11.1 → 7.5 nats
-for the sum), and an encoder can stop there, its global vector holding the game and little else
-(docs/results/atari.md, lever 3). Within a group that shortcut is worth nothing (measured there: it
-removes the shortcut, yet the global term still stays near chance in 3 000 updates).
+for the sum), and an encoder can stop there, its global vector holding the game and little else.
+Within a group that shortcut is worth nothing (docs/results/atari.md has the measurement with and
+without groups).
 """
 
 from __future__ import annotations

@@ -25,10 +25,9 @@ class ConditionalLatentEncoder(nn.Module):
         width: channels of the first convolution, doubled at every halving (capped at 8 × width).
 
     The log-variance is kept in ``LOG_VARIANCE_BOUNDS`` by :func:`clamp_passing_gradient`, not a plain
-    clamp: a plain clamp has zero gradient beyond its bound, so a dimension that overshoots there once (it
-    happened on Atari frames: a KL spike at iteration ~75, then 40% of the dimensions pinned at
-    σ = 20 for good and the decoder learning to ignore z, one frame per game) never gets the KL's
-    pull back.
+    clamp: a plain clamp has zero gradient beyond its bound, so a dimension that overshoots there once (on
+    Atari frames a KL spike can pin many dimensions at the upper bound for good, and the decoder then
+    learns to ignore z: one frame per game) never gets the KL's pull back.
     """
 
     LOG_VARIANCE_BOUNDS = (-12.0, 6.0)

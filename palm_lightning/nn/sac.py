@@ -41,9 +41,9 @@ class TwinQ(nn.Module):
     ``input`` is whatever conditions the critic (for multi-task SAC: the observation and the
     one-hot task). The first layers of all members share their input, so they are one fused
     ``Linear(in, members·hidden)``; the rest are plain per-member layers (on a CPU, one batched
-    ``bmm`` per layer measured about twice slower than two ``addmm``). ``detached=True`` evaluates
-    with detached parameters, so that a policy loss can flow through the critic to the action
-    without touching the critic's weights (one summed backward for critic and policy).
+    ``bmm`` per layer is slower than two ``addmm``). ``detached=True`` evaluates with detached
+    parameters, so that a policy loss can flow through the critic to the action without touching
+    the critic's weights (one summed backward for critic and policy).
     """
 
     def __init__(

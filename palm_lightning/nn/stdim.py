@@ -27,8 +27,8 @@ class STDIMObjective(nn.Module):
             one layer before the last of its own encoder, whose last map is coarser than ours
             (``num_layers - 1`` is that choice).
         cells_per_update: cells scored per call, drawn at random (the same cells for the whole
-            batch); ``None`` scores all of them, as published. A CPU lever: the logits are
-            ``cells × B × B`` per term, ~2/3 of an update's time with all 625 cells at batch 256.
+            batch); ``None`` scores all of them, as published. Why a subset: the logits are
+            ``cells × B × B`` per term, most of an update's time on a CPU when every cell is scored.
     """
 
     def __init__(self, encoder: DrQEncoder, local_layers: int | None = None, cells_per_update: int | None = None):

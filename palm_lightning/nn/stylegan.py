@@ -1,7 +1,7 @@
 """A compact class-conditional StyleGAN2 (generator and projection discriminator).
 
 Plain ``nn.Module`` building blocks; the training logic lives in
-:class:`palm_lightning.models.stylegan.ConditionalStyleGAN`.
+:class:`palm_lightning.models.generators.stylegan.ConditionalStyleGAN`.
 
 What is kept from StyleGAN2 (Karras et al., 2020): a mapping network z → w with a learning-rate
 multiplier and a tracked ``w_avg`` for the truncation trick; a learned constant input; modulated /

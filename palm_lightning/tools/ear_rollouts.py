@@ -16,7 +16,7 @@ from torch import Tensor
 
 from palm_lightning.envs.locomotion import FAMILIES, make_task_env
 from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
-from palm_lightning.models.ear import EAR
+from palm_lightning.models.ear.ear import EAR
 
 
 def load_ear(path: str | Path, family: str | None = None) -> tuple[EAR, dict[str, Any]]:

@@ -24,7 +24,7 @@ Two numbers per generator:
   samples and of the real *test* images (FID's formula in a feature space trained on the dataset).
 
 Another dataset: ``--data`` takes a config whose ``data`` block (``class_path`` / ``init_args``)
-names an :class:`~palm_lightning.datamodules.images.ImageDataModule`, best the reference
+names an :class:`~palm_lightning.datamodules.images.base.ImageDataModule`, best the reference
 classifier's own training config (then data and classifier match by construction), and
 ``--classifier`` that classifier (the shipped one is Fashion-MNIST's).
 
@@ -60,7 +60,7 @@ from torch import Tensor, nn
 from palm_lightning import SHIPPED_CLASSIFIER
 from palm_lightning.checkpoints import CheckpointError, load_network, packaged
 from palm_lightning.class_paths import import_class
-from palm_lightning.datamodules.images import DatasetNotFoundError, ImageDataModule
+from palm_lightning.datamodules.images.base import DatasetNotFoundError, ImageDataModule
 from palm_lightning.generators import GeneratorConfigError, GeneratorSource, resolve_generator
 from palm_lightning.metrics.frechet import frechet_distance, gaussian_statistics
 from palm_lightning.nn.protocols import GeneratorProtocolError, check_generator
@@ -397,8 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from palm_lightning.datamodules.atari import AtariDataError
-    from palm_lightning.datamodules.fashion_mnist import FashionMNISTDataModule
+    from palm_lightning.datamodules.atari.frames import AtariDataError
+    from palm_lightning.datamodules.images.fashion_mnist import FashionMNISTDataModule
 
     try:
         generator: Any = load_generator_argument(args.generator, args.generator_weights)

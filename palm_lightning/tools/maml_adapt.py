@@ -6,7 +6,7 @@ Each step collects ``--episodes`` episodes with the current parameters, fits the
 and takes one inner step (the trained α). Prints and writes (``maml_adapt.json`` under ``--out``)
 the mean return (and velocity error) of the episodes of every step against the environment steps
 spent before them; ``--eval-episodes N`` adds the return of N episodes acting with the policy mean
-at every point (measurements, not counted as steps: the curve ``scripts/ear_adaptation.py`` uses).
+at every point (measurements, not counted as steps: the curve ``python -m experiments.ear_adaptation`` uses).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium
 import torch
 
-from palm_lightning.models.maml_trpo import MAMLTRPO, maml_adapt
+from palm_lightning.models.meta_rl.maml_trpo import MAMLTRPO, maml_adapt
 
 
 def adapt_checkpoint(

@@ -24,7 +24,7 @@ import gymnasium
 import torch
 
 from palm_lightning.envs.rollouts import run_episode
-from palm_lightning.models.pearl import PEARL
+from palm_lightning.models.meta_rl.pearl import PEARL
 from palm_lightning.nn.context_encoder import ContextEncoder, make_context
 
 
