@@ -93,9 +93,7 @@ def bench_apt(device: torch.device, update_seconds: float | None, dim: int) -> N
         print(f"| {batch} | {t * 1e3:.2f} | {share} |", flush=True)
 
 
-def make_run(
-    device: torch.device, capacity: int, steps: int, callbacks: list
-) -> tuple:
+def make_run(device: torch.device, capacity: int, steps: int, callbacks: list) -> tuple:
     import lightning as L
 
     from palm_lightning.datamodules import LatentManifoldDataModule

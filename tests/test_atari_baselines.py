@@ -119,7 +119,8 @@ def _printed(config: Path, cwd: Path) -> dict:
 
 
 @pytest.mark.parametrize(
-    "name, model_class", [("supervised_atari", "atari.AtariStateSupervised"), ("simsiam_atari", "baselines.SimSiamImages")]
+    "name, model_class",
+    [("supervised_atari", "atari.AtariStateSupervised"), ("simsiam_atari", "baselines.SimSiamImages")],
 )
 def test_atari_baseline_configs_parse_with_palm_ataris_encoder(tmp_path, name, model_class):
     from palm_lightning.datamodules.atari.frames import DEFAULT_GAMES

@@ -64,7 +64,8 @@ def test_write_ups_are_short_user_pages() -> None:
     for md in sorted(RESULTS.glob("*.md")):
         lines = md.read_text(encoding="utf-8").splitlines()
         if len(lines) > MAX_LINES:
-            problems.append(f"{md.name}: {len(lines)} lines (at most {MAX_LINES}; the details go to experiments/notes/)")
+            limit = f"at most {MAX_LINES}; the details go to experiments/notes/"
+            problems.append(f"{md.name}: {len(lines)} lines ({limit})")
         for number, line in enumerate(lines, start=1):
             problems += [
                 f"{md.name}:{number}: lab-diary wording {marker.pattern!r}: {line.strip()}"

@@ -1,4 +1,5 @@
-"""How much a PALM explorer controls its latent environment: what its actions decide, where they push the latent, what its view can tell apart.
+"""How much a PALM explorer controls its latent environment: what its actions decide, where they push the
+latent, what its view can tell apart.
 
     python -m palm_lightning.tools.controllability runs/palm/version_0/checkpoints/last.ckpt
     python -m palm_lightning.tools.controllability --config configs/palm.yaml      # the untrained agent
