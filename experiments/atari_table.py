@@ -1,4 +1,4 @@
-"""Issue 16's Atari tables: the AtariARI state probe and DrQ(ε) fine-tuning, every encoder on the same protocol.
+"""The Atari tables: the AtariARI state probe and DrQ(ε) fine-tuning, every encoder on the same protocol.
 
 Encoders (``--rows``; all of PALM-Atari's architecture, a ``DrQEncoder`` on one 64×64 grayscale frame):
 

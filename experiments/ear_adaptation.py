@@ -1,4 +1,4 @@
-"""Adaptation to held-out targets against the environment steps spent adapting (issue 17): EAR + CEM,
+"""Adaptation to held-out targets against the environment steps spent adapting: EAR + CEM,
 PEARL, MAML-TRPO and SAC from scratch, on HalfCheetah-Vel and Hopper-Vel.
 
 EAR, PEARL and MAML-TRPO train on the same tasks, each family's 10 training velocities (the
@@ -90,6 +90,7 @@ import yaml
 
 from experiments import worker_claims
 from experiments.representation_table import CONFIGS, ROOT, Row, run_dir, train
+from experiments.twin import write_twin
 
 FAMILIES = ("halfcheetah_vel", "hopper_vel")
 METHODS = ("ear_cem", "pearl", "maml_trpo", "sac_scratch")
@@ -677,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     print(target_markdown(per_target))
     if args.json:
         command = "python -m experiments.ear_adaptation " + " ".join(sys.argv[1:] if argv is None else argv)
-        doc = {
+        doc: dict[str, Any] = {
             "command": command,
             "train_command": "python -m experiments.ear_adaptation --train  # two workers side by side",
             "adaptation": asdict(settings),
@@ -686,8 +687,7 @@ def main(argv: list[str] | None = None) -> int:
             "curves": curves,
             "tables": [{"name": "last point per held-out target", "command": command, "rows": per_target}],
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        write_twin(args.json, doc.pop("command"), doc.pop("rows"), **doc)
         print(f"\nwrote {args.json}")
     if args.figure:
         print(f"wrote {plot(curves, args.families, args.figure)}")

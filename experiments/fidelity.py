@@ -23,6 +23,7 @@ import statistics
 from pathlib import Path
 
 from experiments import palm_sweep
+from experiments.twin import write_twin
 
 ROOT = palm_sweep.ROOT
 _REWARD = "--model.init_args.reward.init_args"
@@ -139,7 +140,7 @@ def main() -> None:
             command += " --variants " + " ".join(args.variants)
         if args.random_encoder:
             command += " --random-encoder"
-        args.json.write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+        write_twin(args.json, command, rows)
 
 
 if __name__ == "__main__":

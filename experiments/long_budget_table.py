@@ -38,6 +38,7 @@ from pathlib import Path
 import torch
 
 from experiments.representation_table import ROOT, Row, cached_results, run_dir, train_rows
+from experiments.twin import write_twin
 
 LONG = "budget/long.yaml"
 ROWS = (
@@ -161,14 +162,14 @@ def main() -> None:
         ]
         print(f"| {key} | " + " | ".join(cells) + " |")
     if args.json:
-        doc = {
-            "command": "python -m experiments.long_budget_table " + " ".join(sys.argv[1:]),
-            "rows": [
+        write_twin(
+            args.json,
+            "python -m experiments.long_budget_table " + " ".join(sys.argv[1:]),
+            [
                 {"name": key, "metrics": {m: summary(v) for m, v in by_metric.items()}}
                 for key, by_metric in results.items()
             ],
-        }
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        )
     print(f"\n({time.time() - started:.0f} s; torch {torch.__version__})")
 
 

@@ -223,6 +223,25 @@ class PalmCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
         super().parse_arguments(parser, args)
         self.check_ckpt_path()
+        self.drop_checkpoint_callbacks_when_checkpointing_is_off()
+
+    def drop_checkpoint_callbacks_when_checkpointing_is_off(self) -> None:
+        """``--trainer.enable_checkpointing false`` on a config that lists ``ModelCheckpoint``
+        callbacks (``configs/palm.yaml`` does) means "save nothing": drop those callbacks, say so,
+        instead of Lightning's ``MisconfigurationException`` about the contradiction."""
+        subcommand = self.config.get("subcommand")
+        trainer = self.config[subcommand].get("trainer") if subcommand else self.config.get("trainer")
+        if trainer is None or trainer.get("enable_checkpointing") is not False:
+            return
+        callbacks = trainer.get("callbacks") or []
+        kept = [c for c in callbacks if not str(getattr(c, "class_path", "")).endswith(".ModelCheckpoint")]
+        if len(kept) != len(callbacks):
+            trainer["callbacks"] = kept
+            print(
+                f"note: --trainer.enable_checkpointing false: dropped the config's {len(callbacks) - len(kept)} "
+                "ModelCheckpoint callback(s); nothing will be saved",
+                file=sys.stderr,
+            )
 
     def check_ckpt_path(self) -> None:
         """Refuse a missing, corrupt or wrong ``--ckpt_path`` with a :class:`CheckpointError`, before

@@ -138,3 +138,17 @@ def test_palm_configs_parse(config):
     result = run("fit", "--config", str(REPO / config), "--print_config", cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "palm_lightning.models.palm.PALM" in result.stdout
+
+
+def test_checkpointing_off_drops_the_configs_model_checkpoints_instead_of_failing(tmp_path, monkeypatch, capsys):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from palm_lightning.cli import PalmCLI
+
+    monkeypatch.chdir(tmp_path)
+    config = str(REPO / "configs" / "palm.yaml")
+    cli = PalmCLI(args=["--config", config, "--trainer.enable_checkpointing", "false"], run=False)
+    assert not [c for c in cli.trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    assert "dropped the config's 1 ModelCheckpoint" in capsys.readouterr().err
+    kept = PalmCLI(args=["--config", config], run=False)  # checkpointing on: the config's callback stays
+    assert [c for c in kept.trainer.callbacks if isinstance(c, ModelCheckpoint)]

@@ -129,6 +129,27 @@ def test_a_reward_of_the_wrong_shape_names_the_hook(tmp_path):
         PALM(**tiny_palm_kwargs(reward=torch.nn.Linear(2, 2)))
 
 
+def test_a_hook_written_for_the_old_contract_is_told_what_changed():
+    class OldStyle(PALM):
+        def intrinsic_reward(self, features):  # the old contract: a features tensor in, (reward, logs) out
+            flat = features.flatten(1)
+            return flat.norm(dim=1), {}
+
+    particles, actions = torch.zeros(5, 3, 4), torch.zeros(5, 2, 8)
+    discounts = torch.tensor([1.0, 0.9]).expand(5, 2)
+    model = OldStyle(**tiny_palm_kwargs())
+    with pytest.raises(AttributeError, match=r"no attribute 'flatten': .*take a RewardStep .*CHANGELOG.md"):
+        model.window_reward(model.reward_steps(particles, actions), discounts)
+
+    class TupleOut(PALM):
+        def intrinsic_reward(self, step):
+            return step.obs.norm(dim=1), {}
+
+    model = TupleOut(**tiny_palm_kwargs())
+    with pytest.raises(ValueError, match=r"returned a tuple; it returns one Tensor of shape \(5,\)"):
+        model.window_reward(model.reward_steps(particles, actions), discounts)
+
+
 def test_a_users_reward_by_class_path_from_the_command_line(tmp_path):
     generator = tiny_generator_file(tmp_path)
     from tests.test_palm_cli import TINY

@@ -29,6 +29,18 @@ class RewardStep:
     action: Tensor
     next_obs: Tensor
 
+    def __getattr__(self, name: str) -> Tensor:
+        # Only reached for a name the dataclass lacks: most often code written for the old hook
+        # contract, where intrinsic_reward received the features tensor itself.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(
+            f"'RewardStep' object has no attribute {name!r}: PALM.intrinsic_reward and "
+            "ExplorationReward.forward take a RewardStep (step.obs, step.action, step.next_obs) and return "
+            "one Tensor of shape (B,), no longer a features tensor in and a tuple out; read step.obs where "
+            "the old hook read its features (CHANGELOG.md, 'RewardStep')"
+        )
+
 
 class ExplorationReward(nn.Module):
     """Base of the exploration rewards.

@@ -533,10 +533,14 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         """Intrinsic reward ``(B,)`` of each window: the first transition's (``first``) or the
         γᵏ-weighted sum over its steps (``sum``). Checks every :meth:`intrinsic_reward` result."""
         size = steps[0].obs.shape[0]
-        rewards = [
-            check_shape(self.intrinsic_reward(s), (size,), f"{type(self).__name__}.intrinsic_reward").float()
-            for s in steps
-        ]
+        hook = f"{type(self).__name__}.intrinsic_reward"
+        returned = [self.intrinsic_reward(s) for s in steps]
+        if any(isinstance(r, tuple) for r in returned):
+            raise ValueError(
+                f"{hook} returned a tuple; it returns one Tensor of shape ({size},) (the old contract's "
+                "(reward, logs) tuple is gone: log from ExplorationReward.metrics; CHANGELOG.md, 'RewardStep')"
+            )
+        rewards = [check_shape(r, (size,), hook).float() for r in returned]
         if len(rewards) == 1:
             return rewards[0]
         return (step_discounts[:, : len(rewards)] * torch.stack(rewards, 1)).sum(1)
