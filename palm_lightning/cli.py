@@ -126,7 +126,7 @@ class PalmArgumentParser(LightningArgumentParser):
     LightningCLI adds ``model`` and ``data`` with a ``None`` default, which jsonargparse turns into
     ``Optional[LightningModule]``, a Union; the modules are instantiated while the value is matched
     against the Union's members, so any error raised in a module's ``__init__`` (a corrupt encoder
-    file, say) came out as ~100 lines of "Does not validate against any of the Union subtypes" with
+    file, say) comes out as a long "Does not validate against any of the Union subtypes" trace with
     the real error buried in the middle. Without the default there is no Union, and the error
     propagates as raised. Both keys were required anyway.
     """

@@ -6,13 +6,13 @@ noise clipped to ``stddev_clip``, n-step TD targets computed by the stream. The 
 first and the actor then learns against the *updated* critic (DrQ-v2's ``update_critic`` then
 ``update_actor``). The representation is someone else's: the agent sees detached vectors.
 
-Every place where this package once differed from DrQ-v2/URLB is a parameter, with DrQ-v2/URLB's
-choice as the default (docs/results/fidelity.md measures each):
+The parameters below default to DrQ-v2/URLB's choice; their other values are fidelity ablations
+(``python -m experiments.fidelity`` reverts each alone; docs/results/fidelity.md):
 
-- ``straight_through`` (fix 1): the clamp of ``mean + noise`` passes gradients straight through;
-- ``stddev_schedule`` (fix 3): URLB's constant ``"0.2"`` (DrQ-v2 decays ``linear(1.0,0.1,…)``);
-- ``weight_init`` (fix 4): DrQ-v2's orthogonal initialisation;
-- ``sequential_updates`` (fix 5): critic step, then actor step against the new critic.
+- ``straight_through``: the clamp of ``mean + noise`` passes gradients straight through;
+- ``stddev_schedule``: URLB's constant ``"0.2"`` (DrQ-v2 decays ``linear(1.0,0.1,…)``);
+- ``weight_init``: DrQ-v2's orthogonal initialisation;
+- ``sequential_updates``: critic step, then actor step against the new critic.
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ authors' choice: Q sees the one-hot, not the task embedding), with a Polyak targ
 Update order, after the EAR authors' code (rlkit-style SAC):
 
 1. the temperature: ``log α`` steps on the fresh policy sample, and the *updated* α is the one
-   used below (``alpha_first``; ``False`` uses α before its own update, this package's old order);
+   used below (``alpha_first``; ``False``, a fidelity ablation, uses α before its own update);
 2. critic and policy losses, both from the pre-update critic (the policy reads it through
    detached weights), one backward, then per-network gradient clipping (``grad_clip_per:
    network``: state encoder, task encoder, action decoder and each Q separately, the authors'
-   clip of 10 on every network; ``group``: the whole policy and both critics as two groups, the
-   old behaviour), one step, then the Polyak update of the target critic.
+   clip of 10 on every network; ``group``, a fidelity ablation: the whole policy and both critics
+   as two groups; docs/results/fidelity.md measures both ablations on EAR), one step, then the
+   Polyak update of the target critic.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class SACAgent(Agent):
         reward_scale: factor on rewards (authors: 1).
         grad_clip: max gradient norm (authors: 10; ``None``: no clipping).
         grad_clip_per: ``"network"`` (authors) or ``"group"`` (see the module docstring).
-        alpha_first: update α before using it (authors) or after (old order).
+        alpha_first: update α before using it (authors) or after (a fidelity ablation).
     """
 
     def __init__(
@@ -183,7 +184,7 @@ class SACAgent(Agent):
                 self.reward_scale * batch.reward.float(), batch.discount.float(), next_q, next_log_prob, alpha.detach()
             )
         q = self.critic(critic_input, batch.action.float())
-        if not self.alpha_first:  # the old order: the next-state sample drew its noise first
+        if not self.alpha_first:  # the ablation: the next-state sample drew its noise first
             action, log_prob = tanh_gaussian_sample(*self.policy(obs, task))
         q_pi = self.critic(self.policy_critic_input(obs, task), action, detached=True)
         losses["critic_loss"] = sac_critic_loss(q, target)

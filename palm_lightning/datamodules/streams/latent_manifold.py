@@ -28,8 +28,8 @@ class LatentManifoldDataModule(ExperienceDataModule):
     labelled *queries* (from its test split), both ``uint8`` — real images, never used for training.
 
     The default replay ratio is DrQ-v2/URLB's, one update every second frame: 16 environments
-    stepped once every ``updates_per_step = 8`` updates (this package first stepped them at every
-    update, 16 frames per update; docs/results/fidelity.md measures the change).
+    stepped once every ``updates_per_step = 8`` updates (docs/results/fidelity.md compares stepping
+    them at every update).
 
     Args:
         generator: the conditional generator: a network file / checkpoint path, any importable

@@ -79,8 +79,10 @@ class MultiTaskSAC(L.LightningModule):
         reward_scale: factor on rewards (authors: 1).
         grad_clip: max gradient norm of each network (authors: 10; ``None``: no clipping).
         grad_clip_per: ``"network"`` (authors: state encoder, task encoder, action decoder and
-            each Q on its own) or ``"group"`` (whole policy, both critics: the old behaviour).
-        alpha_first: update α before the critic and policy use it (authors) or after (old).
+            each Q on its own) or ``"group"`` (whole policy, both critics: a fidelity ablation,
+            docs/results/fidelity.md).
+        alpha_first: update α before the critic and policy use it (authors) or after (the other
+            fidelity ablation).
         log_every_n_updates: training scalars are written this often (writing every update
             costs a noticeable share of a CPU update).
         embedding_every_n_updates: write the projector embeddings this often (0: only at the

@@ -139,12 +139,12 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         reward_lr: Adam learning rate of the reward's own networks (URLB: 1e-4).
         reward_window: how an n-step window is rewarded: ``"first"`` (URLB: the reward of the
             transition ``(o_t, a_t, o_{t+n})``, e.g. APT on ``rep(o_t)``) or ``"sum"`` (each step
-            ``(o_{t+k}, a_{t+k}, o_{t+k+1})`` rewarded and summed with γᵏ: this package's first
-            choice).
+            ``(o_{t+k}, a_{t+k}, o_{t+k+1})`` rewarded and summed with γᵏ: our alternative, which
+            gives every action of the window credit for the frame it leads to).
         freeze_reward_batchnorm: compute reward features without moving the projector's
             batch-norm running statistics (default, as URLB, whose rewards run in eval mode).
             ``False`` is a fidelity ablation: every reward forward then also counts as a training
-            forward of those statistics (``experiments/fidelity.py``, docs/results/fidelity.md).
+            forward of those statistics (``python -m experiments.fidelity``, docs/results/fidelity.md).
         explorer_encoder: what the explorer sees. ``"trained"`` (default, the paper: the actor
             reads the Siamese encoder's features and APT's particles are its projections) or
             ``"untrained"``: a frozen copy of the encoder at initialisation feeds both the actor
@@ -157,17 +157,16 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             little credit.
         feature_dim, hidden_dim: actor/critic trunk and MLP widths (DrQ-v2: 50, 1024).
         repr_lr: Adam learning rate of the encoder and SimSiam heads (1e-4, DrQ-v2's single
-            rate; the paper does not publish one). Measured on three seeds
-            (docs/results/representation.md): at 1e-3 the linear probe on real images falls below
-            the untrained encoder's within 1 000 updates, at 1e-4 it does not.
+            rate; the paper does not publish one). At 1e-3 the encoder drifts below its own
+            initialisation on the linear probe early in training (docs/results/representation.md).
         repr_optimizer, repr_momentum, repr_weight_decay, repr_lr_schedule: the representation's
             optimiser: ``"adam"`` (DrQ-v2's, default: momentum unused, weight decay 0, constant
             rate) or ``"sgd"`` with momentum, SimSiam's own recipe (Chen & He: SGD, momentum 0.9,
             weight decay 5e-4 on CIFAR, cosine decay to 0 over ``trainer.max_steps``;
             ``configs/palm_variants/repr_sgd.yaml``). Why an option: on the real images SimSiam
-            with that recipe passes raw pixels on the linear probe within 5 000 updates, and with
-            Adam 1e-4 not within 20 000 (docs/results/representation.md). PALM's paper publishes
-            no optimiser. With SGD the reward's own networks (ICM, RND) keep an Adam of their own.
+            passes raw pixels on the linear probe with that recipe and not with Adam 1e-4
+            (docs/results/representation.md). PALM's paper publishes no optimiser. With SGD the
+            reward's own networks (ICM, RND) keep an Adam of their own.
         agent_lr, critic_tau, stddev_schedule, stddev_clip, straight_through,
             sequential_updates: the DDPG agent's (see :class:`~palm_lightning.agents.DDPGAgent`;
             defaults DrQ-v2/URLB: 1e-4, 0.01, constant 0.2, 0.3, yes, yes).
