@@ -92,15 +92,17 @@ def build_from_config(config: Path) -> tuple[Any, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         yaml.safe_dump(minimal, handle)
     args = ["--config", handle.name, "--trainer.logger", "false", "--trainer.enable_checkpointing", "false"]
-    quiet = logging.getLogger("lightning.pytorch")
-    level = quiet.level
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in loggers]
     try:
-        quiet.setLevel(logging.WARNING)  # no seed / accelerator banner: the tool prints one table
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)  # no seed / accelerator banner: the tool prints one table
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LightningCLI warns when sys.argv holds this tool's own arguments
             cli = PalmCLI(args=args, run=False, save_config_callback=None)
     finally:
-        quiet.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
         Path(handle.name).unlink(missing_ok=True)
     if not hasattr(cli.model, "explorer_features") or not hasattr(cli.datamodule, "make_env"):
         raise ValueError(
