@@ -53,7 +53,7 @@ def test_a_config_alone_reports_the_untrained_agent_beside_uniform_actions(tmp_p
         assert report.action_effect_frame > 0 and report.noise_effect_frame > 0  # both decide something
         assert 0 <= report.between_class_untrained <= 1 and 0 <= report.within_episode_untrained <= 1
     table = controllability.markdown([model_report, random_report])
-    assert "| saturated |" in table and table.count("\n") == 17
+    assert "| saturated |" in table and table.count("\n") == 19
 
 
 def test_a_saturated_policy_pins_the_latent_direction(tmp_path, generator_file, monkeypatch):

@@ -16,6 +16,9 @@ collects data; ``--eval-mode`` for its deterministic actions) and uniform random
   the representation's features. **noise effect**: the same action, two noise draws. An action
   effect far below the noise effect means the environment, not the agent, decides the next frame.
   **step change**: the frame-to-frame change along the trajectory (what the Siamese pairs see).
+- **norm effect**: how much the generator's frames change when z is scaled by 3 (mean |Δpixel|),
+  beside how much they change between two independent latents: a generator whose mapping
+  network normalises z (StyleGAN's) shows ~0, and then only the direction of z is the state.
 - **saturated**: the share of action components with |a| > 0.95 (uniform actions: 0.05).
 - **latent directions**: the resultant length ‖mean(z/‖z‖)‖ over every visited latent (near 0
   when directions are spread like the prior's, 1 when every latent points the same way), the
@@ -62,6 +65,8 @@ class PolicyReport:
     noise_effect_feature: float
     step_change_frame: float
     step_change_feature: float
+    norm_effect_frame: float
+    latent_change_frame: float
     saturated: float
     latent_resultant: float
     consecutive_latent_cos: float
@@ -142,6 +147,27 @@ def cosine_distance(a: Tensor, b: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def norm_effect(env: LatentManifold, samples: int = 64, seed: int = 0) -> tuple[float, float]:
+    """Mean |Δpixel| (in [0, 1]) between the frames of z and 3z, and between those of two independent z."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(env.num_classes, (samples,), generator=generator)
+
+    def latent() -> Tensor:  # a draw from the environment's own prior, without touching its random state
+        noise = torch.randn(samples, env.noise_dim, generator=generator)
+        if env.latent_space == "z":
+            return noise
+        return env.generator.mapping(noise, labels, truncation_psi=env.truncation_psi)
+
+    z, other = latent(), latent()
+    center = env.center(labels)
+    frames = env.decode(z, labels).float()
+    scaled = env.decode(center + 3 * (z - center), labels).float()
+    return float((frames - scaled).abs().mean() / 255), float(
+        (frames - env.decode(other, labels).float()).abs().mean() / 255
+    )
+
+
+@torch.no_grad()
 def measure(
     model: Any,
     env: LatentManifold,
@@ -198,6 +224,7 @@ def measure(
             episode[fresh] = torch.arange(next_episode, next_episode + fresh.numel())
             next_episode += fresh.numel()
 
+    scale_effect, latent_change = norm_effect(env, seed=seed)
     all_actions, all_latents = torch.cat(actions), torch.cat(latents)
     all_frames, all_labels, all_episodes = torch.cat(frames), torch.cat(labels), torch.cat(episodes)
     directions = nn.functional.normalize(all_latents, dim=1)
@@ -220,6 +247,8 @@ def measure(
         noise_effect_feature=mean(noise_feature),
         step_change_frame=mean(step_frame),
         step_change_feature=mean(step_feature),
+        norm_effect_frame=scale_effect,
+        latent_change_frame=latent_change,
         saturated=float((all_actions.abs() > SATURATED).float().mean()),
         latent_resultant=float(directions.mean(0).norm()),
         consecutive_latent_cos=mean(consecutive),
