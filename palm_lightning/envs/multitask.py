@@ -1,6 +1,7 @@
 """Many gymnasium environments of one task family, each on its own task, stepped as one batch.
 
-This is the batched-torch face of the locomotion task families, the same interface the
+This is the batched-torch face of the task families (locomotion and manipulation,
+:mod:`palm_lightning.envs.families`), the same interface the
 experience stream uses for PALM's latent environment (``num_envs``, ``obs_shape``,
 ``action_dim``, ``reset(mask)``, ``step(action)``, ``state_dict``): tensors in, tensors out.
 Environments are stepped one after another in this process, like gymnasium's ``SyncVectorEnv``
@@ -9,33 +10,40 @@ Environments are stepped one after another in this process, like gymnasium's ``S
 Unlike a gymnasium ``VectorEnv`` there is no autoreset: the caller resets finished environments
 with ``reset(mask)``, so the last observation of every episode is seen and stored exactly.
 
-Per-episode statistics (return, length and the mean of the behaviour measures in ``info``:
-velocity, its error, height, heading) are kept per environment; finished episodes are queued
-in :attr:`finished` for whoever wants to log them.
+Per-episode statistics are kept per environment: return, length, the mean of the behaviour
+measures in ``info`` (velocity, its error, height, heading), whether ``info["success"]`` was
+reached at any step (families that report it, e.g. Meta-World's) and the last value of the
+end-of-episode measures (the hand's position and distance to the goal); finished episodes are
+queued in :attr:`finished` for whoever wants to log them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
 from gymnasium.spaces import Box
 from torch import Tensor
 
-from palm_lightning.envs.locomotion import FAMILIES, MultiTaskMixin, make_task_env
+from palm_lightning.envs.families import FAMILIES, make_task_env
 
 SUMMARY_KEYS = ("x_velocity", "velocity_error", "z_height", "velocity_along_target")
 """Per-step ``info`` scalars averaged over each episode (when the family reports them)."""
+SUCCESS_KEY = "success"
+"""Per-step ``info`` flag; an episode's ``success`` is 1 when it was reached at any step (Meta-World's
+evaluation ends an episode at its first success and counts it)."""
+FINAL_KEYS = ("hand_x", "hand_y", "hand_z", "hand_to_goal", "obj_to_target")
+"""Per-step ``info`` scalars whose last value in an episode is summarised as ``final_<key>``."""
 
 
 class MultiTaskVectorEnv:
     """``len(tasks)`` environments of ``family``; environment ``i`` runs task ``tasks[i]``.
 
     Args:
-        family: a task family name (``palm_lightning.envs.locomotion.FAMILIES``).
+        family: a task family name (``palm_lightning.envs.families.FAMILIES``).
         tasks: the task index of every environment (repeat an index for several copies).
         split: ``"train"`` or ``"adapt"`` (held-out tasks).
         seed: environment ``i`` is seeded ``seed + i`` at its first reset.
@@ -87,17 +95,23 @@ class MultiTaskVectorEnv:
             self._length = np.zeros(n, dtype=np.int64)
             self._sums = {k: np.zeros(n) for k in SUMMARY_KEYS}
             self._xy = np.zeros((n, 2))
+            self._success = np.zeros(n)
+            self._final = {k: np.zeros(n) for k in FINAL_KEYS}
         for i in envs:
             self._return[i] = 0.0
             self._length[i] = 0
             for v in self._sums.values():
                 v[i] = 0.0
             self._xy[i] = 0.0
+            self._success[i] = 0.0
+            for v in self._final.values():
+                v[i] = math.nan
 
     def episode_summary(self, i: int) -> dict[str, float]:
         """Return, length and per-step means of the behaviour measures of environment ``i``'s
         current (or just finished) episode; ``heading`` is the direction of the mean planar
-        velocity (Ant), in radians."""
+        velocity (Ant), in radians; ``success`` (1 or 0: reached at any step) and ``final_<key>``
+        (the last step's value) where the family reports them."""
         length = max(int(self._length[i]), 1)
         out = {"task": float(self.tasks[i]), "return": float(self._return[i]), "length": float(self._length[i])}
         has = self._has.get(i, {})
@@ -107,6 +121,11 @@ class MultiTaskVectorEnv:
         if has.get("xy_velocity"):
             vx, vy = self._xy[i] / length
             out["heading"] = math.atan2(vy, vx)
+        if has.get(SUCCESS_KEY):
+            out[SUCCESS_KEY] = float(self._success[i])
+        for key, last in self._final.items():
+            if has.get(key):
+                out[f"final_{key}"] = float(last[i])
         return out
 
     def episode_lengths(self) -> Tensor:
@@ -161,7 +180,7 @@ class MultiTaskVectorEnv:
     def _record(self, i: int, reward: float, info: dict[str, Any]) -> None:
         has = self._has.get(i)
         if has is None:
-            has = self._has[i] = {k: k in info for k in (*SUMMARY_KEYS, "xy_velocity")}
+            has = self._has[i] = {k: k in info for k in (*SUMMARY_KEYS, "xy_velocity", SUCCESS_KEY, *FINAL_KEYS)}
         self._return[i] += reward
         self._length[i] += 1
         for key, total in self._sums.items():
@@ -169,6 +188,11 @@ class MultiTaskVectorEnv:
                 total[i] += float(info[key])
         if has["xy_velocity"]:
             self._xy[i] += np.asarray(info["xy_velocity"], dtype=np.float64)
+        if has[SUCCESS_KEY] and info[SUCCESS_KEY]:
+            self._success[i] = 1.0
+        for key, last in self._final.items():
+            if has[key]:
+                last[i] = float(info[key])
 
     def close(self) -> None:
         for env in self.envs:
@@ -176,19 +200,21 @@ class MultiTaskVectorEnv:
 
     # --- checkpointing --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Physics state (qpos, qvel), elapsed steps and random generators of every environment,
-        so a resumed run continues its episodes exactly."""
+        """Physics state (qpos, qvel; or the family's own ``resume_state()``, e.g. Meta-World's
+        hand target), elapsed steps and random generators of every environment, so a resumed run
+        continues its episodes exactly."""
         states = []
         for env in self.envs:
-            inner = cast(MultiTaskMixin, env.unwrapped)  # a family env (make_task_env)
-            states.append(
-                {
+            inner: Any = env.unwrapped  # a family env (make_task_env)
+            own = getattr(inner, "resume_state", None)
+            if callable(own):
+                physics = own()
+            else:
+                physics = {
                     "qpos": torch.from_numpy(inner.data.qpos.copy()),
                     "qvel": torch.from_numpy(inner.data.qvel.copy()),
-                    "elapsed": _elapsed(env),
-                    "np_random": inner.np_random.bit_generator.state,
                 }
-            )
+            states.append({**physics, "elapsed": _elapsed(env), "np_random": inner.np_random.bit_generator.state})
         # tensors and plain Python values only: Lightning loads checkpoints with weights_only=True
         return {
             "tasks": list(self.tasks),
@@ -202,8 +228,12 @@ class MultiTaskVectorEnv:
             raise ValueError(f"saved environments run tasks {state['tasks']}, these run {self.tasks}")
         self.reset()  # initialises wrappers (order enforcing) before the physics is overwritten
         for env, saved in zip(self.envs, state["envs"], strict=True):
-            inner = cast(MultiTaskMixin, env.unwrapped)  # a family env (make_task_env)
-            inner.set_state(np.asarray(saved["qpos"]), np.asarray(saved["qvel"]))
+            inner: Any = env.unwrapped  # a family env (make_task_env)
+            own = getattr(inner, "load_resume_state", None)
+            if callable(own):
+                own(saved)
+            else:
+                inner.set_state(np.asarray(saved["qpos"]), np.asarray(saved["qvel"]))
             inner.np_random.bit_generator.state = saved["np_random"]
             _set_elapsed(env, saved["elapsed"])
         self._obs[:] = np.asarray(state["obs"])

@@ -11,7 +11,8 @@ episode, all episodes run in parallel; the best ``--elites`` survive. After the 
 best embedding is re-evaluated on ``--final-episodes`` fresh episodes; with ``--eval-episodes N``
 the best embedding so far is also evaluated on N fresh episodes after every epoch (``eval_*`` in the
 history: the adaptation curve against ``env_steps``; evaluation episodes are measurements, not
-counted as steps, as in ``pearl_adapt``). Writes ``adapted_lte.pt``
+counted as steps, as in ``pearl_adapt``). On a Meta-World goal family the records and the final
+evaluation also hold the success rate and the hand's final distance to the goal. Writes ``adapted_lte.pt``
 (the embedding, its scores, the task) and ``cem.json``, and TensorBoard scalars per epoch, under
 ``--out``. ``--task`` indexes the family's held-out (``adapt``) tasks.
 """
@@ -31,8 +32,20 @@ import torch.nn.functional as F
 
 from palm_lightning.tools.ear_rollouts import load_ear, rollout_embeddings
 
-BEHAVIOUR_KEYS = ("x_velocity", "heading", "z_height", "velocity_error")
-"""Episode summary keys reported besides the return (those the family has)."""
+BEHAVIOUR_KEYS = (
+    "x_velocity",
+    "heading",
+    "z_height",
+    "velocity_error",
+    "success",
+    "final_hand_to_goal",
+    "final_obj_to_target",
+)
+"""Episode summary keys reported besides the return (those the family has). For the Meta-World
+families: ``success`` (averaged over episodes: the success rate), ``final_hand_to_goal``, the
+hand's (``obs[:3]``) distance to the held-out goal at the end of the episode, and
+``final_obj_to_target``, Meta-World's own success distance then (fingertips for reach, the object
+for push)."""
 
 
 def cem_search(

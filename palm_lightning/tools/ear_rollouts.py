@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from palm_lightning.envs.locomotion import FAMILIES, make_task_env
+from palm_lightning.envs.families import family_class, make_task_env
 from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
 from palm_lightning.models.ear.ear import EAR
 
@@ -25,7 +25,7 @@ def load_ear(path: str | Path, family: str | None = None) -> tuple[EAR, dict[str
     info = dict(model.task_info)
     if not info.get("family"):
         raise ValueError(f"{path} carries no task information (trained outside MultiTaskDataModule?)")
-    family_cls = FAMILIES[info["family"]]
+    family_cls = family_class(info["family"])
     probe = make_task_env(info["family"], 0, **info.get("env_kwargs", {}))
     obs_shape, action_shape = probe.observation_space.shape, probe.action_space.shape
     assert obs_shape is not None and action_shape is not None  # the families' spaces are Boxes
@@ -91,8 +91,10 @@ def render_strip(
     episode driven by ``lte`` ``(lte_dim,)``: ``(size, frames·size, 3)`` uint8."""
     check_render_backend()
     # gymnasium's default free camera stays put and the runner leaves the frame within a second;
-    # every family's model has a "track" camera that follows the body (pass camera_* to override).
-    camera = {} if any(k.startswith("camera_") for k in (env_kwargs or {})) else {"camera_name": "track"}
+    # every locomotion model has a "track" camera that follows the body; Meta-World's families film
+    # the table from above (the family's render_camera; pass camera_* to override).
+    default = getattr(family_class(family), "render_camera", "track")
+    camera = {} if any(k.startswith("camera_") for k in (env_kwargs or {})) else {"camera_name": default}
     env = make_task_env(family, task, render_mode="rgb_array", width=size, height=size, **camera, **(env_kwargs or {}))
     try:
         obs, _ = env.reset(seed=seed)

@@ -6,7 +6,11 @@
 For each β of the sweep the embedding ``Z = normalize(β·Z_i + (1−β)·Z_j)`` drives the action
 decoder for ``--episodes`` deterministic episodes, and the achieved behaviour is averaged:
 forward velocity (velocity families, and the running tasks of Run-Jump), heading of the mean
-planar velocity (Ant-Dir), root height (the jumping tasks of Run-Jump). Prints a markdown table,
+planar velocity (Ant-Dir), root height (the jumping tasks of Run-Jump); for the Meta-World
+families the hand's final position (``obs[:3]``) and the success rate, and for the goal families
+(``metaworld_reach``, ``metaworld_push``) where that position lies with respect to the segment
+from goal J (β=0) to goal I (β=1): its distance to the segment and its position along it (0 at J,
+1 at I). Prints a markdown table,
 whether the behaviour moves monotonically with β, and writes ``interpolation.json``, a plot, and
 TensorBoard scalars/images under ``--out`` (``--render``: a filmstrip per β, needs MUJOCO_GL).
 ``--tasks`` are the checkpoint's trained-task indices (its one-hot order; listed on error).
@@ -24,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from palm_lightning.envs.manipulation import MetaWorldGoalEnv
 from palm_lightning.tools.ear_rollouts import (
     check_render_backend,
     check_slot,
@@ -32,9 +37,47 @@ from palm_lightning.tools.ear_rollouts import (
     rollout_embeddings,
 )
 
+BEHAVIOUR_KEYS = (
+    "x_velocity",
+    "heading",
+    "z_height",
+    "final_hand_x",
+    "final_hand_y",
+    "final_hand_z",
+    "success",
+    "goal_segment_distance",
+    "goal_segment_position",
+)
+"""Behaviour measures reported per β, those present (the last two are computed per row)."""
+UNITS = {
+    "x_velocity": "velocity (m/s)",
+    "heading": "heading (deg)",
+    "z_height": "height",
+    "final_hand_x": "final hand x (m)",
+    "final_hand_y": "final hand y (m)",
+    "final_hand_z": "final hand z (m)",
+    "success": "success rate",
+    "goal_segment_distance": "hand to goal segment (m)",
+    "goal_segment_position": "position along segment",
+}
+HAND = ("final_hand_x", "final_hand_y", "final_hand_z")
+
 
 def behaviour_keys(summary: dict[str, float]) -> list[str]:
-    return [k for k in ("x_velocity", "heading", "z_height") if k in summary]
+    return [k for k in BEHAVIOUR_KEYS if k in summary]
+
+
+def segment_position(point: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[float, float]:
+    """Distance from ``point`` to the segment ``start``–``end`` and where its projection falls along
+    it (0 at ``start``, 1 at ``end``; outside [0, 1] beyond an end, the distance then being to that end)."""
+    point, start, end = (np.asarray(v, dtype=np.float64) for v in (point, start, end))
+    direction = end - start
+    length2 = float(direction @ direction)
+    if length2 == 0.0:
+        raise ValueError("the segment's ends coincide: pick two tasks with different goals")
+    position = float((point - start) @ direction / length2)
+    nearest = start + min(max(position, 0.0), 1.0) * direction
+    return float(np.linalg.norm(point - nearest)), position
 
 
 def interpolate(
@@ -58,6 +101,11 @@ def interpolate(
     summaries = rollout_embeddings(
         model, info["family"], info["tasks"][i], ltes, info["split"], seed, info.get("env_kwargs")
     )
+    goals = None
+    if issubclass(info["family_class"], MetaWorldGoalEnv):  # where the hand ends against the two goals
+        positions = info["family_class"].goals(info["split"])
+        goals = {"I": positions[info["tasks"][i]], "J": positions[info["tasks"][j]]}
+        info["goals"] = {info["task_names"][k]: [float(x) for x in goals[end]] for k, end in ((i, "I"), (j, "J"))}
     rows = []
     for k, beta in enumerate(betas):
         group = summaries[k * episodes : (k + 1) * episodes]
@@ -69,6 +117,9 @@ def interpolate(
                 if key == "heading"
                 else float(np.mean(values))
             )
+        if goals is not None and all(key in row for key in HAND):
+            hand = np.array([row[key] for key in HAND])
+            row["goal_segment_distance"], row["goal_segment_position"] = segment_position(hand, goals["J"], goals["I"])
         rows.append(row)
     return info, rows
 
@@ -105,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     i, j = args.tasks
     names = info["task_names"]
     keys = behaviour_keys(rows[0]) if rows else []
-    units = {"x_velocity": "velocity (m/s)", "heading": "heading (deg)", "z_height": "height"}
+    units = UNITS
     print(f"{info['family']}: β·[{names[i]}] + (1−β)·[{names[j]}], {args.episodes} episodes per β\n")
     print("| β | " + " | ".join(units[k] for k in keys) + " | return |")
     print("|---|" + "---|" * (len(keys) + 1))
@@ -122,7 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "interpolation.json").write_text(
         json.dumps(
-            {"ckpt": str(args.ckpt), "family": info["family"], "tasks": [names[i], names[j]], "rows": rows}, indent=2
+            {
+                "ckpt": str(args.ckpt),
+                "family": info["family"],
+                "tasks": [names[i], names[j]],
+                **({"goals": info["goals"]} if "goals" in info else {}),
+                "rows": rows,
+            },
+            indent=2,
         )
     )
     from torch.utils.tensorboard import SummaryWriter

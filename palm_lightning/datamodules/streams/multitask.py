@@ -24,17 +24,22 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from palm_lightning.datamodules.streams.experience import ExperienceDataModule, Policy
-from palm_lightning.envs.locomotion import FAMILIES
-from palm_lightning.envs.locomotion.base import Split
+from palm_lightning.envs.families import FAMILIES
 from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
+
+EPISODE_STATISTICS = ("return", "velocity_error", "success")
+"""Per-task statistics of recent training episodes in every batch (``task_<key>``; NaN where the
+family does not report the key): the return, the velocity error (velocity families) and the
+success rate (families whose ``info`` has ``success``, e.g. Meta-World's)."""
 
 
 class MultiTaskDataModule(ExperienceDataModule):
-    """Experience from every task of a locomotion family, for multi-task SAC (EAR and baselines).
+    """Experience from every task of a task family, for multi-task SAC (EAR and baselines).
 
     Args:
-        family: task family (``halfcheetah_vel``, ``hopper_vel``, ``walker_vel``, ``ant_dir``,
-            ``halfcheetah_run_jump``).
+        family: task family: locomotion (``halfcheetah_vel``, ``hopper_vel``, ``walker_vel``,
+            ``ant_dir``, ``halfcheetah_run_jump``) or Meta-World manipulation (``metaworld_reach``,
+            ``metaworld_push``, ``metaworld_mt10``; needs the ``metaworld`` package).
         tasks: the family's task indices to train on (``None``: all training tasks). The
             model's one-hot index ``t`` is the ``t``-th entry of this list.
         split: ``"train"`` tasks, or ``"adapt"`` (held-out tasks, e.g. SAC from scratch on one).
@@ -48,7 +53,8 @@ class MultiTaskDataModule(ExperienceDataModule):
         nstep, discount: return horizon and γ (SAC: 1 and 0.99).
         eval_episodes_per_task: deterministic evaluation episodes per task at each validation.
         stats_window: finished episodes per task averaged in the logged returns.
-        env_kwargs: forwarded to every environment (e.g. ``{"convention": "pearl"}``).
+        env_kwargs: forwarded to every environment (e.g. ``{"convention": "pearl"}``;
+            ``{"max_episode_steps": N}`` shortens the episodes of any family).
         save_buffer, seed: as :class:`ExperienceDataModule`.
     """
 
@@ -77,6 +83,8 @@ class MultiTaskDataModule(ExperienceDataModule):
             raise ValueError(f"unknown task family {family!r}; known: {sorted(FAMILIES)}")
         cls = FAMILIES[family]
         available = cls.num_train_tasks if split == "train" else cls.num_adapt_tasks
+        if available == 0:
+            raise ValueError(f"{family} has no {split!r} tasks")
         tasks = list(range(available)) if tasks is None else [int(t) for t in tasks]
         bad = [t for t in tasks if not 0 <= t < available]
         if bad or not tasks:
@@ -107,7 +115,7 @@ class MultiTaskDataModule(ExperienceDataModule):
         self.eval_episodes_per_task = eval_episodes_per_task
         self.env_kwargs = dict(env_kwargs or {})
         self.stats_window = stats_window
-        self.task_names = [cls.task_name(t, cast(Split, split)) for t in tasks]  # task_name checks the split
+        self.task_names = [cls.task_name(t, split) for t in tasks]  # task_name checks the split
         self.eval_env: MultiTaskVectorEnv | None = None
         # environment i runs task slot i // envs_per_task (task-major layout)
         self.env_task = torch.arange(num_tasks).repeat_interleave(envs_per_task)
@@ -144,14 +152,14 @@ class MultiTaskDataModule(ExperienceDataModule):
         return batch
 
     def _episode_statistics(self) -> dict[str, Tensor]:
-        """Mean return (and velocity error, where the family has one) of the last finished
-        training episodes of each task; NaN for a task with none yet."""
+        """Mean return (and velocity error and success rate, where the family has them) of the
+        last finished training episodes of each task; NaN for a task with none yet."""
         for summary in self.env.finished:
             slot = self.tasks.index(int(summary["task"]))
             self._recent[slot].append(summary)
         self.env.finished.clear()
         out: dict[str, Tensor] = {}
-        for key in ("return", "velocity_error"):
+        for key in EPISODE_STATISTICS:
             values = [
                 sum(s[key] for s in recent) / len(recent) if recent and key in recent[0] else float("nan")
                 for recent in self._recent

@@ -338,7 +338,9 @@ class MultiTaskSAC(L.LightningModule):
         metrics["charts/collection_fps"] = float(batch["env_fps"])
         metrics["charts/episodes"] = float(batch["episodes"])
         names = self.task_info.get("task_names") or [str(t) for t in range(self.hp.num_tasks)]
-        for key in ("return", "velocity_error"):
+        for key in ("return", "velocity_error", "success"):
+            if f"task_{key}" not in batch:
+                continue
             values = batch[f"task_{key}"]
             finite = values[torch.isfinite(values)]
             if finite.numel():
@@ -362,7 +364,7 @@ class MultiTaskSAC(L.LightningModule):
         dm = attached_datamodule(self)
         summaries = dm.evaluate(self.act)
         names = dm.task_names
-        for key in ("return", "velocity_error", "x_velocity", "heading", "z_height"):
+        for key in ("return", "velocity_error", "x_velocity", "heading", "z_height", "success", "final_hand_to_goal"):
             per_slot: dict[int, list[float]] = {}
             for s in summaries:
                 if key in s:
@@ -372,7 +374,7 @@ class MultiTaskSAC(L.LightningModule):
             means = {slot: sum(v) / len(v) for slot, v in per_slot.items()}
             for slot, value in means.items():
                 self.log(f"eval_{key}/{names[slot]}", value, batch_size=1, sync_dist=True)
-            if key in ("return", "velocity_error"):
+            if key in ("return", "velocity_error", "success", "final_hand_to_goal"):
                 self.log(
                     f"eval/{key}_mean", sum(means.values()) / len(means), batch_size=1, sync_dist=True, prog_bar=True
                 )
