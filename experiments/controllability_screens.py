@@ -118,7 +118,7 @@ def measure(screen: Screen, seed: int, budget: int, out: Path, data_dir: str, tr
     run = out / name / "version_0"
     if not train and not (run / "results.json").is_file():
         return None
-    overrides = [*screen.overrides, "--trainer.max_steps", str(budget)]
+    overrides = [*screen.overrides, "--trainer.max_steps", str(budget)]  # on PALM_BASE: repr_lr 1e-4
     probes = palm_sweep.run_variant(name, overrides, seed, out, data_dir)
     cache = run / "controllability.json"
     if not cache.is_file():

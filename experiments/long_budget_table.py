@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.representation_table import ROOT, Row, cached_results, run_dir, train_rows
+from experiments.representation_table import PALM_BASE, ROOT, Row, cached_results, run_dir, train_rows
 from experiments.twin import write_twin
 
 LONG = "budget/long.yaml"
@@ -51,11 +51,11 @@ ROWS = (
         ("baselines/simsiam_fmnist.yaml", LONG, "budget/simsiam_sgd.yaml"),
     ),
     Row("simsiam_real_adam", "SimSiam on real images, PALM's Adam 1e-4", ("baselines/simsiam_fmnist.yaml", LONG)),
-    Row("palm_apt", "PALM, APT (default generator)", ("palm.yaml", LONG)),
-    Row("palm_random_policy", "PALM, random policy", ("palm.yaml", "palm_variants/random_policy.yaml", LONG)),
-    Row("palm_apt_old_generator", "PALM, APT, old generator", ("palm.yaml", "palm_variants/old_generator.yaml", LONG)),
-    Row("palm_icm", "PALM, ICM reward", ("palm.yaml", "palm_variants/icm.yaml", LONG)),
-    Row("palm_rnd", "PALM, RND reward", ("palm.yaml", "palm_variants/rnd.yaml", LONG)),
+    Row("palm_apt", "PALM, APT (default generator)", (*PALM_BASE, LONG)),
+    Row("palm_random_policy", "PALM, random policy", (*PALM_BASE, "palm_variants/random_policy.yaml", LONG)),
+    Row("palm_apt_old_generator", "PALM, APT, old generator", (*PALM_BASE, "palm_variants/old_generator.yaml", LONG)),
+    Row("palm_icm", "PALM, ICM reward", (*PALM_BASE, "palm_variants/icm.yaml", LONG)),
+    Row("palm_rnd", "PALM, RND reward", (*PALM_BASE, "palm_variants/rnd.yaml", LONG)),
 )
 ROW_BY_KEY = {row.key: row for row in ROWS}
 METRICS = {  # JSON metric name -> the evaluation's key

@@ -53,22 +53,24 @@ class Row:
     encoder: str = "checkpoint"  # "checkpoint", "pixels", or "random:<row key>" (that row's architecture, untrained)
 
 
+PALM_BASE = ("palm.yaml", "palm_variants/repr_lr_1e-4.yaml")
+"""Every PALM row's base: the main config at the representation rate its results were measured with."""
 ROWS = (
     Row("supervised", "supervised (labels; upper bound)", ("baselines/supervised_fmnist.yaml",)),
     Row("random", "random encoder (same architecture, untrained)", encoder="random:palm_temporal_apt"),
     Row("pixels", "raw pixels", encoder="pixels"),
     Row("simsiam_real", "SimSiam on real images (augmentations)", ("baselines/simsiam_fmnist.yaml",)),
-    Row("palm_temporal_apt", "PALM: temporal pairs, APT (default)", ("palm.yaml",)),
+    Row("palm_temporal_apt", "PALM: temporal pairs, APT (default)", PALM_BASE),
     Row(
         "palm_temporal_apt_lr1e-3",
         "PALM: temporal pairs, APT, representation lr 1e-3 (old default)",
-        ("palm.yaml", "palm_variants/repr_lr_1e-3.yaml"),
+        (*PALM_BASE, "palm_variants/repr_lr_1e-3.yaml"),
     ),
     Row(
-        "palm_temporal_random", "PALM: temporal pairs, random policy", ("palm.yaml", "palm_variants/random_policy.yaml")
+        "palm_temporal_random", "PALM: temporal pairs, random policy", (*PALM_BASE, "palm_variants/random_policy.yaml")
     ),
-    Row("palm_augpairs_apt", "PALM: augmentation pairs, APT", ("palm.yaml", "palm_variants/augmentation_pairs.yaml")),
-    Row("palm_curl_apt", "PALM: CURL objective, APT", ("palm.yaml", "palm_variants/curl.yaml")),
+    Row("palm_augpairs_apt", "PALM: augmentation pairs, APT", (*PALM_BASE, "palm_variants/augmentation_pairs.yaml")),
+    Row("palm_curl_apt", "PALM: CURL objective, APT", (*PALM_BASE, "palm_variants/curl.yaml")),
 )
 ROW_BY_KEY = {row.key: row for row in ROWS}
 

@@ -226,13 +226,14 @@ def test_curl_trains_keeps_key_networks_out_of_the_optimizer_and_checkpoints_the
 @pytest.mark.parametrize(
     "overlay, cls, pairing, policy, repr_lr, name",
     [
-        ("curl", PALMCURL, "temporal", "apt", 1e-4, "palm_curl"),
-        ("augmentation_pairs", PALM, "augmentation", "apt", 1e-4, "palm_augmentation_pairs"),
-        ("random_policy", PALM, "temporal", "random", 1e-4, "palm_random_policy"),
+        ("curl", PALMCURL, "temporal", "apt", 3e-4, "palm_curl"),
+        ("augmentation_pairs", PALM, "augmentation", "apt", 3e-4, "palm_augmentation_pairs"),
+        ("random_policy", PALM, "temporal", "random", 3e-4, "palm_random_policy"),
         ("repr_lr_1e-3", PALM, "temporal", "apt", 1e-3, "palm_repr_lr_1e-3"),
+        ("repr_lr_1e-4", PALM, "temporal", "apt", 1e-4, "palm"),
         ("repr_sgd", PALM, "temporal", "apt", 0.03, "palm_repr_sgd"),
-        ("sphere", PALM, "temporal", "apt", 1e-4, "palm_sphere"),
-        ("sac", PALMSAC, "temporal", "apt", 1e-4, "palm_sac"),
+        ("sphere", PALM, "temporal", "apt", 3e-4, "palm_sphere"),
+        ("sac", PALMSAC, "temporal", "apt", 3e-4, "palm_sac"),
     ],
 )
 def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pairing, policy, repr_lr, name):
