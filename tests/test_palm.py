@@ -186,6 +186,8 @@ def test_online_knn_probe_and_trajectory_grid_are_logged(tmp_path, generator_fil
         assert tag in events.Tags()["scalars"], tag
     image = events.Images("trajectories")[0]
     assert image.width == 5 * (16 + 1) + 1 and image.height == 3 * (16 + 1) + 1
+    # every 2 updates, counted like every other module's logging: after updates 2 and 4
+    assert [e.step for e in events.Images("trajectories")] == [2, 4]
 
 
 def test_probe_images_must_match_the_generator(tmp_path, generator_file, fmnist_root):

@@ -657,7 +657,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         every = self.hp.trajectory_every_n_updates
-        if every and int(self.updates) % every == 1 and self.trainer.is_global_zero:
+        if every and int(self.updates) % every == 0 and self.trainer.is_global_zero:
             self.log_trajectories()
 
     def log_trajectories(self) -> None:
