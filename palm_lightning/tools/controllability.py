@@ -20,7 +20,8 @@ collects data; ``--eval-mode`` for its deterministic actions) and uniform random
   beside how much they change between two independent latents: a generator whose mapping
   network normalises z (StyleGAN's) shows ~0, and then only the direction of z is the state.
 - **saturated**: the share of action components with |a| > 0.95 (uniform actions: 0.05).
-- **latent directions**: the resultant length ‖mean(z/‖z‖)‖ over every visited latent (near 0
+- **latent directions** (of z − μ, μ the EMA's centre: 0 in z, the class's mean w in w-space):
+  the resultant length ‖mean(z/‖z‖)‖ over every visited latent (near 0
   when directions are spread like the prior's, 1 when every latent points the same way), the
   cosine of consecutive latents, and ‖z‖²/d. A generator that normalises z (StyleGAN's mapping
   network) sees only the direction.
@@ -195,7 +196,7 @@ def measure(
     for _ in range(steps):
         action = random_actions() if policy == "random" else model.act(obs, 10**9, eval_mode=eval_mode).float()
         before = env.state_dict()
-        previous_latent = env.latent.clone()
+        previous_latent = env.latent - env.center(env.labels)  # μ: 0 in z, the class's mean w in w
         next_obs, _, _, truncated, info = env.step(action)
         after = env.state_dict()
         env.load_state_dict(before)  # same state, same noise, another action
@@ -212,8 +213,9 @@ def measure(
         step_frame.append((next_obs.float() - obs.float()).abs().mean((1, 2, 3)) / 255)
         step_feature.append(cosine_distance(features, encode(obs)))
         actions.append(action)
-        latents.append(env.latent.clone())
-        consecutive.append(nn.functional.cosine_similarity(previous_latent, env.latent, dim=1))
+        latent = env.latent - env.center(env.labels)
+        latents.append(latent)
+        consecutive.append(nn.functional.cosine_similarity(previous_latent, latent, dim=1))
         frames.append(next_obs)
         labels.append(info["class"].clone())
         episodes.append(episode.clone())
