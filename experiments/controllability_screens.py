@@ -90,6 +90,12 @@ SCREENS = (
         (*RANDOM, "--data.init_args.class_resample", "step"),
     ),
     Screen("random_lambda09", "random, λ 0.9", "D4", (*RANDOM, "--data.init_args.ema", "0.9")),
+    Screen(
+        "apt_sac",
+        "SAC explorer (entropy-regularised), APT reward",
+        "diag.",
+        ("--config", "configs/palm_variants/sac.yaml"),
+    ),
     Screen("apt_f", "APT, one update per 16 frames", "D5", ("--data.init_args.updates_per_step", "1")),
     Screen("random_f", "random, one update per 16 frames", "D5", (*RANDOM, "--data.init_args.updates_per_step", "1")),
 )

@@ -13,7 +13,7 @@ from tests.cli_runner import REPO, run_cli
 @pytest.mark.parametrize("screen", screens.SCREENS, ids=lambda s: s.name)
 def test_each_screen_parses_on_the_main_config(screen, tmp_path):
     args = ["fit", "--config", str(REPO / "configs" / "palm.yaml"), *screen.overrides, "--print_config"]
-    result = run_cli(*args, cwd=tmp_path)
+    result = run_cli(*args, cwd=REPO)  # as the driver runs it: overlays named from the repository root
     assert result.returncode == 0, result.stderr[-1500:]
     printed = yaml.safe_load(result.stdout)
     policy = printed["model"]["init_args"]["policy"]
