@@ -177,7 +177,7 @@ def bench_profile(device: torch.device, repeats: int) -> None:
     actions = torch.rand(size, window - 1, model.hp.action_dim, device=device) * 2 - 1
 
     def representation_step() -> None:
-        loss, _ = model.representation_loss(images[:, 0], images[:, 1])
+        loss, _ = model.representation_loss(images[:, 0], images[:, 1], actions[:, 0])
         representation_opt.zero_grad(set_to_none=True)
         loss.backward()
         representation_opt.step()

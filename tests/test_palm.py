@@ -125,8 +125,8 @@ def test_checkpoint_is_an_encoder_network_file(tmp_path, generator_file):
 
 def test_nan_loss_stops_with_a_named_loss_after_saving(tmp_path, generator_file):
     class Exploding(PALM):
-        def representation_loss(self, obs, next_obs):
-            loss, logs = super().representation_loss(obs, next_obs)
+        def representation_loss(self, obs, next_obs, actions):
+            loss, logs = super().representation_loss(obs, next_obs, actions)
             return loss * float("nan") if int(self.updates) == 2 else loss, logs
 
     model = Exploding(**tiny_palm_kwargs())
@@ -212,8 +212,8 @@ def test_window_features_reuse_the_views_and_match_encoding_every_frame(reward_w
     images = torch.rand(5, 3, 1, 16, 16) * 2 - 1  # a window of n = 2 steps
     every_frame = model.encoder(images.flatten(0, 1)).view(5, 3, -1).detach()
     model.view_features = None
-    model.representation_loss(images[:, 0], images[:, 1])
-    assert model.view_features is not None  # the default objective offers its features
+    model.checked_representation_loss(images, torch.zeros(5, model.hp.action_dim))
+    assert model.view_features is not None and model.views_are_frames  # the default objective offers its features
     calls = []
     model.encoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
     shared = model.window_features(images)

@@ -199,8 +199,8 @@ def test_representation_hooks_of_the_wrong_shape_name_the_hook(tmp_path):
             return images[:, 0]
 
     class BareLoss(PALM):
-        def representation_loss(self, obs, next_obs):
-            return super().representation_loss(obs, next_obs)[0]
+        def representation_loss(self, obs, next_obs, actions):
+            return super().representation_loss(obs, next_obs, actions)[0]
 
     data = LatentManifoldDataModule(**tiny_data_kwargs(tiny_generator_file(tmp_path)))
     with pytest.raises(

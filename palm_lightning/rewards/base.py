@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from palm_lightning.class_paths import RecordsInitArgs
+
 
 @dataclass
 class RewardStep:
@@ -42,13 +44,21 @@ class RewardStep:
         )
 
 
-class ExplorationReward(nn.Module):
+class ExplorationReward(RecordsInitArgs, nn.Module):
     """Base of the exploration rewards.
 
     Subclasses implement :meth:`forward`; those with their own networks also :meth:`build` and
     :meth:`loss`. Constructor arguments are the reward's hyperparameters only (sizes come later,
     through :meth:`build`), so a reward can be written in a config by ``class_path``.
+
+    Every instance records its constructor arguments (:class:`~palm_lightning.class_paths.RecordsInitArgs`):
+    PALM saves them with the class path in its checkpoint's hyperparameters, so ``load_from_checkpoint``
+    rebuilds the same reward (ours or a user's class, importable at module level) before loading its
+    trained parameters. Arguments must therefore be plain values (numbers, strings, lists, dicts).
     """
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def build(self, feature_dim: int, action_dim: int) -> None:
         """Create the reward's networks for features of size ``feature_dim`` and actions of size

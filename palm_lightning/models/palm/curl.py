@@ -18,6 +18,7 @@ from palm_lightning.losses.curl import curl_loss
 from palm_lightning.losses.simsiam import output_std
 from palm_lightning.models.palm.palm import PALM
 from palm_lightning.nn.blocks import polyak_update
+from palm_lightning.nn.heads import Projector
 
 
 class PALMCURL(PALM):
@@ -28,8 +29,8 @@ class PALMCURL(PALM):
     positive view goes through momentum copies of both (the *key* networks, no gradient,
     Polyak-averaged after every update with ``key_tau``; CURL: 0.05 for its key encoder). The
     logits ``q W kᵀ / temperature`` use CURL's learned bilinear ``W``; the loss is InfoNCE with the
-    other keys of the batch as negatives. SimSiam's predictor is unused and frozen (so DDP does not
-    wait for its gradients) and out of the optimiser, as are the key networks; the key networks
+    other keys of the batch as negatives. SimSiam's predictor is not built; the key networks are out of
+    the optimiser and
     are sub-modules, so checkpoints carry them and a resume continues them exactly.
 
     APT's particles live in the objective's space: :meth:`reward_features` is the ℓ2-normalised
@@ -57,18 +58,23 @@ class PALMCURL(PALM):
             raise ValueError(f"key_tau must be in (0, 1], got {key_tau}")
         if temperature <= 0.0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        self.key_tau, self.normalize, self.temperature = key_tau, normalize, temperature  # typed hparams
+        self.key_tau, self.normalize, self.temperature = key_tau, normalize, temperature
         self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+
+    def build_heads(self) -> None:
+        """The query projection (PALM's ``projector``), its momentum copy and CURL's bilinear ``W``;
+        no predictor."""
+        hp = self.hp
+        self.projector = Projector(self.encoder.out_dim, hp.projector_hidden, hp.projector_dim)
         self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
         # CURL's code draws W from U(0, 1); we start at the identity so the first logits are plain
         # dot products (our choice).
-        self.bilinear = nn.Parameter(torch.eye(self.hp.projector_dim))
-        self.predictor.requires_grad_(False)
+        self.bilinear = nn.Parameter(torch.eye(hp.projector_dim))
 
     def representation_parameters(self) -> list[nn.Parameter]:
         return [*self.encoder.parameters(), *self.projector.parameters(), self.bilinear]
 
-    def representation_loss(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def representation_loss(self, obs: Tensor, next_obs: Tensor, actions: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """CURL's InfoNCE with ``obs`` as anchors and ``next_obs`` (through the key networks) as
         positives; logs ``train/ssl_loss``, ``train/z_std`` (of the queries) and
         ``train/contrastive_acc`` (the positive ranked first among the batch)."""

@@ -38,10 +38,9 @@ class PALMInverseDynamics(PALM):
     researcher may want that shortcut measured.
 
     ``siamese_weight`` adds SimSiam's loss on the same pair (0, the default, is the inverse loss
-    alone: SimSiam's projector and predictor are then frozen and out of the optimiser, still in
-    checkpoints). APT's particles live in the encoder's own space (:meth:`reward_features` is the
-    identity, as in :class:`~palm_lightning.models.palm.stdim.PALMSTDIM`; the reward is rebuilt for
-    that size).
+    alone: SimSiam's projector and predictor are then not built). APT's particles live in the
+    encoder's own space (:meth:`reward_features` is the identity, as in
+    :class:`~palm_lightning.models.palm.stdim.PALMSTDIM`).
 
     Args:
         inverse_hidden: width of the inverse head's hidden layers (our choice: 256, ICM's size here).
@@ -76,34 +75,24 @@ class PALMInverseDynamics(PALM):
         head = mlp(2 * width, inverse_hidden, inverse_layers, self.hp.action_dim)
         self.inverse_model = nn.Sequential(head, nn.Tanh())
         orthogonal_init_(self.inverse_model)
-        self.reward.build(width, self.hp.action_dim)  # its particles are the encoder's outputs (reward_features)
-        if siamese_weight == 0.0:
-            self.projector.requires_grad_(False)
-            self.predictor.requires_grad_(False)
-        self.pair_actions: Tensor | None = None  # a_t of the batch's (o_t, o_t+1), set by training_step
+
+    def build_heads(self) -> None:
+        """SimSiam's heads only when its loss is added (``siamese_weight > 0``)."""
+        if self.siamese_weight > 0:
+            super().build_heads()
 
     def representation_parameters(self) -> list[nn.Parameter]:
         siamese = [*self.projector.parameters(), *self.predictor.parameters()] if self.siamese_weight > 0 else []
         return [*self.encoder.parameters(), *self.inverse_model.parameters(), *siamese]
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        """PALM's update, with the window's first action kept for :meth:`representation_loss`."""
-        self.pair_actions = batch["actions"][:, 0].float()
-        try:
-            super().training_step(batch, batch_idx)
-        finally:
-            self.pair_actions = None
-
-    def representation_loss(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Inverse dynamics on ``(obs, next_obs)`` (plus ``siamese_weight`` × SimSiam); logs
-        ``train/ssl_loss`` (the total), ``train/inverse_mse``, ``train/inverse_r2`` and ``train/z_std``
-        (of the encoder outputs)."""
-        actions = self.pair_actions
-        if actions is None or actions.shape != (obs.shape[0], self.hp.action_dim):
-            got = None if actions is None else tuple(actions.shape)
+    def representation_loss(self, obs: Tensor, next_obs: Tensor, actions: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Inverse dynamics on ``(obs, next_obs)`` and the action between them ``(B, |A|)`` (plus
+        ``siamese_weight`` × SimSiam); logs ``train/ssl_loss`` (the total), ``train/inverse_mse``,
+        ``train/inverse_r2`` and ``train/z_std`` (of the encoder outputs)."""
+        if actions.shape != (obs.shape[0], self.hp.action_dim):
             raise ValueError(
                 f"PALMInverseDynamics.representation_loss needs the actions of its pairs, shape "
-                f"({obs.shape[0]}, {self.hp.action_dim}), got {got}: call it through training_step"
+                f"({obs.shape[0]}, {self.hp.action_dim}), got {tuple(actions.shape)}"
             )
         features, next_features = self.encoder(obs), self.encoder(next_obs)
         self.view_features = (features.detach(), next_features.detach())

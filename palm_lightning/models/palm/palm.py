@@ -20,17 +20,26 @@ One training step (one update, so ``trainer.max_steps`` counts updates):
    whatever the trainer's precision; then the target critic's Polyak step.
 
 Subclassing points: :meth:`representation_pair` (which two views), :meth:`representation_loss`
-(the objective), :meth:`representation_parameters` (what ``repr_lr`` updates),
-:meth:`reward_features` (where rewards are computed), :meth:`intrinsic_reward` (the reward
+(the objective, given the views and the action between them), :meth:`representation_parameters`
+(what ``repr_lr`` updates), :meth:`build_heads` (the objective's own networks),
+:meth:`reward_features` (where rewards are computed), :meth:`reward_frames` and
+:meth:`reward_steps` (which transitions are rewarded), :meth:`intrinsic_reward` (the reward
 itself), :meth:`build_agent`, :meth:`act` and :meth:`after_update` (e.g. momentum networks).
 Each hook's docstring states the shapes it takes and must return; a subclass returning another
 shape gets a ``ValueError`` naming the hook and the expected shape.
 :class:`~palm_lightning.models.palm.curl.PALMCURL` is an example subclass.
+
+Heads, reward and agent are built by :meth:`PALM.build_components` after the most-derived
+``__init__`` has returned (:class:`~palm_lightning.training.post_init.BuildAfterInit`), so a
+subclass sets whatever its hooks read after ``super().__init__()``. The reward is built for the
+width :meth:`reward_features` returns, and a checkpoint records the reward's class and arguments,
+so ``load_from_checkpoint`` rebuilds the reward that was trained.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, cast
@@ -40,10 +49,11 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
-from palm_lightning.agents.base import Transition
+from palm_lightning.agents.base import Agent, Transition
 from palm_lightning.agents.ddpg import DDPGAgent
 from palm_lightning.augment import random_shift
 from palm_lightning.checkpoints import ExportableMixin
+from palm_lightning.class_paths import build_component, component_spec, is_component_spec
 from palm_lightning.envs.latent_manifold import from_uint8
 from palm_lightning.models.evaluation.online_probe import OnlineKNNProbe
 from palm_lightning.nn.blocks import frozen_batchnorm_stats
@@ -54,7 +64,19 @@ from palm_lightning.rewards import APT, ExplorationReward, RewardStep
 from palm_lightning.schedules import parse_schedule
 from palm_lightning.training.nan_guard import stop_on_nan
 from palm_lightning.training.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
+from palm_lightning.training.post_init import BuildAfterInit
 from palm_lightning.training.typed_lightning import attached_datamodule, module_optimizers
+
+
+def same_tensor(view: Tensor, frame: Tensor) -> bool:
+    """``view`` is ``frame`` itself (same storage, offset, shape and strides), not a copy or an
+    augmentation of it."""
+    return (
+        view.data_ptr() == frame.data_ptr()
+        and view.shape == frame.shape
+        and view.stride() == frame.stride()
+        and view.dtype == frame.dtype
+    )
 
 
 def check_shape(value: Any, expected: tuple[int, ...], hook: str) -> Tensor:
@@ -110,7 +132,7 @@ class PALMHParams:
     trajectory_steps: int
 
 
-class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
+class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule, metaclass=BuildAfterInit):
     """PALM's learner: Siamese temporal representation + exploration reward + DDPG agent.
 
     Checkpoints carry the encoder as a network of kind ``"encoder"``, so any ``.ckpt`` of this
@@ -135,6 +157,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             no-exploration ablation).
         reward: the exploration reward (default :class:`~palm_lightning.rewards.APT` with URLB's
             pixel settings); in a config: ``reward: {class_path: palm_lightning.rewards.ICM}``.
+            Checkpoints keep its class path and arguments (and its trained parameters).
         reward_scale: factor on the intrinsic reward.
         reward_lr: Adam learning rate of the reward's own networks (URLB: 1e-4).
         reward_window: how an n-step window is rewarded: ``"first"`` (URLB: the reward of the
@@ -180,8 +203,25 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
 
     updates: Tensor  # buffers (registered in __init__)
     env_steps: Tensor
+    projector: Projector  # built by build_heads (a variant that does not use one does not build it)
+    predictor: Predictor
+    agent: Agent  # built by build_agent, after construction
 
     network_kind = "encoder"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        override = cls.__dict__.get("representation_loss")
+        if override is None:
+            return
+        parameters = list(inspect.signature(override).parameters.values())
+        positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(positional) < 4 and not any(p.kind is p.VAR_POSITIONAL for p in parameters):
+            raise TypeError(
+                f"{cls.__qualname__}.representation_loss takes (self, obs, next_obs); PALM now also passes the "
+                "action between the views: define it as representation_loss(self, obs, next_obs, actions) "
+                "(CHANGELOG.md, 'representation_loss')"
+            )
 
     def __init__(
         self,
@@ -241,6 +281,8 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             raise ValueError(f"repr_lr_schedule must be 'constant' or 'cosine', got {repr_lr_schedule!r}")
         if augmentation_pad < 0:
             raise ValueError(f"augmentation_pad must be >= 0, got {augmentation_pad}")
+        if is_component_spec(reward):  # a checkpoint's record: {"class_path": ..., "init_args": ...}
+            reward = build_component(cast(dict[str, Any], reward), ExplorationReward, TypeError)
         if reward is not None and not isinstance(reward, ExplorationReward):
             raise TypeError(
                 f"reward must be a palm_lightning.rewards.ExplorationReward (APT, ICM, RND or a subclass), "
@@ -248,6 +290,9 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             )
         parse_schedule(stddev_schedule)
         self.save_hyperparameters(ignore=["reward"])
+        self.reward = APT() if reward is None else reward
+        # the reward as a config would name it: load_from_checkpoint rebuilds this class with these arguments
+        self.hparams["reward"] = component_spec(self.reward)
         self.hp = PALMHParams(
             image_shape=image_shape,
             action_dim=action_dim,
@@ -289,23 +334,52 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         )
         self.automatic_optimization = False
         self.encoder = DrQEncoder(image_shape, encoder_channels, encoder_layers, repr_dim, weight_init=weight_init)
-        self.projector = Projector(self.encoder.out_dim, projector_hidden, projector_dim)
-        self.predictor = Predictor(projector_dim, predictor_hidden)
-        self.reward = APT() if reward is None else reward
         # the explorer's own view (explorer_encoder: untrained): the encoder as initialised, never trained
         self.explorer_view: DrQEncoder | None = None
         if explorer_encoder == "untrained":
             self.explorer_view = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.reward.build(projector_dim if self.explorer_view is None else self.encoder.out_dim, action_dim)
-        self.agent = self.build_agent()
-        if policy == "random":
-            # No agent is trained; frozen parameters also keep DDP from waiting for their grads.
-            self.agent.requires_grad_(False)
         self.agent_optimizer_names: list[str] = []  # set by configure_optimizers
         self.view_features: tuple[Tensor, Tensor] | None = None  # see representation_loss
+        self.views_are_frames = False  # see checked_representation_loss
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
         self.init_online_probe(probe_k, probe_temperature)
+
+    def build_components(self) -> None:
+        """Build what the hooks decide, once the most-derived ``__init__`` has returned: the
+        objective's heads (:meth:`build_heads`), the reward for the width :meth:`reward_features`
+        returns, then the agent (:meth:`build_agent`)."""
+        self.build_heads()
+        self.reward.build(self.reward_feature_width(), self.hp.action_dim)
+        self.agent = self.build_agent()
+        if self.hp.policy == "random":
+            # No agent is trained; frozen parameters also keep DDP from waiting for their grads.
+            self.agent.requires_grad_(False)
+
+    def build_heads(self) -> None:
+        """The representation objective's own networks: SimSiam's projector and predictor. A
+        variant whose objective does not use them overrides this and builds its own (or nothing),
+        and then also overrides what read them (:meth:`representation_loss`,
+        :meth:`representation_parameters`, :meth:`reward_features`)."""
+        hp = self.hp
+        self.projector = Projector(self.encoder.out_dim, hp.projector_hidden, hp.projector_dim)
+        self.predictor = Predictor(hp.projector_dim, hp.predictor_hidden)
+
+    @torch.no_grad()
+    def reward_feature_width(self) -> int:
+        """The width ``D`` of :meth:`reward_features`, measured on two zero features in eval mode
+        (no batch-norm statistics move)."""
+        was_training = self.training
+        self.eval()
+        try:
+            probe = self.reward_features(torch.zeros(2, self.encoder.out_dim))
+        finally:
+            self.train(was_training)
+        if probe.dim() != 2 or probe.shape[0] != 2:
+            raise ValueError(
+                f"{type(self).__name__}.reward_features must return a Tensor of shape (B, D), got {tuple(probe.shape)}"
+            )
+        return int(probe.shape[1])
 
     def build_agent(self) -> DDPGAgent:
         """The agent acting on representations (``self.encoder.out_dim`` → ``action_dim``): DrQ-v2's
@@ -351,6 +425,26 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             raise ValueError(
                 f"model.action_dim is {self.hp.action_dim} but the environment's latent (action) size is "
                 f"{env.action_dim}: set --model.init_args.action_dim {env.action_dim}"
+            )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Read checkpoints written before checkpoints recorded the reward and before variants built
+        only the heads they use: unused SimSiam heads are dropped (they were never trained); a
+        reward whose parameters do not match gets an error naming how to pass the trained one."""
+        state = checkpoint["state_dict"]
+        for head in ("projector", "predictor"):
+            if not hasattr(self, head):
+                for key in [k for k in state if k.startswith(f"{head}.")]:
+                    del state[key]
+        if "reward" in checkpoint.get("hyper_parameters", {}):
+            return
+        saved = {k.removeprefix("reward.") for k in state if k.startswith("reward.")}
+        expected = set(self.reward.state_dict())
+        if saved != expected:
+            raise ValueError(
+                f"this checkpoint predates recorded rewards and its reward's parameters ({sorted(saved)[:3]}...) "
+                f"are not those of the default {type(self.reward).__name__}: pass the reward it trained, e.g. "
+                f"{type(self).__name__}.load_from_checkpoint(path, reward=palm_lightning.rewards.RND())"
             )
 
     def on_fit_start(self) -> None:
@@ -404,14 +498,16 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             return random_shift(images[:, 0], pad), random_shift(images[:, 0], pad)
         return images[:, 0], images[:, 1]
 
-    def representation_loss(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """SimSiam on the two views of :meth:`representation_pair` (float images ``(B, C, H, W)``).
+    def representation_loss(self, obs: Tensor, next_obs: Tensor, actions: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """SimSiam on the two views of :meth:`representation_pair` (float images ``(B, C, H, W)``);
+        ``actions`` ``(B, |A|)`` is the window's first action ``a_t``, the one taken between ``o_t``
+        and ``o_{t+1}`` (SimSiam ignores it; an inverse-dynamics objective predicts it).
 
         Override to change the objective (e.g. a contrastive loss); return a scalar loss and a
         dict of scalar metrics to log (``train/ssl_loss`` and the collapse monitor ``train/z_std``).
         An override that also sets ``self.view_features`` to the detached encoder outputs of its
-        two views lets the update reuse them (``share_encoder_forward``); one that does not costs
-        one more encoder pass, nothing else.
+        two views lets the update reuse them when the views are the window's frames ``o_t`` and
+        ``o_{t+1}`` themselves; one that does not costs one more encoder pass, nothing else.
         """
         features1, features2 = self.encoder(obs), self.encoder(next_obs)
         self.view_features = (features1.detach(), features2.detach())
@@ -458,9 +554,11 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         return self.explorer_view(from_uint8(images) if images.dtype == torch.uint8 else images)
 
     # --- training -----------------------------------------------------------------------------
-    def checked_representation_loss(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """:meth:`representation_pair` then :meth:`representation_loss` on the float window, with
-        their return values checked (a ``ValueError`` names the hook and what it must return)."""
+    def checked_representation_loss(self, images: Tensor, actions: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """:meth:`representation_pair` then :meth:`representation_loss` on the float window and its
+        first action ``(B, |A|)``, with their return values checked (a ``ValueError`` names the hook
+        and what it must return). Records whether the views are the window's frames 0 and 1
+        unchanged (``self.views_are_frames``): only then can their features be reused."""
         name = type(self).__name__
         # Any: a subclass may return anything; these checks are what turns that into a clear error
         pair: Any = self.representation_pair(images)
@@ -478,7 +576,8 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             raise ValueError(
                 f"{name}.representation_pair must return two Tensors of shape ({size}, C, H, W), got {got}"
             )
-        result: Any = self.representation_loss(*pair)
+        self.views_are_frames = all(same_tensor(view, images[:, k]) for k, view in enumerate(pair))
+        result: Any = self.representation_loss(pair[0], pair[1], actions)
         if not (
             isinstance(result, tuple)
             and len(result) == 2
@@ -500,19 +599,21 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
     @torch.no_grad()
     def window_features(self, images: Tensor) -> Tensor:
         """Encoder features of the frames the agent and the reward read, from the float window
-        ``(B, n+1, C, H, W)``: ``(B, n+1, D)``, or ``(B, 2, D)`` (``o_t``, ``o_{t+n}``) when only those
-        are read (``reward_window: first`` and the default :meth:`reward_steps`).
+        ``(B, n+1, C, H, W)``: ``(B, F, D)`` for the ``F`` frames :meth:`reward_frames` lists, in its
+        order (frame 0 and the last are always among them: the agent's ``o_t`` and ``o_{t+n}``).
 
-        The representation step's features of ``o_t`` and ``o_{t+1}`` (``self.view_features``,
-        temporal pairing) are reused, so each frame is encoded once. With ``explorer_encoder:
-        untrained`` they are the untrained view's features instead."""
+        The representation step's features of ``o_t`` and ``o_{t+1}`` (``self.view_features``) are
+        reused when its views were those frames unchanged, so each frame is encoded once. With
+        ``explorer_encoder: untrained`` they are the untrained view's features instead."""
         size, window = images.shape[:2]
-        frames = list(range(window))
-        if self.hp.reward_window == "first" and type(self).reward_steps is PALM.reward_steps:
-            frames = [0, window - 1]
+        frames = self.reward_frames(window)
+        if frames[0] != 0 or frames[-1] != window - 1 or len(set(frames)) != len(frames):
+            raise ValueError(
+                f"{type(self).__name__}.reward_frames({window}) must list distinct frame indices from 0 to "
+                f"{window - 1}, starting with 0 and ending with {window - 1}; got {frames}"
+            )
         known: dict[int, Tensor] = {}
-        temporal = self.hp.pairing == "temporal" and type(self).representation_pair is PALM.representation_pair
-        if temporal and self.view_features is not None and self.explorer_view is None:
+        if self.views_are_frames and self.view_features is not None and self.explorer_view is None:
             known = {0: self.view_features[0], 1: self.view_features[1]}
         missing = [k for k in frames if k not in known]
         if missing:
@@ -521,9 +622,18 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
             known.update({k: encoded[:, i] for i, k in enumerate(missing)})
         return torch.stack([known[k] for k in frames], dim=1)
 
+    def reward_frames(self, window: int) -> list[int]:
+        """Which frames of an ``n+1 = window``-frame window :meth:`reward_steps` reads (sorted, from
+        0 to ``n``): ``[0, n]`` for ``reward_window: first``, all of them for ``sum``. Only these are
+        encoded; override together with :meth:`reward_steps`."""
+        if self.hp.reward_window == "first":
+            return [0, window - 1]
+        return list(range(window))
+
     def reward_steps(self, particles: Tensor, actions: Tensor) -> list[RewardStep]:
         """The transitions a window is rewarded for (``reward_window``), from reward-space features
-        ``(B, n+1, D)`` and the window's actions ``(B, n, |A|)``."""
+        ``(B, F, D)`` of the frames :meth:`reward_frames` lists (in its order) and the window's
+        actions ``(B, n, |A|)``."""
         if self.hp.reward_window == "first":
             return [RewardStep(particles[:, 0], actions[:, 0], particles[:, -1])]
         return [RewardStep(particles[:, k], actions[:, k], particles[:, k + 1]) for k in range(actions.shape[1])]
@@ -552,7 +662,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         optimizers = module_optimizers(self)
         images = from_uint8(frames)
         self.view_features = None  # set by representation_loss when it can be reused
-        ssl_loss, logs = self.checked_representation_loss(images)
+        ssl_loss, logs = self.checked_representation_loss(images, batch["actions"][:, 0].float())
         losses = {"ssl_loss": ssl_loss}
 
         with torch.no_grad():

@@ -56,11 +56,10 @@ class PALMSAC(PALM):
         sac_hidden_layers: int = 2,
         **kwargs,
     ) -> None:
+        super().__init__(*args, **kwargs)
         if sac_hidden_layers < 1:
             raise ValueError(f"sac_hidden_layers must be >= 1, got {sac_hidden_layers}")
-        # read by build_agent, which PALM.__init__ calls
         self.sac = SACSettings(sac_lr, alpha_lr, init_log_alpha, target_entropy, sac_hidden_layers)
-        super().__init__(*args, **kwargs)
 
     def build_agent(self) -> SACAgent:  # type: ignore[override]  # PALM's returns its DDPGAgent
         hp, sac = self.hp, self.sac
