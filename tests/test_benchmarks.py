@@ -73,3 +73,17 @@ def test_generator_benchmark_tiny_run(capsys, monkeypatch) -> None:
     # loop (end → end) contains the step (start → end) of the same iterations
     assert mean_ms > 0 and median_ms > 0 and loop_ms >= mean_ms and ips > 0
     assert abs(ips - 4 / (mean_ms / 1e3)) <= 0.01 * ips + 0.05
+
+
+def test_apt_distances_benchmark_tiny_run(capsys, monkeypatch) -> None:
+    """``benchmarks/apt_distances.py`` (its numbers back losses.apt.knn_distances' docstring) runs,
+    prints what it returns, and shows the refined distances' self-distance at exactly 0."""
+    bench = load_repo_script("benchmarks/apt_distances.py", monkeypatch)
+    report = bench.main(["--threads", "1", "--batches", "64", "--dim", "16", "--repeats", "1", "--rounds", "1"])
+    assert report.strip() == capsys.readouterr().out.strip()
+    header = report.splitlines()[2].strip("|").split("|")
+    rows = _table_rows(report, "threads")
+    assert len(rows) == 1 and rows[0][:2] == ["1", "64"]
+    row = dict(zip((cell.strip() for cell in header), rows[0], strict=True))
+    assert float(row["mm (ms)"]) > 0 and row["refined / mm"].endswith("×")
+    assert float(row["self-distance refined"]) == 0.0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
 import torch
 
+from palm_lightning.agents.ddpg import DDPGAgent, DDPGConfig
 from palm_lightning.losses import (
     RunningMean,
     actor_loss,
@@ -16,8 +18,11 @@ from palm_lightning.losses import (
     simsiam_loss,
     td_target,
 )
+from palm_lightning.losses.apt import knn_distances
 from palm_lightning.nn.actor_critic import Critic, truncated_normal_sample
 from palm_lightning.nn.blocks import polyak_update
+from palm_lightning.nn.sac import TwinQ
+from palm_lightning.rewards import APT
 from palm_lightning.schedules import parse_schedule, schedule
 
 
@@ -146,3 +151,82 @@ def test_schedules():
     assert schedule("step_linear(1.0,0.5,10,0.0,10)", 15) == pytest.approx(0.25)
     with pytest.raises(ValueError, match="unknown schedule"):
         parse_schedule("cosine(1,0)")
+
+
+def _singular_values_of_each_q_head(agent: DDPGAgent) -> list[torch.Tensor]:
+    first = agent.critic.q.first
+    return [torch.linalg.svdvals(block.detach().double()) for block in first.weight.chunk(agent.critic.q.members)]
+
+
+@pytest.mark.parametrize("hidden_dim", [1024, 16], ids=["tall (DrQ-v2 sizes)", "wide"])
+def test_orthogonal_init_makes_each_q_heads_first_layer_orthogonal(hidden_dim: int) -> None:
+    """DrQ-v2 initialises Q1 and Q2 as separate networks; the twin heads' fused first layer must
+    not be one orthogonal matrix split in two (each half then has singular values 0.58–0.81)."""
+    torch.manual_seed(0)
+    agent = DDPGAgent(50, 6, DDPGConfig(hidden_dim=hidden_dim), weight_init="orthogonal", grad_clip=None)
+    values = _singular_values_of_each_q_head(agent)
+    assert len(values) == 2 and all(v.numel() == min(hidden_dim, 50 + 6) for v in values)
+    for v in values:  # W·Wᵀ = I (wide) or Wᵀ·W = I (tall): every singular value is 1
+        torch.testing.assert_close(v, torch.ones_like(v), atol=1e-5, rtol=0)
+    assert (agent.critic.q.first.bias == 0).all()
+    target = agent.critic_target.q.first.weight
+    torch.testing.assert_close(target, agent.critic.q.first.weight)  # the target starts as a copy
+
+
+def test_default_init_of_the_fused_first_layer_is_that_of_separate_layers() -> None:
+    """PyTorch's default init depends on the fan-in alone, so the fused layer (SAC and EAR keep
+    it) draws each head's weights from the same range separate ``Linear`` layers would."""
+    torch.manual_seed(0)
+    first = TwinQ(10, 2, hidden_dim=64).first
+    bound = 1 / math.sqrt(12)  # kaiming_uniform(a=√5) on fan-in 12
+    for block in first.weight.detach().chunk(2):
+        assert block.abs().max() <= bound and block.abs().max() > 0.9 * bound
+
+
+def _urlb_pbe_reward(rep: torch.Tensor, knn_k: int, knn_avg: bool, knn_clip: float) -> torch.Tensor:
+    """URLB's ``utils.PBE.__call__`` with ``knn_rms`` off (its pixel APT), in float64."""
+    source = target = rep.double()
+    b1, b2 = source.size(0), target.size(0)
+    sim_matrix = torch.norm(source[:, None, :].view(b1, 1, -1) - target[None, :, :].view(1, b2, -1), dim=-1, p=2)
+    reward, _ = sim_matrix.topk(knn_k, dim=1, largest=False, sorted=True)
+    if not knn_avg:
+        reward = reward[:, -1].reshape(-1, 1)
+        reward = torch.maximum(reward - knn_clip, torch.zeros_like(reward)) if knn_clip >= 0.0 else reward
+    else:
+        reward = reward.reshape(-1, 1)
+        reward = torch.maximum(reward - knn_clip, torch.zeros_like(reward)) if knn_clip >= 0.0 else reward
+        reward = reward.reshape((b1, knn_k)).mean(dim=1, keepdim=True)
+    return torch.log(reward + 1.0).squeeze(1)
+
+
+@pytest.mark.parametrize("offset", [0.0, 5.0], ids=["centred", "offset"])
+def test_knn_distances_are_exact_where_cdist_cancels(offset: float) -> None:
+    """``torch.cdist``'s matrix-multiply path (used above 25 rows) puts a particle 0.01–0.09 from
+    itself at dimension 256; APT's distances must be URLB's ``‖h_i − h_j‖``, self-distance 0."""
+    torch.manual_seed(0)
+    h = torch.randn(512, 256) + offset
+    assert torch.cdist(h, h).diagonal().max() > 1e-3  # the cancellation this guards against
+    distances = knn_distances(h, h, 12)
+    assert (distances[:, 0] == 0).all()
+    reference = torch.norm(h.double()[:, None] - h.double()[None], dim=-1).topk(12, dim=1, largest=False).values
+    torch.testing.assert_close(distances.double(), reference, atol=1e-5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("knn_avg", [True, False])
+@pytest.mark.parametrize("knn_clip", [0.0, 1e-4, 0.5])
+def test_particle_reward_matches_urlb(knn_avg: bool, knn_clip: float) -> None:
+    """The reward is URLB's particle-based entropy to float error, on a batch large enough for
+    cdist's fast path, with near-duplicate particles (where that path is least accurate)."""
+    torch.manual_seed(1)
+    h = torch.randn(300, 256)
+    h[150:] = h[:150] + 1e-3 * torch.randn(150, 256)  # every particle has a near twin
+    reward, _ = particle_reward(h, k=12, knn_avg=knn_avg, normalizer=None, knn_clip=knn_clip)
+    expected = _urlb_pbe_reward(h, 12, knn_avg, knn_clip)
+    torch.testing.assert_close(reward.double(), expected, atol=1e-6, rtol=1e-6)
+
+
+def test_particle_reward_defaults_to_apts_clip() -> None:
+    """The function and the reward module had different ``knn_clip`` defaults (1e-4 vs 0.0):
+    a caller relying on the function's default silently got URLB's state-based clip."""
+    default = inspect.signature(particle_reward).parameters["knn_clip"].default
+    assert default == inspect.signature(APT).parameters["knn_clip"].default == 0.0

@@ -12,6 +12,7 @@ from palm_lightning.datamodules import LatentManifoldDataModule
 from palm_lightning.losses.apt import particle_reward
 from palm_lightning.models import PALM
 from palm_lightning.rewards import APT, ICM, RND, ExplorationReward, RewardStep
+from palm_lightning.rewards.rnd import RunningMoments
 from tests.cli_runner import run_cli
 from tests.palm_fixtures import tiny_data_kwargs, tiny_generator_file, tiny_palm_kwargs, trainer
 
@@ -84,6 +85,24 @@ def test_rnd_predictor_learns_the_seen_features_and_target_stays_fixed():
     assert rnd.prediction_error(novel.obs).mean() > 3 * rnd.prediction_error(seen.obs).mean()
     assert all(torch.equal(a, b) for a, b in zip(target_before, rnd.target.parameters(), strict=True))
     assert rnd(seen).shape == (64,)
+
+
+def test_rnd_error_moments_merge_unbiased_batch_variances_as_urlb() -> None:
+    """URLB's ``utils.RMS`` (which RND's reward divides by) uses ``torch.var``'s unbiased default;
+    the biased variance shrank the running std by √((n−1)/n) and changed the reward's scale."""
+    moments = RunningMoments()
+    moments.update(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    # by hand, from URLB's start (mean 0, variance 1, count 1e-4): batch mean 2.5, unbiased
+    # variance ((1.5² + 0.5²)·2)/3 = 5/3, then the parallel merge of the two
+    n, count = 4, 1e-4
+    total = count + n
+    expected_mean = 2.5 * n / total
+    expected_var = (1.0 * count + (5 / 3) * n + 2.5**2 * count * n / total) / total
+    assert moments.mean.item() == pytest.approx(expected_mean, rel=1e-12)
+    assert moments.var.item() == pytest.approx(expected_var, rel=1e-12)
+    assert moments.count.item() == pytest.approx(total, rel=1e-12)
+    moments.update(torch.tensor([7.0]))  # one value has no unbiased variance: no NaN
+    assert torch.isfinite(moments.var) and moments.count.item() == pytest.approx(total + 1)
 
 
 @pytest.mark.parametrize(

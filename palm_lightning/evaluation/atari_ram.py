@@ -4,8 +4,10 @@ Source: the AtariARI benchmark of Anand et al. 2019, "Unsupervised State Represe
 in Atari" (NeurIPS), repository ``mila-iqia/atari-representation-learning``, files
 ``atariari/benchmark/ram_annotations.py`` (the indices) and ``atariari/benchmark/categorization.py``
 (the categories), read at commit ``a06f52c``. The values below are those facts restated as data;
-AtariARI's list-valued entries (e.g. Breakout's ``block_bit_map = range(30)``) are expanded as
-AtariARI itself expands them, into ``<name>_<i>`` variables.
+AtariARI's list- and range-valued entries (e.g. Breakout's ``block_bit_map = range(30)``) are
+expanded as AtariARI itself expands them: the loop at the end of its ``ram_annotations.py``
+("break up any lists") replaces each by one variable per byte named ``"%s_%i" % (name, i)``, so
+the labels its ``AtariARIWrapper`` reports, and its probes score, are ``<name>_<i>`` bytes.
 
 AtariARI assigns categories by name rules; the category of each variable here is the result of
 those rules, written out so that the table is the single reference (``tests/test_atari_probe.py``

@@ -2,7 +2,9 @@
 
 - :func:`mlp` — ``in → [hidden → ReLU] × n → out``;
 - :func:`one_hot` — float one-hot task/class codes;
-- :func:`orthogonal_init_` — DrQ-v2's ``weight_init`` (orthogonal weights, zero biases);
+- :class:`FusedLinear` — several linear layers that share their input, stored as one matrix;
+- :func:`orthogonal_init_` — DrQ-v2's ``weight_init`` (orthogonal weights, zero biases), each
+  layer of a :class:`FusedLinear` on its own;
 - :func:`polyak_update` — target networks ``θ' ← (1 − τ)·θ' + τ·θ``;
 - :func:`frozen_batchnorm_stats` — run a module's batch norms on batch statistics without
   moving their running statistics (for forwards that are not training steps, e.g. reward
@@ -37,14 +39,37 @@ def one_hot(index: Tensor, num_classes: int) -> Tensor:
     return F.one_hot(index.long(), num_classes).to(torch.float32)
 
 
+class FusedLinear(nn.Linear):
+    """``blocks`` linear layers ``in → out_features / blocks`` that read the same input, stored
+    as one ``Linear(in, out_features)`` (one ``addmm`` instead of ``blocks``): block ``b`` is rows
+    ``b·out/blocks … (b+1)·out/blocks − 1`` of ``weight`` and ``bias``.
+
+    PyTorch's default initialisation already treats the blocks as separate layers (it depends on
+    the fan-in alone); :func:`orthogonal_init_` initialises each block on its own, since the row
+    blocks of one orthogonal matrix are not themselves orthogonal.
+    """
+
+    def __init__(self, in_features: int, out_features: int, blocks: int, bias: bool = True) -> None:
+        if blocks < 1 or out_features % blocks:
+            raise ValueError(f"out_features ({out_features}) must be a positive multiple of blocks ({blocks})")
+        super().__init__(in_features, out_features, bias=bias)
+        self.blocks = blocks
+
+    def block_weights(self) -> tuple[Tensor, ...]:
+        """Each block's weight ``(out_features / blocks, in_features)``, a view into ``weight``."""
+        return self.weight.chunk(self.blocks, dim=0)
+
+
 @torch.no_grad()
 def orthogonal_init_(module: nn.Module) -> nn.Module:
     """DrQ-v2's ``weight_init``: orthogonal weights and zero biases for every linear layer, and
     orthogonal weights with ReLU gain for every convolution; other layers keep their defaults.
-    Returns ``module`` (initialised in place)."""
+    A :class:`FusedLinear` gets an orthogonal matrix per block, as the separate layers it stands
+    for would. Returns ``module`` (initialised in place)."""
     for layer in module.modules():
         if isinstance(layer, nn.Linear):
-            nn.init.orthogonal_(layer.weight)
+            for weight in layer.block_weights() if isinstance(layer, FusedLinear) else (layer.weight,):
+                nn.init.orthogonal_(weight)
             if layer.bias is not None:
                 layer.bias.zero_()
         elif isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -85,4 +110,4 @@ def frozen_batchnorm_stats(module: nn.Module) -> Iterator[nn.Module]:
                 m.num_batches_tracked.copy_(tracked)
 
 
-__all__ = ["frozen_batchnorm_stats", "mlp", "one_hot", "orthogonal_init_", "polyak_update"]
+__all__ = ["FusedLinear", "frozen_batchnorm_stats", "mlp", "one_hot", "orthogonal_init_", "polyak_update"]

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from palm_lightning.nn.blocks import FusedLinear
+
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # the EAR authors' (and rlkit's) clamp
 
 
@@ -39,9 +41,11 @@ class TwinQ(nn.Module):
     """``members`` Q-functions ``(input, action) → Q``, each an MLP of ``num_hidden`` ReLU layers.
 
     ``input`` is whatever conditions the critic (for multi-task SAC: the observation and the
-    one-hot task). The first layers of all members share their input, so they are one fused
-    ``Linear(in, members·hidden)``; the rest are plain per-member layers (on a CPU, one batched
-    ``bmm`` per layer is slower than two ``addmm``). ``detached=True`` evaluates with detached
+    one-hot task). The first layers of all members share their input, so they are one
+    :class:`~palm_lightning.nn.blocks.FusedLinear` ``(in, members·hidden)``, which initialises
+    like ``members`` separate layers (PyTorch's default, or per member under
+    :func:`~palm_lightning.nn.blocks.orthogonal_init_`); the rest are plain per-member layers (on
+    a CPU, one batched ``bmm`` per layer is slower than two ``addmm``). ``detached=True`` evaluates with detached
     parameters, so that a policy loss can flow through the critic to the action without touching
     the critic's weights (one summed backward for critic and policy).
     """
@@ -54,7 +58,7 @@ class TwinQ(nn.Module):
             raise ValueError(f"num_hidden must be ≥ 1, got {num_hidden}")
         self.members = members
         self.hidden_dim = hidden_dim
-        self.first = nn.Linear(in_dim + action_dim, members * hidden_dim)
+        self.first = FusedLinear(in_dim + action_dim, members * hidden_dim, blocks=members)
         self.rest = nn.ModuleList(
             nn.ModuleList(
                 [nn.Linear(hidden_dim, hidden_dim) for _ in range(num_hidden - 1)] + [nn.Linear(hidden_dim, 1)]

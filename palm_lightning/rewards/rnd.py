@@ -12,7 +12,13 @@ from palm_lightning.rewards.base import ExplorationReward, RewardStep
 
 
 class RunningMoments(nn.Module):
-    """Running mean and variance of a stream of scalars (buffers: they live in checkpoints)."""
+    """Running mean and variance of a stream of scalars (buffers: they live in checkpoints).
+
+    URLB's ``utils.RMS``: it starts from mean 0, variance 1 and a count of ``1e-4``, and merges
+    each batch's mean and *unbiased* variance (``torch.var``'s default) into the running ones. A
+    batch of one value has no unbiased variance (URLB's would turn the running variance into NaN);
+    here it contributes its mean only.
+    """
 
     mean: Tensor  # buffers (registered in __init__)
     var: Tensor
@@ -30,7 +36,8 @@ class RunningMoments(nn.Module):
         n = values.numel()
         if n == 0:
             return
-        batch_mean, batch_var = values.mean(), values.var(unbiased=False)
+        batch_mean = values.mean()
+        batch_var = values.var() if n > 1 else values.new_zeros(())  # unbiased, as URLB's
         total = self.count + n
         delta = batch_mean - self.mean
         self.mean.add_(delta * n / total)
@@ -41,10 +48,14 @@ class RunningMoments(nn.Module):
 class RND(ExplorationReward):
     """Random network distillation on reward-space features.
 
-    Inputs are standardised by a batch norm without affine parameters and clipped to ``±clip``
-    (Burda et al.'s observation normalisation, as URLB's pixel RND does on encoded frames); the
-    predictor (trained) and the target (random, frozen) are MLPs to ``rep_dim``; the reward is
-    the squared prediction error divided by the running std of the errors (URLB).
+    The inputs are the reward-space feature vectors of :class:`RewardStep` (detached: RND does
+    not train them), standardised per dimension by a batch norm without affine parameters and
+    clipped to ``±clip``: Burda et al.'s observation normalisation, applied as URLB's state-based
+    RND applies it to state vectors. (URLB's pixel RND instead normalises the augmented raw frames
+    per channel, ``BatchNorm2d``, and its predictor and target each start with a convolutional
+    encoder, the predictor's being the agent's own.) The predictor (trained) and the target
+    (random, frozen) are MLPs to ``rep_dim``; the reward is the squared prediction error divided
+    by the running std of the errors (URLB's ``RMS``, unbiased batch variances).
 
     Args:
         rep_dim: output size of target and predictor (URLB: 512).

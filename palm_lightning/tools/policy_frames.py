@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         "uniform random actions": lambda obs: torch.rand(obs.shape[0], dim) * 2 - 1,
     }
     for path in args.checkpoints:
-        keys = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+        keys = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
         cls = PALMSAC if "agent.log_alpha" in keys else PALM  # the agent's parameters tell the class
         model = cls.load_from_checkpoint(path, map_location="cpu").eval()
 
