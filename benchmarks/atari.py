@@ -70,7 +70,7 @@ import torch
 from torch import Tensor, nn
 
 from palm_lightning.agents.base import Transition
-from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, DuelingHead
+from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, DrQEpsilonConfig, DuelingHead
 from palm_lightning.datamodules.streams.replay import ReplayBuffer
 from palm_lightning.models.atari.finetune import AtariFinetune, expand_input_channels
 from palm_lightning.nn.encoders import DrQEncoder
@@ -164,7 +164,7 @@ def bench_stream(game: str, envs: Sequence[int], seconds: float, rounds: int) ->
         acting = AtariGameDataModule(game=game, num_envs=n, buffer_capacity=max(2 * n, 2_000), seed_frames=0, seed=1)
         for data in (dm, acting):
             data.setup("fit")
-        module = AtariFinetune(epsilon_warmup=0, epsilon_decay_period=0)
+        module = AtariFinetune(agent=DrQEpsilonConfig(epsilon_warmup=0, epsilon_decay_period=0))
         acting.attach_policy(module.build(dm.obs_shape, int(dm.env.action_space.n)).act)
         vec = bare_vector_env(game, n, seed=0)
 
@@ -228,12 +228,12 @@ def our_buffer(frames: np.ndarray, actions: np.ndarray, rewards: np.ndarray, end
 
 def make_ours(num_actions: int, like_sb3: bool) -> tuple[DrQEpsilonAgent, torch.optim.Optimizer]:
     """Our agent and the optimiser AtariFinetune gives it (scratch encoder on 84×84×4 stacks)."""
-    settings: dict[str, Any] = (
-        dict(double_dqn=False, shift_pad=0, intensity_scale=0.0, target_update_period=10**9, grad_clip=10.0)
+    settings = (
+        DrQEpsilonConfig(double_dqn=False, shift_pad=0, intensity_scale=0.0, target_update_period=10**9, grad_clip=10.0)
         if like_sb3
-        else {}
+        else DrQEpsilonConfig()
     )
-    module = AtariFinetune(**settings)
+    module = AtariFinetune(agent=settings)
     agent = module.build(OBS_SHAPE, num_actions)
     (optimizer,) = module.configure_optimizers()
     return agent, optimizer
@@ -413,7 +413,9 @@ def frozen_side(
     ``frozen_augmentation``) or ``"cached"`` (frozen, features cached in ``buffer``); each call
     writes one of ``fresh``'s frames into ``buffer``, samples and updates, as a fine-tuning run."""
     frozen = mode != "fine-tuned"
-    agent = DrQEpsilonAgent(encoder, num_actions, freeze_encoder=frozen, frozen_augmentation=mode == "augmented")
+    agent = DrQEpsilonAgent(
+        encoder, num_actions, DrQEpsilonConfig(frozen_augmentation=mode == "augmented"), freeze_encoder=frozen
+    )
     optimizer = torch.optim.Adam(agent.optimizer_groups()["q"], fused=True)  # as AtariFinetune
     if mode == "cached":
         buffer.cache_features(agent.encode, agent.q.out_dim)

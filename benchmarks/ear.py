@@ -29,6 +29,7 @@ import gymnasium
 import numpy as np
 import torch
 
+from palm_lightning.agents.sac import SACConfig
 from palm_lightning.datamodules.streams.multitask import MultiTaskDataModule
 from palm_lightning.envs.locomotion import make_task_env
 from palm_lightning.models import EAR, MHMTSAC, OHESAC
@@ -86,7 +87,11 @@ def sb3_updates_per_s(seconds: float, device: torch.device) -> float:
 def bench_sac(device: torch.device, seconds: float, rounds: int) -> None:
     dm = filled_datamodule(1, 256, 2_000, device)
     ours_module = OHESAC(
-        obs_dim=17, action_dim=6, num_tasks=1, hidden_dim=256, q_layers=2, policy_layers=2, grad_clip=None
+        obs_dim=17,
+        action_dim=6,
+        num_tasks=1,
+        agent=SACConfig(hidden_dim=256, q_layers=2, grad_clip=None),
+        policy_layers=2,
     ).to(device)
     rows = []
     for r in range(rounds):  # interleaved, so drifts of the machine hit both sides alike

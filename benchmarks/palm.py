@@ -34,6 +34,7 @@ from collections.abc import Callable
 import torch
 
 from palm_lightning import load_shipped_generator
+from palm_lightning.agents.ddpg import DDPGConfig
 from palm_lightning.envs.latent_manifold import LatentManifold
 from palm_lightning.losses.apt import particle_reward
 
@@ -102,7 +103,7 @@ def make_run(device: torch.device, capacity: int, steps: int, callbacks: list) -
     # The default config's sizes (configs/palm.yaml), without the probe and the image logging; the
     # environments are stepped before every update (updates_per_step=1, not palm.yaml's 8) so that
     # each gap between updates times one collection.
-    model = PALM(hidden_dim=256, trajectory_every_n_updates=0)
+    model = PALM(agent=DDPGConfig(hidden_dim=256), trajectory_every_n_updates=0)
     data = LatentManifoldDataModule(
         num_envs=16, batch_size=256, buffer_capacity=capacity, nstep=3, seed_frames=4000, updates_per_step=1
     )
@@ -169,7 +170,7 @@ def bench_profile(device: torch.device, repeats: int) -> None:
     from palm_lightning.rewards import RewardStep
 
     torch.manual_seed(0)
-    model = PALM(hidden_dim=256, trajectory_every_n_updates=0).to(device)  # configs/palm.yaml's sizes
+    model = PALM(agent=DDPGConfig(hidden_dim=256), trajectory_every_n_updates=0).to(device)  # configs/palm.yaml's sizes
     representation_opt, *agent_opts = model.configure_optimizers()
     agent_optimizers = dict(zip(model.agent_optimizer_names, agent_opts, strict=True))
     size, window = 256, 4  # batch 256, n-step 3

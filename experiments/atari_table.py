@@ -28,7 +28,7 @@ frames of a game (SimSiam's, 1–2% of their magnitude) reads as uninformed when
 
 RL (``--rl``): ``configs/atari/finetune.yaml`` at 64×64 with each encoder fine-tuned (``_ft``) or
 frozen (``_frozen``; ``_frozen_std``: the head reads the features standardized by the seed frames'
-statistics, ``AtariFinetune.standardize_features``); ``scratch`` is the same architecture freshly
+statistics, ``AtariFinetune``'s ``agent.standardize_features``); ``scratch`` is the same architecture freshly
 initialised and fine-tuned — the from-scratch agent of the comparison. ``--rl-rows`` runs by default
 every fine-tuned row and the standardized frozen ones (:data:`DEFAULT_RL_ROWS`); name the raw
 ``_frozen`` rows, or the positive control (``supervised_ft``, ``supervised_frozen_std``: the encoder
@@ -105,7 +105,7 @@ ROW_BY_KEY = {row.key: row for row in ROWS}
 @dataclasses.dataclass(frozen=True)
 class RLRow:
     """An RL row: which encoder initialises the agent, whether it is trained with the Q head, and
-    (frozen only) whether the head reads it standardized (``AtariFinetune.standardize_features``)."""
+    (frozen only) whether the head reads it standardized (``AtariFinetune``'s ``agent.standardize_features``)."""
 
     key: str
     title: str
@@ -382,7 +382,7 @@ def rl_run(
         str(rl.encoder == "scratch").lower(),
         "--model.init_args.freeze_encoder",
         str(rl.freeze).lower(),
-        *(["--model.init_args.standardize_features", "true"] if rl.standardize else []),
+        *(["--model.init_args.agent.standardize_features", "true"] if rl.standardize else []),
         *overrides,
     ]
     trained = train(Row(rl.key, rl.title, PROTOCOLS[protocol].configs), seed, rl_out, None, name, tuple(args), False)

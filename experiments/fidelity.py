@@ -28,11 +28,11 @@ from experiments.twin import write_twin
 ROOT = palm_sweep.ROOT
 _REWARD = "--model.init_args.reward.init_args"
 REVERTS = {
-    "straight_through": "--model.init_args.straight_through false",
+    "straight_through": "--model.init_args.agent.straight_through false",
     "replay_ratio": "--data.init_args.updates_per_step 1",
-    "noise": "--model.init_args.stddev_schedule linear(1.0,0.2,50000)",
+    "noise": "--model.init_args.agent.stddev_schedule linear(1.0,0.2,50000)",
     "weight_init": "--model.init_args.weight_init default",
-    "sequential": "--model.init_args.sequential_updates false",
+    "sequential": "--model.init_args.agent.sequential_updates false",
     "apt_settings": f"{_REWARD}.knn_rms true {_REWARD}.knn_clip 0.0001 {_REWARD}.source next_obs "
     "--model.init_args.reward_window sum",
     "reward_batchnorm": "--model.init_args.freeze_reward_batchnorm false",

@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from palm_lightning.agents.ddpg import DDPGConfig
 from palm_lightning.checkpoints import save_network
 from palm_lightning.nn.stylegan import StyleGANGenerator
 from palm_lightning.rewards import APT, ExplorationReward, RewardStep
@@ -52,8 +53,7 @@ def tiny_palm_kwargs(**overrides) -> dict:
         projector_hidden=32,
         projector_dim=16,
         predictor_hidden=8,
-        feature_dim=8,
-        hidden_dim=32,
+        agent=DDPGConfig(feature_dim=8, hidden_dim=32),
         reward=APT(k=4),
         trajectory_every_n_updates=0,
     )

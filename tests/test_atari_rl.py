@@ -1,12 +1,13 @@
 """DrQ(ε) and Atari fine-tuning: the augmentation, the double-DQN target, n-step returns from the
 stream, a frozen encoder (its head-only update, the replay buffer's feature cache, a short fit),
-the frame-stack widening, learning a toy image chain, and the shipped config training 2 updates on
-real Pong through the command line."""
+the frame-stack widening, learning a toy image chain, the agent's settings as one group (validated,
+through a checkpoint), and the shipped config training 2 updates on real Pong through the command line."""
 
 from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import importlib.util
 
 import gymnasium
@@ -17,7 +18,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from palm_lightning.agents.base import Transition
-from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, linearly_decaying_epsilon, random_shift
+from palm_lightning.agents.drq_epsilon import (
+    DrQEpsilonAgent,
+    DrQEpsilonConfig,
+    linearly_decaying_epsilon,
+    random_shift,
+)
 from palm_lightning.datamodules.atari.game import human_normalized_score
 from palm_lightning.datamodules.streams.experience import ExperienceDataModule
 from palm_lightning.datamodules.streams.replay import ReplayBuffer
@@ -104,7 +110,7 @@ def test_epsilon_follows_dopamines_linear_decay_after_the_warmup():
     assert linearly_decaying_epsilon(1600, 1600, 5000, 0.01) == 1.0
     assert linearly_decaying_epsilon(1600 + 2500, 1600, 5000, 0.01) == pytest.approx(0.505)
     assert linearly_decaying_epsilon(10**6, 1600, 5000, 0.01) == pytest.approx(0.01)
-    agent = DrQEpsilonAgent(small_encoder(), 3)
+    agent = DrQEpsilonAgent(small_encoder(), 3, freeze_encoder=False)
     assert agent.epsilon(10**6, eval_mode=True) == 0.001
 
 
@@ -114,7 +120,8 @@ def test_double_dqn_target_values_the_online_argmax_with_the_target_network():
     )
     next_obs = torch.zeros(2, 1, 16, 16)
     for double, value in ((True, 2.0), (False, 10.0)):
-        agent = DrQEpsilonAgent(small_encoder(), 3, double_dqn=double, target_update_period=2)
+        config = DrQEpsilonConfig(double_dqn=double, target_update_period=2)
+        agent = DrQEpsilonAgent(small_encoder(), 3, config, freeze_encoder=False)
         agent.q, agent.q_target = Fixed([[1.0, 5.0, 0.0]]), Fixed([[10.0, 2.0, 7.0]])  # type: ignore[assignment]
         target = agent.td_target(batch, next_obs)
         assert torch.allclose(target, torch.tensor([1.0 + 0.9 * value, 0.5]))  # discount 0: no bootstrap
@@ -124,7 +131,7 @@ def test_with_a_target_copied_every_update_one_online_forward_gives_the_same_tar
     torch.manual_seed(0)
     obs = torch.rand(4, 1, 16, 16) * 2 - 1
     batch = Transition(obs, torch.zeros(4), torch.rand(4), torch.full((4,), 0.9), obs)
-    agent = DrQEpsilonAgent(small_encoder(), 3)  # DrQ(ε): target period 1, double DQN
+    agent = DrQEpsilonAgent(small_encoder(), 3, freeze_encoder=False)  # DrQ(ε): target period 1, double DQN
     two_networks = copy.deepcopy(agent)
     two_networks.target_update_period = 2  # the general path: target network + online argmax
     calls = []
@@ -156,7 +163,7 @@ def test_the_stream_hands_the_agent_n_step_returns_and_terminal_discounts():
 
 def test_a_frozen_encoder_gets_no_gradient_and_stays_out_of_the_optimiser():
     torch.manual_seed(0)
-    agent = DrQEpsilonAgent(small_encoder(), 3, freeze_encoder=True, lr=1e-2)
+    agent = DrQEpsilonAgent(small_encoder(), 3, DrQEpsilonConfig(lr=1e-2), freeze_encoder=True)
     encoder_before = copy.deepcopy(agent.q.encoder.state_dict())
     head_before = copy.deepcopy(agent.q.head.state_dict())
     (group,) = agent.optimizer_groups()["q"]
@@ -210,7 +217,9 @@ def reference_frozen_update(agent: DrQEpsilonAgent, batch: Transition, obs: Tens
 @pytest.mark.parametrize("augmentation", [False, True])
 def test_the_head_only_frozen_update_matches_whole_network_forwards_on_the_same_batch(augmentation):
     torch.manual_seed(0)
-    agent = DrQEpsilonAgent(small_encoder(4), 3, freeze_encoder=True, frozen_augmentation=augmentation)
+    agent = DrQEpsilonAgent(
+        small_encoder(4), 3, DrQEpsilonConfig(frozen_augmentation=augmentation), freeze_encoder=True
+    )
     obs = torch.randint(0, 256, (8, 4, 16, 16), dtype=torch.uint8)
     batch = Transition(obs, torch.randint(3, (8,)), torch.rand(8), torch.full((8,), 0.9), obs.roll(1, 0))
     torch.manual_seed(1)  # the update's augmentation draws: obs first, then next_obs, as the reference
@@ -231,7 +240,7 @@ def test_the_head_only_frozen_update_matches_whole_network_forwards_on_the_same_
     else:
         with pytest.raises(ValueError, match="unaugmented"):
             agent.update(batch, 0, {"q": recorder}, features=(agent.encode(obs), agent.encode(obs)))
-    fine_tuned = DrQEpsilonAgent(small_encoder(4), 3)
+    fine_tuned = DrQEpsilonAgent(small_encoder(4), 3, freeze_encoder=False)
     with pytest.raises(ValueError, match="fine-tuned"):
         fine_tuned.update(batch, 0, {"q": recorder}, features=(agent.encode(obs), agent.encode(obs)))
 
@@ -239,7 +248,8 @@ def test_the_head_only_frozen_update_matches_whole_network_forwards_on_the_same_
 @pytest.mark.parametrize("target_update_period", [1, 3])
 def test_a_frozen_encoder_never_changes_over_cached_updates_and_stays_in_eval_mode(target_update_period):
     torch.manual_seed(0)
-    agent = DrQEpsilonAgent(small_encoder(), 3, freeze_encoder=True, lr=1e-2, target_update_period=target_update_period)
+    config = DrQEpsilonConfig(lr=1e-2, target_update_period=target_update_period)
+    agent = DrQEpsilonAgent(small_encoder(), 3, config, freeze_encoder=True)
     agent.train()
     assert not agent.q.encoder.training and agent.q.head.training
     encoder_before = copy.deepcopy(agent.q.encoder.state_dict())
@@ -319,8 +329,9 @@ class ImageChainGame(ImageChainData):
         return []
 
 
-def tiny_frozen_fit(tmp_path, **options: bool) -> tuple[ImageChainGame, AtariFinetune, L.Trainer]:
-    """A frozen scratch-sized AtariFinetune (built) on the image chain, and a 6-update CPU trainer."""
+def tiny_frozen_fit(tmp_path, **agent_options: object) -> tuple[ImageChainGame, AtariFinetune, L.Trainer]:
+    """A frozen scratch-sized AtariFinetune (built) on the image chain, and a 6-update CPU trainer;
+    ``agent_options``: settings of its agent (:class:`DrQEpsilonConfig`)."""
     torch.manual_seed(0)
     dm = ImageChainGame(num_envs=2, batch_size=8, buffer_capacity=200, nstep=2, discount=0.9, seed_frames=20)
     module = AtariFinetune(
@@ -328,10 +339,8 @@ def tiny_frozen_fit(tmp_path, **options: bool) -> tuple[ImageChainGame, AtariFin
         scratch_channels=4,
         scratch_layers=2,
         scratch_repr_dim=8,
-        hidden_dim=8,
-        epsilon_warmup=0,
+        agent=DrQEpsilonConfig(hidden_dim=8, epsilon_warmup=0, **agent_options),
         eval_episodes=0,
-        **options,
     )
     trainer = L.Trainer(
         max_steps=6,
@@ -387,10 +396,11 @@ def test_the_feature_standardizer_passes_features_until_fitted_then_standardizes
 def test_standardized_frozen_features_feed_the_online_and_target_heads_alike():
     torch.manual_seed(0)
     with pytest.raises(ValueError, match="needs freeze_encoder"):
-        DrQEpsilonAgent(small_encoder(), 3, standardize_features=True)
+        DrQEpsilonAgent(small_encoder(), 3, DrQEpsilonConfig(standardize_features=True), freeze_encoder=False)
     with pytest.raises(ValueError, match="needs freeze_encoder"):
-        AtariFinetune(standardize_features=True)
-    agent = DrQEpsilonAgent(small_encoder(), 3, freeze_encoder=True, standardize_features=True, lr=1e-2)
+        AtariFinetune(agent=DrQEpsilonConfig(standardize_features=True))
+    config = DrQEpsilonConfig(standardize_features=True, lr=1e-2)
+    agent = DrQEpsilonAgent(small_encoder(), 3, config, freeze_encoder=True)
     frames = torch.randint(0, 256, (40, 1, 16, 16), dtype=torch.uint8)
     features = agent.encode(frames)
     assert agent.needs_feature_standardizer_fit
@@ -430,6 +440,47 @@ def test_a_standardized_frozen_fit_takes_the_statistics_of_the_replay_once_befor
     assert torch.allclose(agent.q.standardizer.mean, expected.mean(0), atol=1e-6)
 
 
+def test_the_agents_settings_are_one_validated_group_of_the_module():
+    with pytest.raises(ValueError, match="loss must be 'huber' or 'mse'"):
+        DrQEpsilonConfig(loss="l1")
+    with pytest.raises(ValueError, match="target_update_period must be ≥ 1"):
+        DrQEpsilonConfig(target_update_period=0)
+    with pytest.raises(ValueError, match=r"ε must be in \[0, 1\]"):
+        DrQEpsilonConfig(epsilon_eval=1.5)
+    with pytest.raises(ValueError, match="loss must be"):  # a YAML block or a checkpoint's dict: the same checks
+        AtariFinetune(agent={"loss": "l1"})
+    with pytest.raises(ValueError, match=r"agent: unknown setting\(s\) \['epsilon'\]"):
+        AtariFinetune(agent={"epsilon": 0.1})
+    module = AtariFinetune(freeze_encoder=True, agent={"lr": 3e-4, "standardize_features": True})
+    assert module.hp.agent == DrQEpsilonConfig(lr=3e-4, standardize_features=True)
+    assert module.hparams["agent"] == dataclasses.asdict(module.hp.agent)  # a plain dict in the checkpoint
+    agent = module.build((1, 16, 16), 3)
+    assert agent.config is module.hp.agent and agent.freeze_encoder and agent.q.standardizer is not None
+    assert agent.optimizer_groups()["q"][0]["lr"] == 3e-4
+
+
+@pytest.mark.filterwarnings("ignore:Found keys that are not in the model state dict")  # built after loading
+def test_a_checkpoint_keeps_the_agents_settings_and_loads_with_weights_only(tmp_path):
+    settings = {"standardize_features": True, "epsilon_train": 0.05, "adam_eps": 1e-5, "grad_clip": 5.0}
+    dm, module, trainer = tiny_frozen_fit(tmp_path, **settings)
+    trainer.fit(module, datamodule=dm)
+    path = tmp_path / "atari.ckpt"
+    trainer.save_checkpoint(path)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    expected = DrQEpsilonConfig(hidden_dim=8, epsilon_warmup=0, **settings)
+    assert raw["hyper_parameters"]["agent"] == dataclasses.asdict(expected)
+    # the agent is built for the game's observations (setup), so its weights load after build
+    loaded = AtariFinetune.load_from_checkpoint(path, map_location="cpu", weights_only=True, strict=False)
+    assert loaded.hp.agent == expected and loaded.hp.freeze_encoder
+    loaded.build((1, 16, 16), 3)
+    loaded.load_state_dict(raw["state_dict"])  # strict: the settings rebuild the same networks
+    # a checkpoint written while the agent's settings were flat arguments of the module
+    flat = {k: v for k, v in raw["hyper_parameters"].items() if k != "agent"} | raw["hyper_parameters"]["agent"]
+    torch.save({**raw, "hyper_parameters": flat}, tmp_path / "flat.ckpt")
+    old = AtariFinetune.load_from_checkpoint(tmp_path / "flat.ckpt", map_location="cpu", strict=False)
+    assert old.hp.agent == expected
+
+
 def test_a_one_frame_encoder_is_widened_to_the_frame_stack():
     torch.manual_seed(0)
     encoder = small_encoder().eval()
@@ -447,9 +498,8 @@ def test_drq_epsilon_learns_the_image_chain():
     torch.manual_seed(0)
     dm = ImageChainData(num_envs=4, batch_size=32, buffer_capacity=4000, nstep=3, discount=0.9, seed_frames=40)
     dm.setup("fit")
-    agent = DrQEpsilonAgent(
-        small_encoder(), 3, lr=1e-3, epsilon_train=0.1, epsilon_warmup=40, epsilon_decay_period=200, shift_pad=1
-    )
+    config = DrQEpsilonConfig(lr=1e-3, epsilon_train=0.1, epsilon_warmup=40, epsilon_decay_period=200, shift_pad=1)
+    agent = DrQEpsilonAgent(small_encoder(), 3, config, freeze_encoder=False)
     dm.attach_policy(agent.act)
     optimizer = torch.optim.Adam(agent.optimizer_groups()["q"])
     stream = iter(dm.train_dataloader())
@@ -486,7 +536,7 @@ def test_the_shipped_config_trains_two_updates_on_pong_through_the_cli(tmp_path,
         "--config",
         str(REPO / "configs/atari/finetune.yaml"),
         f"--model.init_args.freeze_encoder={freeze}",
-        f"--model.init_args.standardize_features={freeze}",  # the frozen run standardizes (a frozen-only option)
+        f"--model.init_args.agent.standardize_features={freeze}",  # the frozen run standardizes (a frozen-only option)
         "--trainer.max_steps=4",
         "--model.init_args.eval_every=2",
         "--trainer.logger=lightning.pytorch.loggers.CSVLogger",
@@ -497,7 +547,7 @@ def test_the_shipped_config_trains_two_updates_on_pong_through_the_cli(tmp_path,
         "--model.init_args.scratch_channels=4",
         "--model.init_args.scratch_layers=1",
         "--model.init_args.scratch_repr_dim=16",
-        "--model.init_args.hidden_dim=16",
+        "--model.init_args.agent.hidden_dim=16",
         "--model.init_args.eval_episodes=1",
         "--model.init_args.eval_max_steps=30",
         "--data.init_args.batch_size=4",
@@ -539,7 +589,7 @@ def test_a_cpu_protocol_run_resumes_with_its_replay(tmp_path):
         *("--config", str(every_two), f"--trainer.logger.init_args.save_dir={tmp_path}", "--trainer.accelerator=cpu"),
         "--trainer.logger.init_args.version=0",
         *("--model.init_args.scratch_channels=4", "--model.init_args.scratch_layers=1"),
-        *("--model.init_args.scratch_repr_dim=16", "--model.init_args.hidden_dim=16"),
+        *("--model.init_args.scratch_repr_dim=16", "--model.init_args.agent.hidden_dim=16"),
         *("--model.init_args.eval_episodes=1", "--model.init_args.eval_max_steps=30"),
         *("--data.init_args.batch_size=4", "--data.init_args.buffer_capacity=200", "--data.init_args.seed_frames=40"),
         "--data.init_args.nstep=3",

@@ -254,7 +254,8 @@ def test_variant_overlays_keep_palm_yaml(tmp_path, monkeypatch, overlay, cls, pa
     assert type(cli.model) is cls
     hp = cli.model.hparams
     assert (hp.pairing, hp.policy, hp.repr_lr) == (pairing, policy, repr_lr)
-    assert tuple(hp.image_shape) == (1, 32, 32) and hp.hidden_dim == 256 and hp.stddev_schedule == "0.2"
+    assert tuple(hp.image_shape) == (1, 32, 32)
+    assert hp.agent["hidden_dim"] == 256 and hp.agent["stddev_schedule"] == "0.2"
     assert (
         type(cli.model.reward).__name__ == "APT" and cli.model.reward.source == "obs" and not cli.model.reward.knn_rms
     )

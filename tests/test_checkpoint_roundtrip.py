@@ -170,3 +170,43 @@ def test_a_cli_run_reloads_and_resumes_with_its_reward(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = PALM.load_from_checkpoint(last, map_location="cpu")
     assert int(resumed.updates) == 4 and isinstance(resumed.reward, RND)
+
+
+def flatten_groups(hparams: dict, groups: dict[str, dict[str, str]]) -> None:
+    """Turn grouped settings back into the flat keys an older checkpoint holds (field → old key)."""
+    for group, fields in groups.items():
+        values = hparams.pop(group)
+        for field, old in fields.items():
+            hparams[old] = values[field]
+
+
+def test_a_checkpoint_saved_with_flat_agent_settings_still_loads(tmp_path):
+    from palm_lightning.agents.ddpg import DDPGConfig
+
+    config = DDPGConfig(feature_dim=6, hidden_dim=24, lr=3e-4, stddev_schedule="0.3")
+    model, path = trained_checkpoint(tmp_path, APT(k=4), agent=config)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    old_names = {"feature_dim": "feature_dim", "hidden_dim": "hidden_dim", "lr": "agent_lr", "critic_tau": "critic_tau"}
+    old_names |= {k: k for k in ("stddev_schedule", "stddev_clip", "straight_through", "sequential_updates")}
+    flatten_groups(raw["hyper_parameters"], {"agent": old_names})
+    torch.save(raw, tmp_path / "flat.ckpt")
+    loaded = PALM.load_from_checkpoint(tmp_path / "flat.ckpt", map_location="cpu")
+    assert loaded.hp.agent == config
+    torch.testing.assert_close(loaded.agent.state_dict(), model.agent.state_dict())
+
+
+def test_a_palm_sac_checkpoint_with_flat_settings_still_loads(tmp_path):
+    from palm_lightning.agents.sac import SACConfig
+    from palm_lightning.models import PALMSAC
+
+    sac = SACConfig(hidden_dim=32, q_layers=1, lr=1e-3, tau=0.01, grad_clip=None)
+    model, path = trained_checkpoint(tmp_path, APT(k=4), PALMSAC, sac=sac)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    hparams = raw["hyper_parameters"]
+    del hparams["sac"]
+    hparams |= {"hidden_dim": 32, "sac_hidden_layers": 1, "sac_lr": 1e-3, "critic_tau": 0.01}
+    hparams["feature_dim"] = hparams.pop("agent")["feature_dim"]
+    torch.save(raw, tmp_path / "flat.ckpt")
+    loaded = PALMSAC.load_from_checkpoint(tmp_path / "flat.ckpt", map_location="cpu")
+    assert loaded.sac == sac
+    torch.testing.assert_close(loaded.agent.state_dict(), model.agent.state_dict())

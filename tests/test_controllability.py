@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import yaml
@@ -19,6 +21,7 @@ def write_config(tmp_path, generator_file, **model_overrides) -> object:
     model = tiny_palm_kwargs(**model_overrides)
     model.pop("reward")
     model["image_shape"] = list(model["image_shape"])
+    model["agent"] = dataclasses.asdict(model["agent"])  # a config file writes the group as a mapping
     config = {
         "seed_everything": 0,
         "model": {"class_path": "palm_lightning.models.palm.PALM", "init_args": model},

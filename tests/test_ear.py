@@ -3,6 +3,7 @@ pieces, policies, the LightningModules (fit, checkpoint, resume) and the CLI con
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import lightning as L
 import pytest
 import torch
 
+from palm_lightning.agents.sac import SACConfig
 from palm_lightning.datamodules import MultiTaskDataModule
 from palm_lightning.datamodules.streams.replay import ReplayBuffer
 from palm_lightning.envs.multitask import MultiTaskVectorEnv, run_episodes
@@ -23,7 +25,9 @@ from tests.cli_runner import run_cli
 from tests.palm_fixtures import trainer as quiet_trainer
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_MODEL = dict(obs_dim=17, action_dim=6, num_tasks=2, hidden_dim=32, q_layers=2, log_every_n_updates=5)
+TINY_MODEL = dict(
+    obs_dim=17, action_dim=6, num_tasks=2, agent=SACConfig(hidden_dim=32, q_layers=2), log_every_n_updates=5
+)
 
 
 def tiny_data(**kwargs) -> MultiTaskDataModule:
@@ -209,7 +213,7 @@ def test_multi_head_policy_reads_each_sample_from_its_own_head():
 def test_sac_update_fits_a_fixed_batch():
     """A learning signal, not just motion: repeated updates on one batch drive the TD error down."""
     torch.manual_seed(0)
-    model = OHESAC(**{**TINY_MODEL, "hidden_dim": 64})
+    model = OHESAC(**{**TINY_MODEL, "agent": SACConfig(hidden_dim=64, q_layers=2)})
     optimizer = model.configure_optimizers()
     batch = {
         "obs": torch.randn(64, 17),
@@ -247,9 +251,7 @@ def test_temperature_moves_towards_the_target_entropy():
             5,
             2,
             1,
-            hidden_dim=16,
-            q_layers=1,
-            target_entropy=target,
+            SACConfig(hidden_dim=16, q_layers=1, target_entropy=target),
         )
         optimizers = {k: torch.optim.Adam(g) for k, g in agent.optimizer_groups().items()}
         for _ in range(20):
@@ -272,10 +274,7 @@ def test_alpha_first_uses_the_updated_temperature():
             5,
             2,
             1,
-            hidden_dim=8,
-            q_layers=1,
-            alpha_first=alpha_first,
-            alpha_lr=0.5,
+            SACConfig(hidden_dim=8, q_layers=1, alpha_first=alpha_first, alpha_lr=0.5),
         )
         optimizers = {k: torch.optim.SGD(g) for k, g in agent.optimizer_groups().items()}
         used: list[float] = []
@@ -349,7 +348,7 @@ def test_fit_evaluates_checkpoints_and_resumes(tmp_path, cls):
     metrics = trainer.callback_metrics
     assert {"eval/return_mean", "eval/velocity_error_mean", "eval_return/v=1.0", "eval_return/v=5.0"} <= set(metrics)
     ckpt = Path(trainer.checkpoint_callback.best_model_path or trainer.checkpoint_callback.last_model_path)
-    saved = torch.load(ckpt, weights_only=False)
+    saved = torch.load(ckpt, weights_only=True)  # no pickled objects: the agent group is a plain dict
     assert saved[TASK_INFO_KEY]["family"] == "halfcheetah_vel" and saved[TASK_INFO_KEY]["tasks"] == [0, 4]
     events = list((Path(trainer.log_dir)).glob("events.out.tfevents.*"))
     assert events, "no TensorBoard events written"
@@ -397,6 +396,62 @@ def test_nan_loss_stops_with_a_checkpoint(tmp_path):
     with pytest.raises(FloatingPointError, match="non-finite loss at update 0"):
         trainer.fit(model, tiny_data())
     assert list(Path(trainer.log_dir).glob("checkpoints/nan-update0.ckpt"))
+
+
+def test_agent_settings_are_one_group_that_sizes_the_policy_too():
+    """SAC's settings are the ``agent`` group (a dict from a config or a checkpoint works too); the
+    policy is ``agent.hidden_dim`` wide, as the critics."""
+    for cls in (EAR, OHESAC, MHMTSAC):
+        model = cls(**{**TINY_MODEL, "agent": {"hidden_dim": 24, "q_layers": 1, "init_log_alpha": -1.0}})
+        assert model.hp.agent == SACConfig(hidden_dim=24, q_layers=1, init_log_alpha=-1.0)
+        assert model.agent.config == model.hp.agent and model.hparams["agent"] == dataclasses.asdict(model.hp.agent)
+        assert model.critic.hidden_dim == 24 and float(model.log_alpha) == -1.0
+        widths = {m.out_features for m in model.policy.modules() if isinstance(m, torch.nn.Linear)}
+        assert 24 in widths and 32 not in widths, (cls, widths)
+    with pytest.raises(ValueError, match=r"agent: unknown setting\(s\) \['hidden'\]; SACConfig has"):
+        EAR(**{**TINY_MODEL, "agent": {"hidden": 24}})
+
+
+@pytest.mark.parametrize("cls", [EAR, MHMTSAC])
+def test_a_checkpoint_saved_with_flat_agent_settings_still_loads(tmp_path, cls):
+    """A fitted module with non-default agent settings: its checkpoint holds them as a plain dict
+    (``weights_only=True`` loads it) and rebuilds the same config; a checkpoint saved while they
+    were flat module arguments (``hidden_dim``, ``lr``, ...) loads with the same config and weights."""
+    config = SACConfig(
+        hidden_dim=24,
+        q_layers=1,
+        lr=1e-3,
+        alpha_lr=1e-3,
+        init_log_alpha=-2.0,
+        target_entropy=-3.0,
+        tau=0.01,
+        reward_scale=2.0,
+        grad_clip=5.0,
+        grad_clip_per="group",
+        alpha_first=False,
+    )
+    model = cls(**{**TINY_MODEL, "agent": config})
+    trainer = tiny_trainer(tmp_path, 2, limit_val_batches=0)
+    trainer.fit(model, tiny_data())
+    assert int(model.updates) == 2
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["hyper_parameters"]["agent"] == dataclasses.asdict(config)
+    loaded = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    assert loaded.hp.agent == config and loaded.agent.config == config
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+    # as saved before the group: the eleven SAC settings were flat arguments of the module
+    raw["hyper_parameters"] |= raw["hyper_parameters"].pop("agent")
+    assert set(cls.legacy_settings) <= set(raw["hyper_parameters"])
+    torch.save(raw, tmp_path / "flat.ckpt")
+    loaders = [cls.load_from_checkpoint]
+    if cls is EAR:
+        loaders.append(EAR.from_checkpoint)  # the tools' loader (interpolation, CEM)
+    for load in loaders:
+        old = load(tmp_path / "flat.ckpt", map_location="cpu")
+        assert old.hp.agent == config
+        torch.testing.assert_close(old.state_dict(), model.state_dict())
 
 
 # --- command line ----------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ trainer:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {save_last: true, save_top_k: 0}
 model:
-  init_args: {hidden_dim: 16, log_every_n_updates: 1}
+  init_args: {agent: {hidden_dim: 16}, log_every_n_updates: 1}
 """
     + TINY_SAC_DATA,
     "pearl": """
@@ -41,7 +41,7 @@ trainer:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {save_last: true, save_top_k: 0}
 model:
-  init_args: {hidden_dim: 16, encoder_hidden_dim: 16, log_every_n_updates: 1}
+  init_args: {agent: {hidden_dim: 16}, encoder_hidden_dim: 16, log_every_n_updates: 1}
 """
     + TINY_SAC_DATA.replace("save_buffer: false", "save_buffer: false\n    context_batch_size: 4"),
     "maml_trpo": """
@@ -51,7 +51,7 @@ trainer:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {save_last: true, save_top_k: 0}
 model:
-  init_args: {hidden_dim: 8, max_path_length: 10}
+  init_args: {hidden_dim: 8, agent: {max_path_length: 10}}
 data:
   init_args: {meta_batch_size: 2, episodes_per_task: 2}
 """,
@@ -62,7 +62,7 @@ trainer:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {every_n_train_steps: 2, save_top_k: -1, save_last: true}
 model:
-  init_args: {hidden_dim: 16, log_every_n_updates: 1}
+  init_args: {agent: {hidden_dim: 16}, log_every_n_updates: 1}
 """
     + TINY_SAC_DATA,
 }

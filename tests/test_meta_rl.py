@@ -3,6 +3,7 @@ inner step, second-order meta-gradient, TRPO step), on a toy two-task problem an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import types
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from palm_lightning.agents.maml_trpo import LinearFeatureBaseline, MAMLTRPOAgent
+from palm_lightning.agents.maml_trpo import LinearFeatureBaseline, MAMLTRPOAgent, MAMLTRPOConfig
+from palm_lightning.agents.pearl import PEARLConfig
 from palm_lightning.datamodules.streams.replay import ReplayBuffer
 from palm_lightning.losses.policy_gradient import conjugate_gradient, discounted_returns, gae_advantages
 from palm_lightning.losses.sac import sac_critic_loss, sac_policy_loss
@@ -101,9 +103,11 @@ def test_kl_to_the_prior_and_the_empty_context():
 
 
 def test_critic_loss_trains_the_encoder_and_the_policy_loss_does_not():
-    model = PEARL(obs_dim=3, action_dim=2, num_tasks=2, latent_dim=2, hidden_dim=16, q_layers=1, policy_layers=1)
+    model = PEARL(
+        obs_dim=3, action_dim=2, num_tasks=2, latent_dim=2, agent={"hidden_dim": 16, "q_layers": 1}, policy_layers=1
+    )
     model.hp  # noqa: B018  (typed hyperparameters exist)
-    assert model.hp.latent_dim == 2 and model.hp.kl_lambda == 0.1 and model.hp.reward_scale == 5.0
+    assert model.hp.latent_dim == 2 and model.hp.kl_lambda == 0.1 and model.hp.agent.reward_scale == 5.0
     batch = toy_batch(model, per_task=4)
     transition, extra = model.agent_batch(batch)
     agent = model.agent
@@ -133,7 +137,7 @@ def test_replay_samples_only_the_recent_window():
 
 def test_collection_draws_z_per_episode_from_the_prior_then_the_posterior():
     torch.manual_seed(0)
-    model = PEARL(obs_dim=1, action_dim=1, num_tasks=2, latent_dim=2, hidden_dim=8, use_next_obs=False)
+    model = PEARL(obs_dim=1, action_dim=1, num_tasks=2, latent_dim=2, agent={"hidden_dim": 8}, use_next_obs=False)
     context = torch.randn(2, 500, 3)  # many transitions: a sharp posterior
 
     class Data:
@@ -166,7 +170,7 @@ def test_wrong_data_names_the_datamodule_to_use(tmp_path):
     trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, default_root_dir=tmp_path)
     data = MultiTaskDataModule(tasks=[0], batch_size_per_task=4, buffer_capacity_per_task=100, warmup_steps_per_task=4)
     with pytest.raises(TypeError, match="PEARLDataModule"):
-        trainer.fit(PEARL(num_tasks=1, hidden_dim=8), data)
+        trainer.fit(PEARL(num_tasks=1, agent={"hidden_dim": 8}), data)
     with pytest.raises(TypeError, match="MetaTaskDataModule"):
         trainer.fit(MAMLTRPO(hidden_dim=8), data)
     with pytest.raises(ValueError, match="obs_dim is 3 but the halfcheetah_vel data has 17"):
@@ -228,15 +232,12 @@ def test_pearl_adapts_to_either_direction_by_posterior_sampling():
         action_dim=1,
         num_tasks=2,
         latent_dim=2,
-        hidden_dim=32,
-        q_layers=2,
         policy_layers=2,
         encoder_hidden_dim=32,
         encoder_layers=2,
-        lr=1e-3,
-        context_lr=1e-3,
-        reward_scale=1.0,
-        init_log_alpha=math.log(0.1),
+        agent=PEARLConfig(
+            hidden_dim=32, q_layers=2, lr=1e-3, context_lr=1e-3, reward_scale=1.0, init_log_alpha=math.log(0.1)
+        ),
         use_next_obs=False,
     )
     data = [random_data(task, episodes=30, seed=task) for task in (0, 1)]
@@ -249,6 +250,84 @@ def test_pearl_adapts_to_either_direction_by_posterior_sampling():
     assert prior == pytest.approx(0.0, abs=1e-4)  # z = 0 acts the same on both tasks
     assert adapted > 6.0, curves  # out of 10: each task's posterior mean moves the right way
     assert [r["env_steps"] for r in curves[0]] == [0, HORIZON, 2 * HORIZON]
+
+
+def test_pearl_agent_settings_are_one_group_with_pearls_defaults():
+    """PEARL's agent settings live in one ``agent`` group (:class:`PEARLConfig`: SAC's fields with
+    PEARL's defaults, plus ``context_lr``); the policy is as wide as the critics."""
+    model = PEARL(obs_dim=3, action_dim=2, num_tasks=2, latent_dim=2, agent={"hidden_dim": 12, "context_lr": 1e-3})
+    assert model.hp.agent == PEARLConfig(hidden_dim=12, context_lr=1e-3)
+    assert model.agent.config == model.hp.agent and model.agent.context_lr == 1e-3
+    assert (model.hp.agent.q_layers, model.hp.agent.reward_scale, model.hp.agent.alpha_lr) == (3, 5.0, 0.0)
+    assert model.hp.agent.grad_clip is None and model.critic.hidden_dim == 12
+    assert {m.out_features for m in model.policy.modules() if isinstance(m, torch.nn.Linear)} >= {12}
+    encoder_group = [g for g in model.agent.optimizer_groups()["actor_critic"] if g["name"] == "context_encoder"]
+    assert encoder_group[0]["lr"] == 1e-3
+    with pytest.raises(ValueError, match=r"agent: unknown setting\(s\) \['contex_lr'\]"):
+        PEARL(agent={"contex_lr": 1e-3})
+
+
+def test_pearl_checkpoint_keeps_the_agent_settings_and_old_flat_ones_load(tmp_path):
+    """A fitted PEARL with non-default agent settings: its checkpoint holds them as a plain dict
+    (``weights_only=True`` loads it), both loaders rebuild the same config and weights, and a
+    checkpoint saved while they were flat module arguments loads the same."""
+    import lightning as L
+
+    from palm_lightning.datamodules import PEARLDataModule
+
+    config = PEARLConfig(hidden_dim=12, q_layers=1, lr=1e-3, context_lr=5e-4, reward_scale=2.0, tau=0.01, grad_clip=5.0)
+    model = PEARL(num_tasks=2, latent_dim=2, encoder_hidden_dim=8, encoder_layers=1, policy_layers=1, agent=config)
+    data = PEARLDataModule(
+        tasks=[0, 1],
+        batch_size_per_task=4,
+        context_batch_size=4,
+        context_window=40,
+        buffer_capacity_per_task=200,
+        warmup_steps_per_task=20,
+    )
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, data)
+    assert int(model.updates) == 2
+    path = tmp_path / "pearl.ckpt"
+    trainer.save_checkpoint(path)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["hyper_parameters"]["agent"] == dataclasses.asdict(config)
+    for loaded in (PEARL.load_from_checkpoint(path, weights_only=True), PEARL.from_checkpoint(path)):
+        assert loaded.hp.agent == config and loaded.agent.config == config
+        torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+    # as saved before the group: every SAC setting and context_lr a flat module argument
+    raw["hyper_parameters"] |= raw["hyper_parameters"].pop("agent")
+    assert {"hidden_dim", "context_lr", "reward_scale"} <= set(raw["hyper_parameters"])
+    torch.save(raw, tmp_path / "flat.ckpt")
+    for loaded in (PEARL.load_from_checkpoint(tmp_path / "flat.ckpt"), PEARL.from_checkpoint(tmp_path / "flat.ckpt")):
+        assert loaded.hp.agent == config
+        torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+
+
+def test_pearl_config_prints_the_agent_group(tmp_path):
+    result = run_cli(
+        "fit",
+        "--config",
+        str(REPO / "configs" / "ear" / "halfcheetah_vel_pearl.yaml"),
+        "--print_config",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout
+    assert "    agent:\n" in printed, printed
+    for field in dataclasses.fields(PEARLConfig):
+        assert f"\n      {field.name}: " in printed, printed
+    assert "\n      hidden_dim: 256\n" in printed and "\n      context_lr: 0.0003\n" in printed
 
 
 # --- MAML-TRPO ---------------------------------------------------------------------------------
@@ -281,7 +360,7 @@ def test_conjugate_gradient_solves_a_positive_definite_system():
 def toy_agent(first_order: bool = False, **kwargs) -> MAMLTRPOAgent:
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(1, 1, hidden_dim=16, num_hidden=2, init_std=0.5)
-    return MAMLTRPOAgent(policy, first_order=first_order, max_path_length=HORIZON, **kwargs)
+    return MAMLTRPOAgent(policy, MAMLTRPOConfig(first_order=first_order, max_path_length=HORIZON, **kwargs))
 
 
 def test_inner_step_changes_the_policy_and_the_meta_gradient_flows_through_it():
@@ -293,7 +372,7 @@ def test_inner_step_changes_the_policy_and_the_meta_gradient_flows_through_it():
     assert adapted["mean.0.weight"].grad_fn is not None  # a function of θ, not a copy
     second = agent.meta_gradient(batches)
     assert second.abs().sum() > 0 and torch.isfinite(second).all()
-    agent.first_order = True
+    agent.config = dataclasses.replace(agent.config, first_order=True)
     first = agent.meta_gradient(batches)
     assert first.abs().sum() > 0
     assert not torch.allclose(first, second, rtol=1e-3, atol=1e-6)  # the Hessian term matters
@@ -335,6 +414,76 @@ def test_maml_adapts_to_either_direction_by_a_gradient_step():
     assert sum(g[-1]["eval_return"] - g[0]["eval_return"] for g in greedy) > 0, greedy
 
 
+def test_maml_settings_are_one_group_checked_once():
+    """The agent's settings live in MAMLTRPOConfig only: the module takes the group (or a dict of
+    it, as a checkpoint or a YAML block gives it) and hands the same object to its agent."""
+    from palm_lightning.models import MAMLTRPO
+
+    with pytest.raises(ValueError, match="inner_steps"):
+        MAMLTRPOConfig(inner_steps=0)
+    with pytest.raises(ValueError, match="backtrack_ratio"):
+        MAMLTRPOConfig(backtrack_ratio=1.0)
+    model = MAMLTRPO(obs_dim=5, action_dim=2, hidden_dim=8, agent={"max_kl": 0.02, "first_order": True})
+    assert model.hp.agent == MAMLTRPOConfig(max_kl=0.02, first_order=True)
+    assert model.agent.config is model.hp.agent
+    assert model.hparams["agent"] == dataclasses.asdict(model.hp.agent)  # a plain dict in checkpoints
+    assert MAMLTRPO(hidden_dim=8).hp.agent == MAMLTRPOConfig()
+    with pytest.raises(ValueError, match=r"agent: unknown setting\(s\) \['max_kll'\]"):
+        MAMLTRPO(hidden_dim=8, agent={"max_kll": 0.02})
+
+
+def test_maml_checkpoint_keeps_the_agent_settings(tmp_path):
+    """A fitted MAML-TRPO with non-default agent settings: its checkpoint holds them as a plain
+    dict (``weights_only=True`` loads it) and both loaders rebuild the same config."""
+    import lightning as L
+
+    from palm_lightning.datamodules import MetaTaskDataModule
+    from palm_lightning.models import MAMLTRPO
+
+    config = MAMLTRPOConfig(inner_lr=0.05, first_order=True, max_kl=0.02, cg_iters=3, max_path_length=5)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(
+        MAMLTRPO(hidden_dim=8, agent=config), MetaTaskDataModule(tasks=[0], meta_batch_size=1, episodes_per_task=1)
+    )
+    path = tmp_path / "maml.ckpt"
+    trainer.save_checkpoint(path)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["hyper_parameters"]["agent"] == dataclasses.asdict(config)
+    for model in (MAMLTRPO.load_from_checkpoint(path, weights_only=True), MAMLTRPO.from_checkpoint(path)):
+        assert model.hp.agent == config and model.agent.config == config
+        assert model.hp.hidden_dim == 8
+    # a checkpoint saved while the agent's settings were flat module arguments still loads
+    raw["hyper_parameters"] |= raw["hyper_parameters"].pop("agent")
+    torch.save(raw, tmp_path / "flat.ckpt")
+    assert MAMLTRPO.load_from_checkpoint(tmp_path / "flat.ckpt").hp.agent == config
+
+
+def test_maml_config_prints_the_agent_group(tmp_path):
+    result = run_cli(
+        "fit",
+        "--config",
+        str(REPO / "configs" / "ear" / "halfcheetah_vel_maml.yaml"),
+        "--print_config",
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout
+    assert "    agent:\n" in printed, printed
+    for field in dataclasses.fields(MAMLTRPOConfig):
+        assert f"\n      {field.name}: " in printed, printed
+    assert f"\n      max_path_length: {MAMLTRPOConfig().max_path_length}\n" in printed
+
+
 # --- the CLI -------------------------------------------------------------------------------------
 
 TINY = {
@@ -343,7 +492,7 @@ TINY = {
         "--data.init_args.batch_size_per_task=8",
         "--data.init_args.context_batch_size=8",
         "--data.init_args.buffer_capacity_per_task=1000",
-        "--model.init_args.hidden_dim=16",
+        "--model.init_args.agent.hidden_dim=16",
         "--model.init_args.encoder_hidden_dim=16",
         "--model.init_args.log_every_n_updates=1",
         "--data.init_args.eval_episodes_per_task=1",
@@ -351,7 +500,7 @@ TINY = {
     "halfcheetah_vel_maml": [
         "--data.init_args.episodes_per_task=2",
         "--data.init_args.meta_batch_size=2",
-        "--model.init_args.max_path_length=10",
+        "--model.init_args.agent.max_path_length=10",
         "--model.init_args.hidden_dim=8",
     ],
 }
@@ -388,6 +537,9 @@ def test_meta_rl_configs_run_a_few_steps_and_adapt_from_the_checkpoint(tmp_path,
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoints = list(tmp_path.rglob("last.ckpt"))
     assert len(checkpoints) == 1, list(tmp_path.rglob("*"))
+    if kind == "halfcheetah_vel_maml":  # the nested agent setting of the command line is in the checkpoint
+        saved = torch.load(checkpoints[0], map_location="cpu", weights_only=True)["hyper_parameters"]["agent"]
+        assert saved["max_path_length"] == 10 and saved["max_kl"] == MAMLTRPOConfig().max_kl
     out = tmp_path / "adapt"
     if kind == "halfcheetah_vel_maml":
         adapt, name, extra = maml_adapt_main, "maml_adapt.json", ["--steps", "1", "--episodes", "2"]

@@ -54,7 +54,7 @@ TINY = [  # a few updates, tiny nets, 10-step episodes: enough to pass every sta
     "--trainer.val_check_interval=4",
     "--trainer.num_sanity_val_steps=0",
     "--trainer.enable_progress_bar=false",
-    "--model.init_args.hidden_dim=16",
+    "--model.init_args.agent.hidden_dim=16",
     "--model.init_args.log_every_n_updates=2",
     "--data.init_args.warmup_steps_per_task=20",
     "--data.init_args.batch_size_per_task=4",
@@ -370,7 +370,7 @@ trainer:
     - class_path: lightning.pytorch.callbacks.ModelCheckpoint
       init_args: {CHECKPOINTS}
 model:
-  init_args: {hidden_dim: 16, log_every_n_updates: 2}
+  init_args: {agent: {hidden_dim: 16}, log_every_n_updates: 2}
 data:
   init_args:
     warmup_steps_per_task: 10

@@ -294,10 +294,10 @@ def test_cosine_representation_schedule_needs_max_steps(tmp_path, generator_file
 
 
 def test_palm_sac_explores_with_a_soft_actor_critic(tmp_path, generator_file):
-    from palm_lightning.agents.sac import SACAgent
+    from palm_lightning.agents.sac import SACAgent, SACConfig
     from palm_lightning.models import PALMSAC
 
-    model = PALMSAC(**tiny_palm_kwargs(), sac_hidden_layers=1)
+    model = PALMSAC(**tiny_palm_kwargs(), sac=SACConfig(hidden_dim=32, q_layers=1, tau=0.01, grad_clip=None))
     assert isinstance(model.agent, SACAgent)
     alpha_before = float(model.agent.log_alpha)
     critic_before = [p.detach().clone() for p in model.agent.critic.parameters()]

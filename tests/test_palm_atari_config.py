@@ -67,7 +67,7 @@ def test_palm_trains_on_a_generator_of_the_recipes_shape(tmp_path):
         "--data.init_args.batch_size": "8",
         "--data.init_args.seed_frames": "16",
         "--data.init_args.updates_per_step": "1",
-        "--model.init_args.hidden_dim": "32",
+        "--model.init_args.agent.hidden_dim": "32",
         "--model.init_args.reward.init_args.k": "3",
         "--model.init_args.trajectory_every_n_updates": "0",
         "--trainer.max_steps": "2",

@@ -28,7 +28,7 @@ TINY = [
     "16",
     "--model.init_args.predictor_hidden",
     "8",
-    "--model.init_args.hidden_dim",
+    "--model.init_args.agent.hidden_dim",
     "32",
     "--model.init_args.reward.init_args.k",
     "4",

@@ -82,13 +82,13 @@ def test_fidelity_variants_each_revert_what_they_name(tmp_path, monkeypatch):
             ],
             run=False,
         )
-        hp, reward = cli.model.hparams, cli.model.reward
+        hp, agent, reward = cli.model.hparams, cli.model.hp.agent, cli.model.reward
         return {
-            "straight_through": hp.straight_through,
+            "straight_through": agent.straight_through,
             "updates_per_step": cli.datamodule.updates_per_step,
-            "stddev_schedule": hp.stddev_schedule,
+            "stddev_schedule": agent.stddev_schedule,
             "weight_init": hp.weight_init,
-            "sequential_updates": hp.sequential_updates,
+            "sequential_updates": agent.sequential_updates,
             "knn_rms": reward.knn_rms,
             "knn_clip": reward.knn_clip,
             "source": reward.source,

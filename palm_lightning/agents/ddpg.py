@@ -11,7 +11,9 @@ The parameters below default to DrQ-v2/URLB's choice; their other values are fid
 
 - ``straight_through``: the clamp of ``mean + noise`` passes gradients straight through;
 - ``stddev_schedule``: URLB's constant ``"0.2"`` (DrQ-v2 decays ``linear(1.0,0.1,…)``);
-- ``weight_init``: DrQ-v2's orthogonal initialisation;
+- ``weight_init``: DrQ-v2's orthogonal initialisation, each twin Q-network's layers on their own
+  (DrQ-v2 builds ``Q1`` and ``Q2`` as separate networks; our fused first layer is initialised
+  block by block, see :class:`~palm_lightning.nn.blocks.FusedLinear`);
 - ``sequential_updates``: critic step, then actor step against the new critic.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -42,12 +45,12 @@ from palm_lightning.schedules import parse_schedule, schedule
 WeightInit = Literal["orthogonal", "default"]
 
 
-class DDPGAgent(Agent):
-    """DrQ-v2's DDPG on ``repr_dim`` features with actions in ``[-1, 1]^action_dim``.
+@dataclass(frozen=True)
+class DDPGConfig:
+    """DrQ-v2's DDPG settings (defaults: DrQ-v2/URLB). A module that explores with DDPG takes this
+    whole group (PALM's ``agent:``), so each setting is written here only.
 
     Args:
-        repr_dim: size of the feature vectors the agent acts on.
-        action_dim: action size.
         feature_dim, hidden_dim: trunk and MLP widths (DrQ-v2: 50, 1024).
         lr: Adam learning rate of actor and critic (DrQ-v2: 1e-4).
         critic_tau: target-critic Polyak rate (DrQ-v2/URLB: 0.01).
@@ -55,43 +58,63 @@ class DDPGAgent(Agent):
             constant ``"0.2"``; DrQ-v2: ``"linear(1.0,0.1,500000)"``).
         stddev_clip: clip of the target-policy and actor-loss noise (0.3).
         straight_through: gradient through the action clamp (DrQ-v2: yes).
-        weight_init: ``"orthogonal"`` (DrQ-v2's ``weight_init``) or ``"default"`` (PyTorch's).
         sequential_updates: step the critic, then compute the actor's loss against the updated
             critic (DrQ-v2); ``False``: both losses from the same pre-update critic, one backward.
+    """
+
+    feature_dim: int = 50
+    hidden_dim: int = 1024
+    lr: float = 1e-4
+    critic_tau: float = 0.01
+    stddev_schedule: str = "0.2"
+    stddev_clip: float = 0.3
+    straight_through: bool = True
+    sequential_updates: bool = True
+
+    def __post_init__(self) -> None:
+        parse_schedule(self.stddev_schedule)
+
+
+class DDPGAgent(Agent):
+    """DrQ-v2's DDPG on ``repr_dim`` features with actions in ``[-1, 1]^action_dim``.
+
+    Args:
+        repr_dim: size of the feature vectors the agent acts on.
+        action_dim: action size.
+        config: the agent's settings (:class:`DDPGConfig`).
+        weight_init: ``"orthogonal"`` (DrQ-v2's ``weight_init``: orthogonal weights, zero biases,
+            each Q-network's first layer orthogonal on its own) or ``"default"`` (PyTorch's).
         grad_clip: max gradient norm of actor and critic, each on its own (``None``: DrQ-v2's
             no clipping).
+
+    ``weight_init`` and ``grad_clip`` have no default here: the module that owns the agent shares
+    them with its other networks (PALM: the encoder) and passes its own.
     """
 
     def __init__(
         self,
         repr_dim: int,
         action_dim: int,
-        feature_dim: int = 50,
-        hidden_dim: int = 1024,
-        lr: float = 1e-4,
-        critic_tau: float = 0.01,
-        stddev_schedule: str = "0.2",
-        stddev_clip: float = 0.3,
-        straight_through: bool = True,
-        weight_init: WeightInit = "orthogonal",
-        sequential_updates: bool = True,
-        grad_clip: float | None = None,
+        config: DDPGConfig,
+        *,
+        weight_init: WeightInit,
+        grad_clip: float | None,
     ) -> None:
         super().__init__()
-        parse_schedule(stddev_schedule)
         if weight_init not in ("orthogonal", "default"):
             raise ValueError(f"weight_init must be 'orthogonal' or 'default', got {weight_init!r}")
         self.action_space = box_space(action_dim)
         self.action_dim = action_dim
-        self.lr = lr
-        self.critic_tau = critic_tau
-        self.stddev_schedule = stddev_schedule
-        self.stddev_clip = stddev_clip
-        self.straight_through = straight_through
-        self.sequential_updates = sequential_updates
+        self.config = config
+        self.lr = config.lr
+        self.critic_tau = config.critic_tau
+        self.stddev_schedule = config.stddev_schedule
+        self.stddev_clip = config.stddev_clip
+        self.straight_through = config.straight_through
+        self.sequential_updates = config.sequential_updates
         self.grad_clip = grad_clip
-        self.actor = Actor(repr_dim, action_dim, feature_dim, hidden_dim)
-        self.critic = Critic(repr_dim, action_dim, feature_dim, hidden_dim)
+        self.actor = Actor(repr_dim, action_dim, config.feature_dim, config.hidden_dim)
+        self.critic = Critic(repr_dim, action_dim, config.feature_dim, config.hidden_dim)
         if weight_init == "orthogonal":
             orthogonal_init_(self.actor)
             orthogonal_init_(self.critic)

@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import gymnasium
@@ -194,14 +195,14 @@ class QNetwork(nn.Module):
         return self.q_values(self.features(images))
 
 
-class DrQEpsilonAgent(Agent):
-    """DrQ(ε) on image observations (uint8 frames ``(B, C, H, W)`` as the replay stores them).
+@dataclass(frozen=True)
+class DrQEpsilonConfig:
+    """DrQ(ε)'s settings (defaults: the published ones, see the module docstring). A module that
+    trains with DrQ(ε) takes this whole group (:class:`~palm_lightning.models.AtariFinetune`'s
+    ``agent:``), so each setting is written here only. The stream holds batch size, n-step, γ and
+    the min replay history; the module owns the encoder (and whether it is frozen).
 
     Args:
-        encoder: the image encoder (the package's encoder contract: ``image_shape``, ``out_dim``,
-            images in ``[-1, 1]``); trained with the head unless ``freeze_encoder``.
-        num_actions: size of the ``Discrete`` action space.
-        freeze_encoder: keep the encoder fixed (no gradients, not in the optimiser, eval mode).
         hidden_dim: width of the dueling streams (Dopamine: 512).
         lr, adam_eps: Adam's learning rate and epsilon (DrQ(ε)/DER: 1e-4, 1.5e-4).
         target_update_period: copy the online network into the target every that many updates
@@ -216,61 +217,88 @@ class DrQEpsilonAgent(Agent):
         shift_pad: random-shift padding in pixels (DrQ: 4 on 84×84; 0 turns it off).
         intensity_scale: intensity-noise scale (Dopamine: 0.05; 0 turns it off).
         grad_clip: max gradient norm (``None``: no clipping, as Dopamine).
-        frozen_augmentation: with ``freeze_encoder``, augment the frames in front of the frozen
-            encoder too (``shift_pad``, ``intensity_scale``). Off by default: the features are then
-            a function of the frames and can be cached (see the module docstring).
-        standardize_features: with ``freeze_encoder``, standardize the features per dimension
-            before the head, with statistics taken once (:meth:`fit_feature_standardizer`, which
-            the caller runs before the first update; until then features pass unchanged). Off by
-            default (the published recipe has no such step); why it exists:
-            :mod:`palm_lightning.nn.feature_standardizer`.
+        frozen_augmentation: with a frozen encoder, augment the frames in front of it too
+            (``shift_pad``, ``intensity_scale``). Off by default: the features are then a function
+            of the frames and can be cached (see the module docstring).
+        standardize_features: with a frozen encoder, standardize the features per dimension
+            before the head, with statistics taken once
+            (:meth:`DrQEpsilonAgent.fit_feature_standardizer`, which the caller runs before the
+            first update; until then features pass unchanged). Off by default (the published
+            recipe has no such step); why it exists: :mod:`palm_lightning.nn.feature_standardizer`.
+
+    Raises:
+        ValueError: an unknown ``loss``, ``target_update_period`` < 1, or an ε outside ``[0, 1]``.
+    """
+
+    hidden_dim: int = 512
+    lr: float = 1e-4
+    adam_eps: float = 1.5e-4
+    target_update_period: int = 1
+    double_dqn: bool = True
+    loss: Loss = "huber"
+    epsilon_train: float = 0.01
+    epsilon_eval: float = 0.001
+    epsilon_decay_period: int = 5000
+    epsilon_warmup: int = 1600
+    shift_pad: int = 4
+    intensity_scale: float = 0.05
+    grad_clip: float | None = None
+    frozen_augmentation: bool = False
+    standardize_features: bool = False
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("huber", "mse"):
+            raise ValueError(f"loss must be 'huber' or 'mse', got {self.loss!r}")
+        if self.target_update_period < 1:
+            raise ValueError(f"target_update_period must be ≥ 1, got {self.target_update_period}")
+        if not (0.0 <= self.epsilon_train <= 1.0 and 0.0 <= self.epsilon_eval <= 1.0):
+            raise ValueError(f"ε must be in [0, 1], got train {self.epsilon_train}, eval {self.epsilon_eval}")
+
+
+class DrQEpsilonAgent(Agent):
+    """DrQ(ε) on image observations (uint8 frames ``(B, C, H, W)`` as the replay stores them).
+
+    Args:
+        encoder: the image encoder (the package's encoder contract: ``image_shape``, ``out_dim``,
+            images in ``[-1, 1]``); trained with the head unless ``freeze_encoder``.
+        num_actions: size of the ``Discrete`` action space.
+        config: the agent's settings (:class:`DrQEpsilonConfig`; its ``__post_init__`` validates
+            them).
+        freeze_encoder: keep the encoder fixed (no gradients, not in the optimiser, eval mode).
+            No default here: the module that owns the encoder decides (``AtariFinetune``'s
+            ``freeze_encoder``) and passes it.
+
+    Raises:
+        ValueError: ``config.standardize_features`` without ``freeze_encoder``.
     """
 
     def __init__(
         self,
         encoder: nn.Module,
         num_actions: int,
-        freeze_encoder: bool = False,
-        hidden_dim: int = 512,
-        lr: float = 1e-4,
-        adam_eps: float = 1.5e-4,
-        target_update_period: int = 1,
-        double_dqn: bool = True,
-        loss: Loss = "huber",
-        epsilon_train: float = 0.01,
-        epsilon_eval: float = 0.001,
-        epsilon_decay_period: int = 5000,
-        epsilon_warmup: int = 1600,
-        shift_pad: int = 4,
-        intensity_scale: float = 0.05,
-        grad_clip: float | None = None,
-        frozen_augmentation: bool = False,
-        standardize_features: bool = False,
+        config: DrQEpsilonConfig = DrQEpsilonConfig(),
+        *,
+        freeze_encoder: bool,
     ) -> None:
         super().__init__()
-        if loss not in ("huber", "mse"):
-            raise ValueError(f"loss must be 'huber' or 'mse', got {loss!r}")
-        if target_update_period < 1:
-            raise ValueError(f"target_update_period must be ≥ 1, got {target_update_period}")
-        if not (0.0 <= epsilon_train <= 1.0 and 0.0 <= epsilon_eval <= 1.0):
-            raise ValueError(f"ε must be in [0, 1], got train {epsilon_train}, eval {epsilon_eval}")
         self.action_space = gymnasium.spaces.Discrete(num_actions)
         self.num_actions = num_actions
+        self.config = config
         self.freeze_encoder = freeze_encoder
-        self.lr = lr
-        self.adam_eps = adam_eps
-        self.target_update_period = target_update_period
-        self.double_dqn = double_dqn
-        self.loss = loss
-        self.epsilon_train = epsilon_train
-        self.epsilon_eval = epsilon_eval
-        self.epsilon_decay_period = epsilon_decay_period
-        self.epsilon_warmup = epsilon_warmup
-        self.shift_pad = shift_pad
-        self.intensity_scale = intensity_scale
-        self.grad_clip = grad_clip
-        self.frozen_augmentation = frozen_augmentation
-        self.q = QNetwork(encoder, num_actions, hidden_dim, freeze_encoder, standardize_features)
+        self.lr = config.lr
+        self.adam_eps = config.adam_eps
+        self.target_update_period = config.target_update_period
+        self.double_dqn = config.double_dqn
+        self.loss = config.loss
+        self.epsilon_train = config.epsilon_train
+        self.epsilon_eval = config.epsilon_eval
+        self.epsilon_decay_period = config.epsilon_decay_period
+        self.epsilon_warmup = config.epsilon_warmup
+        self.shift_pad = config.shift_pad
+        self.intensity_scale = config.intensity_scale
+        self.grad_clip = config.grad_clip
+        self.frozen_augmentation = config.frozen_augmentation
+        self.q = QNetwork(encoder, num_actions, config.hidden_dim, freeze_encoder, config.standardize_features)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.updates: Tensor
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # in checkpoints

@@ -95,11 +95,14 @@ class TaskBatch:
     old_log_std: Tensor
 
 
-class MAMLTRPOAgent(nn.Module):
-    """The policy and the MAML-TRPO update (see the module docstring).
+@dataclass(frozen=True)
+class MAMLTRPOConfig:
+    """MAML-TRPO's settings (defaults: Finn et al.'s locomotion settings and rllab's TRPO solver).
+    :class:`~palm_lightning.models.meta_rl.MAMLTRPO` takes this whole group (``agent:`` in its
+    configs, ``--model.init_args.agent.max_kl 0.02`` on the command line), so each setting is
+    written here only.
 
     Args:
-        policy: a :class:`GaussianMLPPolicy`.
         inner_lr: α of the inner step (MAML locomotion: 0.1).
         inner_steps: inner policy-gradient steps (MAML: 1).
         first_order: drop the second-order term (MAML's default: second order).
@@ -108,37 +111,43 @@ class MAMLTRPOAgent(nn.Module):
         backtrack_ratio, max_backtracks: the line search (rllab: 0.8, 15).
         discount, gae_lambda: γ and λ (MAML: 0.99, 1).
         normalize_advantages: centre and scale advantages per task (rllab's ``center_adv``).
-        max_path_length: episode horizon H (MAML locomotion: 200).
+        max_path_length: episode horizon H (MAML locomotion: 200, the families' episode length).
     """
 
-    def __init__(
-        self,
-        policy: GaussianMLPPolicy,
-        inner_lr: float = 0.1,
-        inner_steps: int = 1,
-        first_order: bool = False,
-        max_kl: float = 0.01,
-        cg_iters: int = 10,
-        cg_damping: float = 1e-5,
-        backtrack_ratio: float = 0.8,
-        max_backtracks: int = 15,
-        discount: float = 0.99,
-        gae_lambda: float = 1.0,
-        normalize_advantages: bool = True,
-        max_path_length: int = 200,
-    ) -> None:
+    inner_lr: float = 0.1
+    inner_steps: int = 1
+    first_order: bool = False
+    max_kl: float = 0.01
+    cg_iters: int = 10
+    cg_damping: float = 1e-5
+    backtrack_ratio: float = 0.8
+    max_backtracks: int = 15
+    discount: float = 0.99
+    gae_lambda: float = 1.0
+    normalize_advantages: bool = True
+    max_path_length: int = 200
+
+    def __post_init__(self) -> None:
+        if self.inner_steps < 1:
+            raise ValueError(f"inner_steps must be ≥ 1, got {self.inner_steps}")
+        if self.max_kl <= 0 or not 0 < self.backtrack_ratio < 1:
+            raise ValueError(
+                f"max_kl must be > 0 and backtrack_ratio in (0, 1), got {self.max_kl} and {self.backtrack_ratio}"
+            )
+
+
+class MAMLTRPOAgent(nn.Module):
+    """The policy and the MAML-TRPO update (see the module docstring).
+
+    Args:
+        policy: a :class:`GaussianMLPPolicy`.
+        config: the agent's settings (:class:`MAMLTRPOConfig`), read from ``self.config``.
+    """
+
+    def __init__(self, policy: GaussianMLPPolicy, config: MAMLTRPOConfig = MAMLTRPOConfig()) -> None:
         super().__init__()
-        if inner_steps < 1:
-            raise ValueError(f"inner_steps must be ≥ 1, got {inner_steps}")
-        if max_kl <= 0 or not 0 < backtrack_ratio < 1:
-            raise ValueError("max_kl must be > 0 and backtrack_ratio in (0, 1)")
         self.policy = policy
-        self.inner_lr, self.inner_steps, self.first_order = inner_lr, inner_steps, first_order
-        self.max_kl, self.cg_iters, self.cg_damping = max_kl, cg_iters, cg_damping
-        self.backtrack_ratio, self.max_backtracks = backtrack_ratio, max_backtracks
-        self.discount, self.gae_lambda = discount, gae_lambda
-        self.normalize_advantages = normalize_advantages
-        self.max_path_length = max_path_length
+        self.config = config
 
     # --- the policy as a function of its parameters ---------------------------------------------
     def params(self) -> Params:
@@ -160,12 +169,12 @@ class MAMLTRPOAgent(nn.Module):
     # --- inner step -----------------------------------------------------------------------------
     def advantages(self, episodes: Episodes) -> Tensor:
         """GAE with a linear baseline fitted to these episodes (per task, as in MAML)."""
-        returns = discounted_returns(episodes.reward, episodes.mask, self.discount)
+        returns = discounted_returns(episodes.reward, episodes.mask, self.config.discount)
         baseline = LinearFeatureBaseline()
         baseline.fit(episodes.obs, returns, episodes.mask)
         values = baseline.predict(episodes.obs)
-        adv = gae_advantages(episodes.reward, values, episodes.mask, self.discount, self.gae_lambda)
-        return normalize_masked(adv, episodes.mask) if self.normalize_advantages else adv
+        adv = gae_advantages(episodes.reward, values, episodes.mask, self.config.discount, self.config.gae_lambda)
+        return normalize_masked(adv, episodes.mask) if self.config.normalize_advantages else adv
 
     def inner_step(self, params: Params, episodes: Episodes, advantages: Tensor, create_graph: bool) -> Params:
         """``θ' = θ − α ∇_θ L_inner(θ)``; with ``create_graph`` the result stays differentiable
@@ -176,7 +185,7 @@ class MAMLTRPOAgent(nn.Module):
             grads = torch.autograd.grad(loss, [params[k] for k in names], create_graph=create_graph)
         updated = dict(params)
         for name, grad in zip(names, grads, strict=True):
-            updated[name] = params[name] - self.inner_lr * (grad if create_graph else grad.detach())
+            updated[name] = params[name] - self.config.inner_lr * (grad if create_graph else grad.detach())
         return updated
 
     def adapted(self, params: Params, task: TaskBatch, create_graph: bool) -> Params:
@@ -190,7 +199,7 @@ class MAMLTRPOAgent(nn.Module):
         vector environment (one episode per sub-environment per step)."""
         params = {k: v.detach().requires_grad_(True) for k, v in self.params().items()}
         inner = []
-        for step in range(self.inner_steps):
+        for step in range(self.config.inner_steps):
             episodes = self._episodes(env, params, None if seed is None else seed + step)
             advantages = self.advantages(episodes)
             inner.append((episodes, advantages))
@@ -198,14 +207,14 @@ class MAMLTRPOAgent(nn.Module):
                 k: v.detach().requires_grad_(True)
                 for k, v in self.inner_step(params, episodes, advantages, False).items()
             }
-        post = self._episodes(env, params, None if seed is None else seed + self.inner_steps)
+        post = self._episodes(env, params, None if seed is None else seed + self.config.inner_steps)
         with torch.no_grad():
             mean, log_std = self.distribution(params, post.obs)
             old_log_prob = GaussianMLPPolicy.log_prob(mean, log_std, post.action)
         return TaskBatch(inner, post, self.advantages(post), old_log_prob, mean, log_std)
 
     def _episodes(self, env: gymnasium.vector.VectorEnv, params: Params, seed: int | None) -> Episodes:
-        return run_vector_episodes(env, lambda obs: self.act(params, obs), self.max_path_length, seed)
+        return run_vector_episodes(env, lambda obs: self.act(params, obs), self.config.max_path_length, seed)
 
     # --- outer step -----------------------------------------------------------------------------
     def meta_objective(self, params: Params, tasks: Sequence[TaskBatch], create_graph: bool) -> tuple[Tensor, Tensor]:
@@ -224,7 +233,7 @@ class MAMLTRPOAgent(nn.Module):
     def meta_gradient(self, tasks: Sequence[TaskBatch]) -> Tensor:
         """∇_θ of the meta-loss (flat), through the adaptation as ``first_order`` says."""
         params = self.params()
-        loss, _ = self.meta_objective(params, tasks, create_graph=not self.first_order)
+        loss, _ = self.meta_objective(params, tasks, create_graph=not self.config.first_order)
         return flat(torch.autograd.grad(loss, list(params.values())))
 
     def meta_update(self, tasks: Sequence[TaskBatch]) -> dict[str, float]:
@@ -232,27 +241,27 @@ class MAMLTRPOAgent(nn.Module):
         params = self.params()
         names = list(params)
         tensors = list(params.values())
-        second_order = not self.first_order
+        second_order = not self.config.first_order
         loss, kl = self.meta_objective(params, tasks, create_graph=second_order)
         grad = flat(torch.autograd.grad(loss, tensors, retain_graph=True, create_graph=False))
         kl_grad = flat(torch.autograd.grad(kl, tensors, create_graph=True))
 
         def fisher_vector(v: Tensor) -> Tensor:
             hv = flat(torch.autograd.grad(kl_grad.dot(v), tensors, retain_graph=True))
-            return hv + self.cg_damping * v
+            return hv + self.config.cg_damping * v
 
-        direction = conjugate_gradient(fisher_vector, -grad, self.cg_iters)
+        direction = conjugate_gradient(fisher_vector, -grad, self.config.cg_iters)
         curvature = direction.dot(fisher_vector(direction)).clamp(min=1e-12)
-        full_step = math.sqrt(2 * self.max_kl / float(curvature.detach())) * direction.detach()
+        full_step = math.sqrt(2 * self.config.max_kl / float(curvature.detach())) * direction.detach()
         old = flat([t.detach() for t in tensors])
         old_loss = float(loss.detach())
         accepted, new_loss, new_kl = 0, old_loss, 0.0
-        for k in range(self.max_backtracks):
-            candidate = old + self.backtrack_ratio**k * full_step
+        for k in range(self.config.max_backtracks):
+            candidate = old + self.config.backtrack_ratio**k * full_step
             set_flat(tensors, candidate)
             with torch.no_grad():  # the inner step re-enables gradients for itself
                 trial_loss, trial_kl = self.meta_objective(dict(zip(names, tensors, strict=True)), tasks, False)
-            if float(trial_loss) < old_loss and float(trial_kl) <= self.max_kl and torch.isfinite(trial_loss):
+            if float(trial_loss) < old_loss and float(trial_kl) <= self.config.max_kl and torch.isfinite(trial_loss):
                 accepted, new_loss, new_kl = k + 1, float(trial_loss), float(trial_kl)
                 break
         else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -44,13 +45,13 @@ from palm_lightning.nn.sac import TwinQ, tanh_gaussian_sample
 ClipPer = Literal["network", "group"]
 
 
-class SACAgent(Agent):
-    """SAC over ``policy`` and a twin critic.
+@dataclass(frozen=True)
+class SACConfig:
+    """SAC's settings (defaults: the EAR authors' MT-SAC). A module that trains with SAC takes this
+    whole group (``agent:`` in EAR's and the multi-task baselines' configs, ``sac:`` in PALMSAC's),
+    so each setting is written here only.
 
     Args:
-        policy: ``(obs (B, O), task (B,)) → (mean, log_std)``, each ``(B, |A|)``; a
-            ``clip_groups()`` method, when present, lists the networks clipped one by one.
-        obs_dim, action_dim, num_tasks: sizes (the critic's input is ``obs ⊕ one-hot``).
         hidden_dim, q_layers: critic width and hidden layers (authors: 400, 4).
         lr: Adam rate of policy and critic (authors: 3e-4); alpha_lr: of log α (3e-4).
         init_log_alpha: initial log α (authors: 0).
@@ -62,40 +63,53 @@ class SACAgent(Agent):
         alpha_first: update α before using it (authors) or after (a fidelity ablation).
     """
 
+    hidden_dim: int = 400
+    q_layers: int = 4
+    lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    init_log_alpha: float = 0.0
+    target_entropy: float | None = None
+    tau: float = 0.005
+    reward_scale: float = 1.0
+    grad_clip: float | None = 10.0
+    grad_clip_per: ClipPer = "network"
+    alpha_first: bool = True
+
+    def __post_init__(self) -> None:
+        if self.grad_clip_per not in ("network", "group"):
+            raise ValueError(f"grad_clip_per must be 'network' or 'group', got {self.grad_clip_per!r}")
+        if self.hidden_dim < 1 or self.q_layers < 1:
+            raise ValueError(f"hidden_dim and q_layers must be >= 1, got {self.hidden_dim} and {self.q_layers}")
+
+
+class SACAgent(Agent):
+    """SAC over ``policy`` and a twin critic.
+
+    Args:
+        policy: ``(obs (B, O), task (B,)) → (mean, log_std)``, each ``(B, |A|)``; a
+            ``clip_groups()`` method, when present, lists the networks clipped one by one.
+        obs_dim, action_dim, num_tasks: sizes (the critic's input is ``obs ⊕ one-hot``).
+        config: the agent's settings (:class:`SACConfig`).
+    """
+
     def __init__(
-        self,
-        policy: nn.Module,
-        obs_dim: int,
-        action_dim: int,
-        num_tasks: int = 1,
-        hidden_dim: int = 400,
-        q_layers: int = 4,
-        lr: float = 3e-4,
-        alpha_lr: float = 3e-4,
-        init_log_alpha: float = 0.0,
-        target_entropy: float | None = None,
-        tau: float = 0.005,
-        reward_scale: float = 1.0,
-        grad_clip: float | None = 10.0,
-        grad_clip_per: ClipPer = "network",
-        alpha_first: bool = True,
+        self, policy: nn.Module, obs_dim: int, action_dim: int, num_tasks: int = 1, config: SACConfig = SACConfig()
     ) -> None:
         super().__init__()
-        if grad_clip_per not in ("network", "group"):
-            raise ValueError(f"grad_clip_per must be 'network' or 'group', got {grad_clip_per!r}")
         self.action_space = box_space(action_dim)
         self.num_tasks = num_tasks
-        self.lr, self.alpha_lr = lr, alpha_lr
-        self.tau = tau
-        self.reward_scale = reward_scale
-        self.grad_clip = grad_clip
-        self.grad_clip_per = grad_clip_per
-        self.alpha_first = alpha_first
-        self.target_entropy = float(-action_dim if target_entropy is None else target_entropy)
+        self.config = config
+        self.lr, self.alpha_lr = config.lr, config.alpha_lr
+        self.tau = config.tau
+        self.reward_scale = config.reward_scale
+        self.grad_clip = config.grad_clip
+        self.grad_clip_per = config.grad_clip_per
+        self.alpha_first = config.alpha_first
+        self.target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
         self.policy = policy
-        self.critic = TwinQ(obs_dim + num_tasks, action_dim, hidden_dim, q_layers)
+        self.critic = TwinQ(obs_dim + num_tasks, action_dim, config.hidden_dim, config.q_layers)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = nn.Parameter(torch.tensor(float(init_log_alpha)))
+        self.log_alpha = nn.Parameter(torch.tensor(float(config.init_log_alpha)))
 
     # --- acting -----------------------------------------------------------------------------
     def _task(self, obs: Tensor, task: Tensor | None) -> Tensor:

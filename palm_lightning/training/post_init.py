@@ -10,14 +10,21 @@ it; copying or unpickling an object does not (it is already built).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 
 class BuildAfterInit(type):
     """Metaclass: ``cls(*args, **kwargs)`` constructs the object, then calls its
-    ``build_components()``."""
+    ``build_components()``. ``inspect.signature(cls)`` stays that of ``cls.__init__`` (without
+    ``self``), as for any class, rather than this ``__call__``'s."""
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         obj = super().__call__(*args, **kwargs)
         obj.build_components()
         return obj
+
+    @property
+    def __signature__(cls) -> inspect.Signature:
+        signature = inspect.signature(cls.__init__)  # type: ignore[misc]  # the class's own __init__
+        return signature.replace(parameters=list(signature.parameters.values())[1:])

@@ -18,14 +18,14 @@ pretrained features of the current frame at the start; a frozen encoder then nev
 ``frame_stack: 1`` on the DataModule avoids the question (and the motion information).
 
 A frozen encoder (``freeze_encoder``) is cheap: without augmentation in front of it
-(``frozen_augmentation: false``, the default — why, in
+(``agent.frozen_augmentation: false``, the default — why, in
 :mod:`palm_lightning.agents.drq_epsilon`'s docstring) its features are a function of the frame, so
 the stream's replay buffer caches them per slot (encoded when a batch first draws the slot, dropped
 when the slot is overwritten) and an update trains the dueling head alone on cached features: on
 a CPU an order of magnitude cheaper than an augmented, uncached frozen update or a fine-tuned one
 (``benchmarks/atari.py --sections frozen`` times them; docs/results/benchmarks.md). The cache
 costs ``buffer_capacity × out_dim`` float32 (100 000 × 256: 102 MB); an encoder with a large
-``out_dim`` (``repr_dim: null``: the flat conv map) makes it large, and ``frozen_augmentation:
+``out_dim`` (``repr_dim: null``: the flat conv map) makes it large, and ``agent.frozen_augmentation:
 true`` turns it off. The frozen encoder stays in eval mode:
 Lightning's "Found N module(s) in eval mode at the start of training" warning is about it, and
 expected.
@@ -33,18 +33,20 @@ expected.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
 from palm_lightning.agents.base import Transition
-from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, Loss
+from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, DrQEpsilonConfig
 from palm_lightning.datamodules.atari.game import human_normalized_score
 from palm_lightning.models.evaluation.frozen_encoder import build_encoder
 from palm_lightning.nn.encoders import DrQEncoder
+from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups
 from palm_lightning.training.typed_lightning import attached_datamodule, module_optimizers
 
 SCRATCH = "scratch"
@@ -105,27 +107,13 @@ class AtariFinetuneHParams:
     scratch_channels: int
     scratch_layers: int
     scratch_repr_dim: int | None
-    hidden_dim: int
-    lr: float
-    adam_eps: float
-    target_update_period: int
-    double_dqn: bool
-    loss: Loss
-    epsilon_train: float
-    epsilon_eval: float
-    epsilon_decay_period: int
-    epsilon_warmup: int
-    shift_pad: int
-    intensity_scale: float
-    grad_clip: float | None
-    frozen_augmentation: bool
-    standardize_features: bool
+    agent: DrQEpsilonConfig
     eval_every: int
     eval_episodes: int
     eval_max_steps: int | None
 
 
-class AtariFinetune(L.LightningModule):
+class AtariFinetune(UpgradesGroupedSettings, L.LightningModule):
     """DrQ(ε) on one ALE game from a given encoder (manual optimisation: one Adam step per update,
     so ``trainer.max_steps`` counts updates).
 
@@ -133,7 +121,7 @@ class AtariFinetune(L.LightningModule):
     ``train/episode_return`` and ``train/human_normalized_score`` (mean over the games finished
     since the last step that finished one), and every ``eval_every`` updates and after the last
     one ``eval/episode_return`` and ``eval/human_normalized_score`` (mean over ``eval_episodes``
-    ε-greedy games at ``epsilon_eval``; Atari-100k reports 100 games after training).
+    ε-greedy games at ``agent.epsilon_eval``; Atari-100k reports 100 games after training).
 
     Args:
         encoder: ``"scratch"`` (a fresh :class:`~palm_lightning.nn.encoders.DrQEncoder` of
@@ -143,23 +131,48 @@ class AtariFinetune(L.LightningModule):
         random_init: with a path, the file's architecture freshly initialised (the "random
             encoder" baseline of the probes).
         freeze_encoder: train only the Q head on fixed features (cached unless
-            ``frozen_augmentation``: see the module docstring).
+            ``agent.frozen_augmentation``: see the module docstring). The module's setting (it
+            owns the encoder), passed to the agent.
         stack_init: how a one-channel encoder's first convolution takes the frame stack
             (``"mean"`` or ``"last"``, see the module docstring).
         scratch_channels, scratch_layers, scratch_repr_dim: the scratch encoder's size.
-        hidden_dim … grad_clip: :class:`~palm_lightning.agents.drq_epsilon.DrQEpsilonAgent`'s
-            (DrQ(ε)'s published values by default; the stream holds batch size, n-step, γ and the
-            min replay history).
-        frozen_augmentation: with ``freeze_encoder``, keep DrQ's augmentation in front of the frozen
-            encoder (no feature cache then). Off by default: see the module docstring.
-        standardize_features: with ``freeze_encoder``, standardize the features per dimension
-            before the Q head, with the statistics of the replay's frames at the first update (the
-            seed frames; :mod:`palm_lightning.nn.feature_standardizer` says why). Off by default.
+        agent: the DrQ(ε) agent's settings
+            (:class:`~palm_lightning.agents.drq_epsilon.DrQEpsilonConfig`, DrQ(ε)'s published
+            values by default; the stream holds batch size, n-step, γ and the min replay history),
+            nested in a config: ``agent: {lr: 1e-4, epsilon_train: 0.01}`` or
+            ``--model.init_args.agent.lr 1e-4``. With ``freeze_encoder``,
+            ``agent.frozen_augmentation`` keeps DrQ's augmentation in front of the frozen encoder
+            (no feature cache then), and ``agent.standardize_features`` standardizes the features
+            per dimension before the Q head with the statistics of the replay's frames at the
+            first update (the seed frames; :mod:`palm_lightning.nn.feature_standardizer` says
+            why); both off by default.
         eval_every: evaluate every that many updates (0: only after the last update).
         eval_episodes: evaluation games per evaluation.
         eval_max_steps: cut evaluation games after that many agent steps (``None``: the game's
             own end or v5's 27 000 steps).
     """
+
+    legacy_settings: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        name: (f"agent.{name}",)
+        for name in (
+            "hidden_dim",
+            "lr",
+            "adam_eps",
+            "target_update_period",
+            "double_dqn",
+            "loss",
+            "epsilon_train",
+            "epsilon_eval",
+            "epsilon_decay_period",
+            "epsilon_warmup",
+            "shift_pad",
+            "intensity_scale",
+            "grad_clip",
+            "frozen_augmentation",
+            "standardize_features",
+        )
+    }
+    """Flat settings of older checkpoints and the group they now live in (the agent's, same names)."""
 
     def __init__(
         self,
@@ -170,21 +183,7 @@ class AtariFinetune(L.LightningModule):
         scratch_channels: int = 32,
         scratch_layers: int = 4,
         scratch_repr_dim: int | None = 256,
-        hidden_dim: int = 512,
-        lr: float = 1e-4,
-        adam_eps: float = 1.5e-4,
-        target_update_period: int = 1,
-        double_dqn: bool = True,
-        loss: Loss = "huber",
-        epsilon_train: float = 0.01,
-        epsilon_eval: float = 0.001,
-        epsilon_decay_period: int = 5000,
-        epsilon_warmup: int = 1600,
-        shift_pad: int = 4,
-        intensity_scale: float = 0.05,
-        grad_clip: float | None = None,
-        frozen_augmentation: bool = False,
-        standardize_features: bool = False,
+        agent: DrQEpsilonConfig = DrQEpsilonConfig(),
         eval_every: int = 0,
         eval_episodes: int = 10,
         eval_max_steps: int | None = None,
@@ -192,14 +191,16 @@ class AtariFinetune(L.LightningModule):
         super().__init__()
         if stack_init not in ("mean", "last"):
             raise ValueError(f"stack_init must be 'mean' or 'last', got {stack_init!r}")
-        if standardize_features and not freeze_encoder:
+        agent = as_config(DrQEpsilonConfig, agent, "agent")
+        if agent.standardize_features and not freeze_encoder:
             raise ValueError(
-                "standardize_features needs freeze_encoder: true (the statistics are taken once, and a "
+                "agent.standardize_features needs freeze_encoder: true (the statistics are taken once, and a "
                 "fine-tuned encoder's features move away from them)"
             )
         if eval_every < 0 or eval_episodes < 0:
             raise ValueError(f"eval_every and eval_episodes must be ≥ 0, got {eval_every}, {eval_episodes}")
         self.save_hyperparameters()
+        record_groups(self.hparams, agent=agent)
         self.hp = AtariFinetuneHParams(
             encoder=encoder,
             random_init=random_init,
@@ -208,21 +209,7 @@ class AtariFinetune(L.LightningModule):
             scratch_channels=scratch_channels,
             scratch_layers=scratch_layers,
             scratch_repr_dim=scratch_repr_dim,
-            hidden_dim=hidden_dim,
-            lr=lr,
-            adam_eps=adam_eps,
-            target_update_period=target_update_period,
-            double_dqn=double_dqn,
-            loss=loss,
-            epsilon_train=epsilon_train,
-            epsilon_eval=epsilon_eval,
-            epsilon_decay_period=epsilon_decay_period,
-            epsilon_warmup=epsilon_warmup,
-            shift_pad=shift_pad,
-            intensity_scale=intensity_scale,
-            grad_clip=grad_clip,
-            frozen_augmentation=frozen_augmentation,
-            standardize_features=standardize_features,
+            agent=agent,
             eval_every=eval_every,
             eval_episodes=eval_episodes,
             eval_max_steps=eval_max_steps,
@@ -258,24 +245,7 @@ class AtariFinetune(L.LightningModule):
         if self.agent is None:
             hp = self.hp
             self.agent = DrQEpsilonAgent(
-                self.make_encoder(obs_shape),
-                num_actions,
-                freeze_encoder=hp.freeze_encoder,
-                hidden_dim=hp.hidden_dim,
-                lr=hp.lr,
-                adam_eps=hp.adam_eps,
-                target_update_period=hp.target_update_period,
-                double_dqn=hp.double_dqn,
-                loss=hp.loss,
-                epsilon_train=hp.epsilon_train,
-                epsilon_eval=hp.epsilon_eval,
-                epsilon_decay_period=hp.epsilon_decay_period,
-                epsilon_warmup=hp.epsilon_warmup,
-                shift_pad=hp.shift_pad,
-                intensity_scale=hp.intensity_scale,
-                grad_clip=hp.grad_clip,
-                frozen_augmentation=hp.frozen_augmentation,
-                standardize_features=hp.standardize_features,
+                self.make_encoder(obs_shape), num_actions, hp.agent, freeze_encoder=hp.freeze_encoder
             )
         return self.agent
 
@@ -305,7 +275,7 @@ class AtariFinetune(L.LightningModule):
 
     @torch.no_grad()
     def evaluate(self, episodes: int) -> list[float]:
-        """Game scores of ``episodes`` ε-greedy games (``epsilon_eval``) on fresh emulators."""
+        """Game scores of ``episodes`` ε-greedy games (``agent.epsilon_eval``) on fresh emulators."""
         dm = attached_datamodule(self)
         games = dm.make_games(1, dm.seed + 1_000_003, evaluation=True, max_episode_steps=self.hp.eval_max_steps)
         try:

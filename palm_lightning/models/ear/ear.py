@@ -9,6 +9,7 @@ the decoder with any unit vector, which is what interpolation/composition
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from torch import Tensor
 
 from palm_lightning.models.ear.multitask_sac import TASK_INFO_KEY, MultiTaskSAC
 from palm_lightning.nn.multitask_policies import EARPolicy
+from palm_lightning.training.checkpoint_loading import load_lightning_module
 
 
 class EAR(MultiTaskSAC):
@@ -25,11 +27,12 @@ class EAR(MultiTaskSAC):
     Args:
         lse_dim, lte_dim: latent state / task embedding sizes (authors: 16, 3).
         state_layers, task_layers, decoder_layers: hidden layers of φ, the task encoder and ψ
-            (authors: 2, 1, 4), all ``hidden_dim`` wide.
+            (authors: 2, 1, 4), all ``agent.hidden_dim`` wide: the policy takes the critics'
+            width, as the authors' (400 for both), so one setting sizes every network.
         lte_noise: σ of the training noise on the LTE (0.02; 0 is the ablation). See
             :class:`~palm_lightning.nn.multitask_policies.EARPolicy`.
         normalize: L2-normalise LSE and LTE (``False``: the no-normalisation ablation).
-        **kwargs: :class:`MultiTaskSAC`'s arguments.
+        **kwargs: :class:`MultiTaskSAC`'s arguments (``agent``: SAC's settings).
     """
 
     def __init__(
@@ -54,7 +57,7 @@ class EAR(MultiTaskSAC):
             hp.obs_dim,
             hp.action_dim,
             hp.num_tasks,
-            hidden_dim=hp.hidden_dim,
+            hidden_dim=hp.agent.hidden_dim,
             lse_dim=self.lse_dim,
             lte_dim=self.lte_dim,
             state_layers=self.state_layers,
@@ -90,22 +93,17 @@ class EAR(MultiTaskSAC):
     def from_checkpoint(cls, path: str | Path, family: str | None = None, map_location: str = "cpu") -> EAR:
         """Load a trained EAR for interpolation/CEM, with clear errors for a missing file, a
         checkpoint of another module, or one trained on another task ``family``."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no checkpoint at {path}: pass the .ckpt of an EAR run (runs/<name>/version_<n>/checkpoints/)"
-            )
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # any unreadable file gets the same message
-            raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from error
-        if not isinstance(raw, dict) or "state_dict" not in raw or "hyper_parameters" not in raw:
-            raise ValueError(f"{path} is not a Lightning checkpoint")
-        if not any(k.startswith("agent.policy.task_encoder.") for k in raw["state_dict"]):
-            raise ValueError(f"{path} is not an EAR checkpoint (no task encoder: OHE-SAC, MHMT-SAC or another module)")
-        info = raw.get(TASK_INFO_KEY) or {}
-        if family is not None and info.get("family") not in (None, family):
-            raise ValueError(f"{path} was trained on {info['family']!r}, not {family!r}")
-        model = cls.load_from_checkpoint(path, map_location=map_location)
+
+        def check(raw: Mapping[str, Any]) -> None:
+            if not any(k.startswith("agent.policy.task_encoder.") for k in raw["state_dict"]):
+                raise ValueError(
+                    f"{path} is not an EAR checkpoint (no task encoder: OHE-SAC, MHMT-SAC or another module)"
+                )
+            info = raw.get(TASK_INFO_KEY) or {}
+            if family is not None and info.get("family") not in (None, family):
+                raise ValueError(f"{path} was trained on {info['family']!r}, not {family!r}")
+
+        hint = "pass the .ckpt of an EAR run (runs/<name>/version_<n>/checkpoints/)"
+        model = load_lightning_module(cls, path, map_location, check=check, hint=hint)
         model.eval()
         return model

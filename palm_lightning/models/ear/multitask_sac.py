@@ -7,7 +7,10 @@ the LTE), with target networks and one automatically tuned temperature α shared
 
 The update is :class:`~palm_lightning.agents.SACAgent`'s, in the EAR authors' order: the
 temperature first, then critic and policy from one backward, each network's gradient norm
-clipped separately (authors: 10). The RL update runs in float32 whatever the trainer's precision.
+clipped separately (authors: 10). Its settings are one group, ``agent``
+(:class:`~palm_lightning.agents.sac.SACConfig`, the authors' values by default): in a config
+``agent: {hidden_dim: 256, init_log_alpha: -4.6}``, on the command line
+``--model.init_args.agent.lr 1e-4``. The RL update runs in float32 whatever the trainer's precision.
 Under DDP use ``strategy: ddp_find_unused_parameters_true`` (two backward passes per update).
 
 Subclassing points: :meth:`build_policy` returns the policy network
@@ -21,17 +24,18 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from torch import Tensor, nn
 
 from palm_lightning.agents.base import Stepper, Transition
-from palm_lightning.agents.sac import ClipPer, SACAgent
+from palm_lightning.agents.sac import SACAgent, SACConfig
 from palm_lightning.nn.sac import TwinQ
+from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups
 from palm_lightning.training.nan_guard import stop_on_nan
 from palm_lightning.training.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
 from palm_lightning.training.typed_lightning import attached_datamodule, module_optimizers
@@ -47,42 +51,25 @@ class MultiTaskSACHParams:
     obs_dim: int
     action_dim: int
     num_tasks: int
-    hidden_dim: int
-    q_layers: int
-    lr: float
-    alpha_lr: float
-    init_log_alpha: float
-    target_entropy: float | None
-    tau: float
-    reward_scale: float
-    grad_clip: float | None
-    grad_clip_per: ClipPer
-    alpha_first: bool
+    agent: SACConfig
     log_every_n_updates: int
     embedding_every_n_updates: int
     embedding_samples_per_task: int
 
 
-class MultiTaskSAC(L.LightningModule):
+class MultiTaskSAC(UpgradesGroupedSettings, L.LightningModule):
     """Base of the multi-task SAC modules (not trained on its own: pick a subclass).
 
     Args:
         obs_dim, action_dim, num_tasks: problem sizes; checked against the DataModule at set-up
             (HalfCheetah 17/6, Hopper 11/3, Walker 17/6, Ant 105/8 with contact forces).
-        hidden_dim: width of the critics' (and policies') hidden layers (authors: 400).
-        q_layers: hidden layers of each critic (authors: 4).
-        lr: Adam learning rate of policy and critics (authors: 3e-4).
-        alpha_lr: Adam learning rate of log α (authors: 3e-4).
-        init_log_alpha: initial log α (authors: 0, i.e. α = 1).
-        target_entropy: entropy target (``None``: −|A|, the authors' choice).
-        tau: Polyak rate of the target critics, every update (authors: 0.005).
-        reward_scale: factor on rewards (authors: 1).
-        grad_clip: max gradient norm of each network (authors: 10; ``None``: no clipping).
-        grad_clip_per: ``"network"`` (authors: state encoder, task encoder, action decoder and
-            each Q on its own) or ``"group"`` (whole policy, both critics: a fidelity ablation,
-            docs/results/fidelity.md).
-        alpha_first: update α before the critic and policy use it (authors) or after (the other
-            fidelity ablation).
+        agent: the SAC agent's settings (:class:`~palm_lightning.agents.sac.SACConfig`: critic
+            width and depth, learning rates, temperature, Polyak rate, reward scale, clipping and
+            update order; defaults: the EAR authors'), nested in a config:
+            ``agent: {hidden_dim: 256, q_layers: 2}`` or ``--model.init_args.agent.lr 1e-4``.
+            ``agent.hidden_dim`` is also the width of the policy's hidden layers (the authors use
+            one width, 400, for policies and critics; the policy is the agent's): a subclass builds
+            its policy that wide, and only the policy's depth is its own setting.
         log_every_n_updates: training scalars are written this often (writing every update
             costs a noticeable share of a CPU update).
         embedding_every_n_updates: write the projector embeddings this often (0: only at the
@@ -93,22 +80,30 @@ class MultiTaskSAC(L.LightningModule):
     updates: Tensor  # buffers (registered in __init__)
     env_steps: Tensor
 
+    legacy_settings: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        name: (f"agent.{name}",)
+        for name in (
+            "hidden_dim",
+            "q_layers",
+            "lr",
+            "alpha_lr",
+            "init_log_alpha",
+            "target_entropy",
+            "tau",
+            "reward_scale",
+            "grad_clip",
+            "grad_clip_per",
+            "alpha_first",
+        )
+    }
+    """Flat settings of older checkpoints (same names) and the group they now live in."""
+
     def __init__(
         self,
         obs_dim: int = 17,
         action_dim: int = 6,
         num_tasks: int = 10,
-        hidden_dim: int = 400,
-        q_layers: int = 4,
-        lr: float = 3e-4,
-        alpha_lr: float = 3e-4,
-        init_log_alpha: float = 0.0,
-        target_entropy: float | None = None,
-        tau: float = 0.005,
-        reward_scale: float = 1.0,
-        grad_clip: float | None = 10.0,
-        grad_clip_per: ClipPer = "network",
-        alpha_first: bool = True,
+        agent: SACConfig = SACConfig(),
         log_every_n_updates: int = 100,
         embedding_every_n_updates: int = 0,
         embedding_samples_per_task: int = 64,
@@ -116,22 +111,14 @@ class MultiTaskSAC(L.LightningModule):
         super().__init__()
         if type(self) is MultiTaskSAC:
             raise TypeError("MultiTaskSAC is a base class: use EAR, OHESAC, MHMTSAC or PEARL (palm_lightning.models)")
+        agent = as_config(SACConfig, agent, "agent")  # a subclass's config (PEARL's) is passed on as it is
         self.save_hyperparameters()
+        record_groups(self.hparams, agent=agent)
         self.hp = MultiTaskSACHParams(
             obs_dim=obs_dim,
             action_dim=action_dim,
             num_tasks=num_tasks,
-            hidden_dim=hidden_dim,
-            q_layers=q_layers,
-            lr=lr,
-            alpha_lr=alpha_lr,
-            init_log_alpha=init_log_alpha,
-            target_entropy=target_entropy,
-            tau=tau,
-            reward_scale=reward_scale,
-            grad_clip=grad_clip,
-            grad_clip_per=grad_clip_per,
-            alpha_first=alpha_first,
+            agent=agent,
             log_every_n_updates=log_every_n_updates,
             embedding_every_n_updates=embedding_every_n_updates,
             embedding_samples_per_task=embedding_samples_per_task,
@@ -169,32 +156,7 @@ class MultiTaskSAC(L.LightningModule):
     def build_agent(self) -> SACAgent:
         """The SAC agent over :meth:`build_policy` (critic on ``obs ⊕ one-hot task``)."""
         hp = self.hp
-        return SACAgent(
-            self.build_policy(),
-            hp.obs_dim,
-            hp.action_dim,
-            hp.num_tasks,
-            hp.hidden_dim,
-            hp.q_layers,
-            **self.sac_optimisation_kwargs(),
-        )
-
-    def sac_optimisation_kwargs(self) -> dict[str, Any]:
-        """:class:`SACAgent`'s optimisation arguments from this module's hyperparameters (learning
-        rates, temperature, Polyak rate, reward scale, clipping, update order): what every agent
-        built on SAC here (:meth:`build_agent`, PEARL's) passes on."""
-        hp = self.hp
-        return {
-            "lr": hp.lr,
-            "alpha_lr": hp.alpha_lr,
-            "init_log_alpha": hp.init_log_alpha,
-            "target_entropy": hp.target_entropy,
-            "tau": hp.tau,
-            "reward_scale": hp.reward_scale,
-            "grad_clip": hp.grad_clip,
-            "grad_clip_per": hp.grad_clip_per,
-            "alpha_first": hp.alpha_first,
-        }
+        return SACAgent(self.build_policy(), hp.obs_dim, hp.action_dim, hp.num_tasks, hp.agent)
 
     def agent_batch(self, batch: dict[str, Tensor]) -> tuple[Transition, dict[str, Tensor]]:
         """The stream's batch as the agent's :class:`Transition` (``task``: the one-hot slots),
@@ -207,7 +169,7 @@ class MultiTaskSAC(L.LightningModule):
     def build_policy(self) -> nn.Module:
         """The policy network ``(obs, task) → (mean, log_std)`` (a
         :class:`~palm_lightning.nn.multitask_policies.MultiTaskPolicy` here; PEARL's reads a latent
-        code as its task); ``self.hp`` holds the sizes."""
+        code as its task); ``self.hp`` holds the sizes, ``self.hp.agent.hidden_dim`` its width."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -300,7 +262,7 @@ class MultiTaskSAC(L.LightningModule):
                     losses,
                     int(self.updates),
                     int(batch["env_steps"]),
-                    "Lower model.init_args.lr or set model.init_args.grad_clip.",
+                    "Lower model.init_args.agent.lr or set model.init_args.agent.grad_clip.",
                 )
 
         names = self.agent_optimizer_names

@@ -22,19 +22,22 @@ Paper settings (Finn et al. and ``cbfinn/maml_rl``): policy 2 × 100 ReLU, one i
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium
 import lightning as L
 import torch
 from torch import Tensor
 
-from palm_lightning.agents.maml_trpo import MAMLTRPOAgent, Params, TaskBatch
+from palm_lightning.agents.maml_trpo import MAMLTRPOAgent, MAMLTRPOConfig, Params, TaskBatch
 from palm_lightning.envs.rollouts import run_vector_episodes
 from palm_lightning.models.ear.multitask_sac import TASK_INFO_KEY
 from palm_lightning.nn.meta_policies import GaussianMLPPolicy
+from palm_lightning.training.checkpoint_loading import load_lightning_module
+from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups
 from palm_lightning.training.typed_lightning import attached_datamodule, module_optimizers
 
 
@@ -47,18 +50,7 @@ class MAMLTRPOHParams:
     hidden_dim: int
     num_hidden: int
     init_std: float
-    inner_lr: float
-    inner_steps: int
-    first_order: bool
-    max_kl: float
-    cg_iters: int
-    cg_damping: float
-    backtrack_ratio: float
-    max_backtracks: int
-    discount: float
-    gae_lambda: float
-    normalize_advantages: bool
-    max_path_length: int
+    agent: MAMLTRPOConfig
 
 
 @torch.no_grad()
@@ -87,7 +79,10 @@ def maml_adapt(
             record[key] = sum(s[key] for s in episodes.summaries) / len(episodes.summaries)
         if eval_env is not None:
             greedy = run_vector_episodes(
-                eval_env, functools.partial(agent.act, params, deterministic=True), agent.max_path_length, seed + 10_000
+                eval_env,
+                functools.partial(agent.act, params, deterministic=True),
+                agent.config.max_path_length,
+                seed + 10_000,
             )
             for key in greedy.summaries[0]:
                 record[f"eval_{key}"] = sum(s[key] for s in greedy.summaries) / len(greedy.summaries)
@@ -99,24 +94,38 @@ def maml_adapt(
     return curve
 
 
-class MAMLTRPO(L.LightningModule):
+class MAMLTRPO(UpgradesGroupedSettings, L.LightningModule):
     """MAML with a TRPO meta-step on a Gaussian MLP policy.
 
     Args:
         obs_dim, action_dim: sizes (checked against the data).
         hidden_dim, num_hidden: policy mean network (paper: 100, 2).
         init_std: initial policy σ (rllab: 1).
-        inner_lr: α (paper, locomotion: 0.1). inner_steps: inner gradient steps (paper: 1).
-        first_order: first-order MAML (default ``False``: second order, the paper's).
-        max_kl: TRPO's KL radius (paper: 0.01).
-        cg_iters, cg_damping, backtrack_ratio, max_backtracks: TRPO's solver (rllab: 10, 1e-5,
-            0.8, 15).
-        discount, gae_lambda: γ and λ (0.99, 1).
-        normalize_advantages: per-task centred and scaled advantages (rllab: yes).
-        max_path_length: H (200, the families' episode length).
+        agent: the MAML-TRPO settings (:class:`~palm_lightning.agents.maml_trpo.MAMLTRPOConfig`:
+            inner step, TRPO solver, γ, λ, horizon; the paper's and rllab's defaults), nested in a
+            config: ``agent: {first_order: true, max_path_length: 100}`` or
+            ``--model.init_args.agent.max_kl 0.02``.
     """
 
     env_steps: Tensor
+    legacy_settings: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        name: (f"agent.{name}",)
+        for name in (
+            "inner_lr",
+            "inner_steps",
+            "first_order",
+            "max_kl",
+            "cg_iters",
+            "cg_damping",
+            "backtrack_ratio",
+            "max_backtracks",
+            "discount",
+            "gae_lambda",
+            "normalize_advantages",
+            "max_path_length",
+        )
+    }
+    """Flat settings of older checkpoints, now fields of the ``agent`` group."""
 
     def __init__(
         self,
@@ -125,56 +134,22 @@ class MAMLTRPO(L.LightningModule):
         hidden_dim: int = 100,
         num_hidden: int = 2,
         init_std: float = 1.0,
-        inner_lr: float = 0.1,
-        inner_steps: int = 1,
-        first_order: bool = False,
-        max_kl: float = 0.01,
-        cg_iters: int = 10,
-        cg_damping: float = 1e-5,
-        backtrack_ratio: float = 0.8,
-        max_backtracks: int = 15,
-        discount: float = 0.99,
-        gae_lambda: float = 1.0,
-        normalize_advantages: bool = True,
-        max_path_length: int = 200,
+        agent: MAMLTRPOConfig = MAMLTRPOConfig(),
     ) -> None:
         super().__init__()
+        agent = as_config(MAMLTRPOConfig, agent, "agent")
         self.save_hyperparameters()
+        record_groups(self.hparams, agent=agent)
         self.hp = MAMLTRPOHParams(
             obs_dim=obs_dim,
             action_dim=action_dim,
             hidden_dim=hidden_dim,
             num_hidden=num_hidden,
             init_std=init_std,
-            inner_lr=inner_lr,
-            inner_steps=inner_steps,
-            first_order=first_order,
-            max_kl=max_kl,
-            cg_iters=cg_iters,
-            cg_damping=cg_damping,
-            backtrack_ratio=backtrack_ratio,
-            max_backtracks=max_backtracks,
-            discount=discount,
-            gae_lambda=gae_lambda,
-            normalize_advantages=normalize_advantages,
-            max_path_length=max_path_length,
+            agent=agent,
         )
         self.automatic_optimization = False
-        self.agent = MAMLTRPOAgent(
-            GaussianMLPPolicy(obs_dim, action_dim, hidden_dim, num_hidden, init_std),
-            inner_lr=inner_lr,
-            inner_steps=inner_steps,
-            first_order=first_order,
-            max_kl=max_kl,
-            cg_iters=cg_iters,
-            cg_damping=cg_damping,
-            backtrack_ratio=backtrack_ratio,
-            max_backtracks=max_backtracks,
-            discount=discount,
-            gae_lambda=gae_lambda,
-            normalize_advantages=normalize_advantages,
-            max_path_length=max_path_length,
-        )
+        self.agent = MAMLTRPOAgent(GaussianMLPPolicy(obs_dim, action_dim, hidden_dim, num_hidden, init_std), agent)
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))
         self._rollouts = 0  # seeds successive rollouts apart
         self.task_info: dict[str, Any] = {}  # family and environment options, saved in checkpoints
@@ -249,7 +224,9 @@ class MAMLTRPO(L.LightningModule):
         for slot in batch.tolist():
             task, name = dm.eval_tasks[slot], dm.eval_task_names[slot]
             with torch.inference_mode(False), torch.enable_grad():
-                curve = maml_adapt(self.agent, dm.vector_env(task, dm.eval_split), self.hp.inner_steps, 10_000 + slot)
+                curve = maml_adapt(
+                    self.agent, dm.vector_env(task, dm.eval_split), self.hp.agent.inner_steps, 10_000 + slot
+                )
             for key in ("return", "velocity_error"):
                 if key in curve[0]:
                     self.log(f"eval_{key}_post/{name}", curve[-1][key], batch_size=1)
@@ -262,15 +239,11 @@ class MAMLTRPO(L.LightningModule):
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> MAMLTRPO:
         """Load a trained MAML-TRPO, with clear errors for a missing file or another module's."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}: pass the .ckpt of a MAML-TRPO run")
-        try:
-            raw: Any = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # any unreadable file gets the same message
-            raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from error
-        if not isinstance(raw, dict) or "agent.policy.log_std" not in raw.get("state_dict", {}):
-            raise ValueError(f"{path} is not a MAML-TRPO checkpoint (no Gaussian policy)")
-        model = cls.load_from_checkpoint(path, map_location=map_location)
+
+        def check(raw: Mapping[str, Any]) -> None:
+            if "agent.policy.log_std" not in raw["state_dict"]:
+                raise ValueError(f"{path} is not a MAML-TRPO checkpoint (no Gaussian policy)")
+
+        model = load_lightning_module(cls, path, map_location, check=check, hint="pass the .ckpt of a MAML-TRPO run")
         model.eval()
         return model

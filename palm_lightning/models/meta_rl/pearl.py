@@ -14,27 +14,30 @@ Settings from the paper and its code (``katerakelly/oyster``): latent size 5, ne
 (3 hidden layers), encoder 3 × 200, Adam 3e-4 everywhere, reward scale 5, KL weight 0.1, τ 0.005,
 γ 0.99, RL batch 256 per task, context batch 100 (HalfCheetah-Vel). Departures, each a parameter:
 the package's twin-Q SAC with target critics instead of PEARL's SAC-v1 value network, with α fixed
-at 1 (``alpha_lr 0``: PEARL's entropy weight is set through the reward scale) unless ``alpha_lr`` is
-given; every training task in every batch (PEARL samples a meta-batch of 16 out of 100);
-collection interleaved with updates (PEARL alternates rounds); the context is a recent window of
-the task's replay (see :class:`~palm_lightning.datamodules.streams.pearl.PEARLDataModule`).
+at 1 (``agent.alpha_lr 0``: PEARL's entropy weight is set through the reward scale) unless
+``agent.alpha_lr`` is given; every training task in every batch (PEARL samples a meta-batch of 16
+out of 100); collection interleaved with updates (PEARL alternates rounds); the context is a recent
+window of the task's replay (see :class:`~palm_lightning.datamodules.streams.pearl.PEARLDataModule`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor
 
 from palm_lightning.agents.base import Transition
-from palm_lightning.agents.pearl import PEARLAgent
+from palm_lightning.agents.pearl import PEARLAgent, PEARLConfig
 from palm_lightning.models.ear.multitask_sac import MultiTaskSAC, MultiTaskSACHParams
 from palm_lightning.nn.context_encoder import ContextEncoder, context_dim, gaussian_kl_to_standard_normal
 from palm_lightning.nn.meta_policies import LatentConditionedPolicy
 from palm_lightning.nn.sac import tanh_gaussian_sample
+from palm_lightning.training.checkpoint_loading import load_lightning_module
+from palm_lightning.training.config_groups import as_config
 from palm_lightning.training.typed_lightning import attached_datamodule
 
 
@@ -46,7 +49,6 @@ class PEARLParams:
     encoder_hidden_dim: int
     encoder_layers: int
     policy_layers: int
-    context_lr: float
     kl_lambda: float
     use_next_obs: bool
     deterministic_encoder: bool
@@ -56,7 +58,15 @@ class PEARLParams:
 
 @dataclass(frozen=True)
 class PEARLHParams(MultiTaskSACHParams, PEARLParams):
-    """:class:`PEARL`'s hyperparameters, typed: :class:`MultiTaskSAC`'s and PEARL's own."""
+    """:class:`PEARL`'s hyperparameters, typed: :class:`MultiTaskSAC`'s (its ``agent`` a
+    :class:`~palm_lightning.agents.pearl.PEARLConfig`) and PEARL's own."""
+
+    agent: PEARLConfig
+
+
+def _shallow_fields(params: object) -> dict[str, Any]:
+    """A dataclass's fields by name, nested dataclasses kept (``asdict`` would turn them to dicts)."""
+    return {f.name: getattr(params, f.name) for f in fields(params)}  # type: ignore[arg-type]  # a dataclass
 
 
 class PEARL(MultiTaskSAC):
@@ -66,8 +76,8 @@ class PEARL(MultiTaskSAC):
     Args:
         latent_dim: size of z (paper: 5).
         encoder_hidden_dim, encoder_layers: the encoder MLP (PEARL's code: 200, 3).
-        policy_layers: hidden layers of the policy (PEARL: 3, ``hidden_dim`` wide).
-        context_lr: Adam rate of the encoder (3e-4).
+        policy_layers: hidden layers of the policy (PEARL: 3), ``agent.hidden_dim`` wide (the
+            critics' width: PEARL uses 300 for both).
         kl_lambda: weight of the KL term (paper: 0.1), summed over the batch's tasks as in
             PEARL's code.
         use_next_obs: ``s'`` in the context (the paper's (s, a, r, s'); PEARL's code: off by
@@ -76,12 +86,19 @@ class PEARL(MultiTaskSAC):
             of the per-transition codes, no KL).
         prior_episodes, posterior_episodes: collection cycle per environment (our choice, 1 and 1:
             PEARL collects 400 prior steps then 400–600 posterior steps per sampled task).
-        hidden_dim, q_layers, reward_scale, alpha_lr, grad_clip: :class:`MultiTaskSAC`'s, with
-            PEARL's defaults (300, 3, 5, 0 = fixed α, no clipping).
+        agent: the agent's settings (:class:`~palm_lightning.agents.pearl.PEARLConfig`: SAC's with
+            PEARL's defaults, 300-wide networks of 3 hidden layers, reward scale 5, α fixed
+            (``alpha_lr`` 0), no clipping, and the encoder's Adam rate ``context_lr`` 3e-4),
+            nested in a config: ``agent: {hidden_dim: 256, context_lr: 1e-3}``.
         **kwargs: the other :class:`MultiTaskSAC` arguments.
     """
 
     hp: PEARLHParams
+    legacy_settings: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        **MultiTaskSAC.legacy_settings,
+        "context_lr": ("agent.context_lr",),
+    }
+    """Flat settings of older checkpoints (same names) and the group they now live in."""
 
     def __init__(
         self,
@@ -89,17 +106,12 @@ class PEARL(MultiTaskSAC):
         encoder_hidden_dim: int = 200,
         encoder_layers: int = 3,
         policy_layers: int = 3,
-        context_lr: float = 3e-4,
         kl_lambda: float = 0.1,
         use_next_obs: bool = True,
         deterministic_encoder: bool = False,
         prior_episodes: int = 1,
         posterior_episodes: int = 1,
-        hidden_dim: int = 300,
-        q_layers: int = 3,
-        reward_scale: float = 5.0,
-        alpha_lr: float = 0.0,
-        grad_clip: float | None = None,
+        agent: PEARLConfig = PEARLConfig(),
         **kwargs: Any,
     ) -> None:
         if latent_dim < 1:
@@ -108,28 +120,21 @@ class PEARL(MultiTaskSAC):
             raise ValueError("prior_episodes and posterior_episodes must be ≥ 0 and not both 0")
         if kl_lambda < 0:
             raise ValueError(f"kl_lambda must be ≥ 0, got {kl_lambda}")
+        agent = as_config(PEARLConfig, agent, "agent")
         # read by build_agent, which MultiTaskSAC.__init__ calls
         self._pearl = PEARLParams(
             latent_dim=latent_dim,
             encoder_hidden_dim=encoder_hidden_dim,
             encoder_layers=encoder_layers,
             policy_layers=policy_layers,
-            context_lr=context_lr,
             kl_lambda=kl_lambda,
             use_next_obs=use_next_obs,
             deterministic_encoder=deterministic_encoder,
             prior_episodes=prior_episodes,
             posterior_episodes=posterior_episodes,
         )
-        super().__init__(
-            hidden_dim=hidden_dim,
-            q_layers=q_layers,
-            reward_scale=reward_scale,
-            alpha_lr=alpha_lr,
-            grad_clip=grad_clip,
-            **kwargs,
-        )
-        self.hp = PEARLHParams(**asdict(self.hp), **asdict(self._pearl))
+        super().__init__(agent=agent, **kwargs)
+        self.hp = PEARLHParams(**_shallow_fields(self.hp), **_shallow_fields(self._pearl))
         self._acting_z: Tensor | None = None  # one z per collecting environment
         self._acting_episodes: Tensor | None = None
         self._eval_z: tuple[int, Tensor] | None = None  # (env_steps, posterior means per task)
@@ -137,7 +142,9 @@ class PEARL(MultiTaskSAC):
     # --- networks -----------------------------------------------------------------------------
     def build_policy(self) -> LatentConditionedPolicy:
         hp, extra = self.hp, self._pearl
-        return LatentConditionedPolicy(hp.obs_dim, extra.latent_dim, hp.action_dim, hp.hidden_dim, extra.policy_layers)
+        return LatentConditionedPolicy(
+            hp.obs_dim, extra.latent_dim, hp.action_dim, hp.agent.hidden_dim, extra.policy_layers
+        )
 
     def build_agent(self) -> PEARLAgent:
         hp, extra = self.hp, self._pearl
@@ -148,16 +155,9 @@ class PEARL(MultiTaskSAC):
             extra.encoder_layers,
             deterministic=extra.deterministic_encoder,
         )
-        return PEARLAgent(
-            encoder,
-            self.build_policy(),
-            hp.obs_dim,
-            hp.action_dim,
-            hp.hidden_dim,
-            hp.q_layers,
-            context_lr=extra.context_lr,
-            **self.sac_optimisation_kwargs(),
-        )
+        # self.hp is still MultiTaskSAC's here (built before PEARL's): its agent is the PEARLConfig passed on
+        config = as_config(PEARLConfig, hp.agent, "agent")
+        return PEARLAgent(encoder, self.build_policy(), hp.obs_dim, hp.action_dim, config)
 
     @property
     def encoder(self) -> ContextEncoder:
@@ -257,15 +257,11 @@ class PEARL(MultiTaskSAC):
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str = "cpu") -> PEARL:
         """Load a trained PEARL, with clear errors for a missing file or another module's."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}: pass the .ckpt of a PEARL run")
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:  # any unreadable file gets the same message
-            raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error})") from error
-        if not isinstance(raw, dict) or not any(k.startswith("agent.encoder.") for k in raw.get("state_dict", {})):
-            raise ValueError(f"{path} is not a PEARL checkpoint (no context encoder)")
-        model = cls.load_from_checkpoint(path, map_location=map_location)
+
+        def check(raw: Mapping[str, Any]) -> None:
+            if not any(k.startswith("agent.encoder.") for k in raw["state_dict"]):
+                raise ValueError(f"{path} is not a PEARL checkpoint (no context encoder)")
+
+        model = load_lightning_module(cls, path, map_location, check=check, hint="pass the .ckpt of a PEARL run")
         model.eval()
         return model

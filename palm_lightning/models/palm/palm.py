@@ -41,8 +41,9 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import lightning as L
 import torch
@@ -50,7 +51,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor, nn
 
 from palm_lightning.agents.base import Agent, Transition
-from palm_lightning.agents.ddpg import DDPGAgent
+from palm_lightning.agents.ddpg import DDPGAgent, DDPGConfig
 from palm_lightning.augment import random_shift
 from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.class_paths import build_component, component_spec, is_component_spec
@@ -61,7 +62,7 @@ from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
 from palm_lightning.nn.siamese import simsiam_heads
 from palm_lightning.rewards import APT, ExplorationReward, RewardStep
-from palm_lightning.schedules import parse_schedule
+from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups
 from palm_lightning.training.nan_guard import stop_on_nan
 from palm_lightning.training.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
 from palm_lightning.training.post_init import BuildAfterInit
@@ -110,19 +111,12 @@ class PALMHParams:
     freeze_reward_batchnorm: bool
     explorer_encoder: Literal["trained", "untrained"]
     action_penalty: float
-    feature_dim: int
-    hidden_dim: int
     repr_lr: float
     repr_optimizer: Literal["adam", "sgd"]
     repr_momentum: float
     repr_weight_decay: float
     repr_lr_schedule: Literal["constant", "cosine"]
-    agent_lr: float
-    critic_tau: float
-    stddev_schedule: str
-    stddev_clip: float
-    straight_through: bool
-    sequential_updates: bool
+    agent: DDPGConfig
     weight_init: Literal["orthogonal", "default"]
     gradient_clip_val: float | None
     probe_k: int
@@ -132,7 +126,7 @@ class PALMHParams:
     trajectory_steps: int
 
 
-class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule, metaclass=BuildAfterInit):
+class PALM(UpgradesGroupedSettings, OnlineKNNProbe, ExportableMixin, L.LightningModule, metaclass=BuildAfterInit):
     """PALM's learner: Siamese temporal representation + exploration reward + DDPG agent.
 
     Checkpoints carry the encoder as a network of kind ``"encoder"``, so any ``.ckpt`` of this
@@ -178,7 +172,6 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule, metaclass=BuildAf
             the window's discounts (0: none, the paper and URLB). A cost on large actions keeps a
             deterministic actor off the corners of ``[−1, 1]`` when the reward gives the action
             little credit.
-        feature_dim, hidden_dim: actor/critic trunk and MLP widths (DrQ-v2: 50, 1024).
         repr_lr: Adam learning rate of the encoder and SimSiam heads (1e-4, DrQ-v2's single
             rate; the paper does not publish one). At 1e-3 the encoder drifts below its own
             initialisation on the linear probe early in training (docs/results/representation.md).
@@ -190,9 +183,9 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule, metaclass=BuildAf
             passes raw pixels on the linear probe with that recipe and not with Adam 1e-4
             (docs/results/representation.md). PALM's paper publishes no optimiser. With SGD the
             reward's own networks (ICM, RND) keep an Adam of their own.
-        agent_lr, critic_tau, stddev_schedule, stddev_clip, straight_through,
-            sequential_updates: the DDPG agent's (see :class:`~palm_lightning.agents.DDPGAgent`;
-            defaults DrQ-v2/URLB: 1e-4, 0.01, constant 0.2, 0.3, yes, yes).
+        agent: the DDPG agent's settings (:class:`~palm_lightning.agents.ddpg.DDPGConfig`, DrQ-v2/URLB's
+            defaults), nested in a config: ``agent: {lr: 1e-4, stddev_schedule: "0.2"}`` or
+            ``--model.init_args.agent.lr 1e-4``.
         weight_init: ``"orthogonal"`` (DrQ-v2's, for encoder, actor and critic) or ``"default"``.
         gradient_clip_val: max gradient norm of the representation step and of each agent
             network (``None``: no clipping, as DrQ-v2).
@@ -208,6 +201,17 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule, metaclass=BuildAf
     agent: Agent  # built by build_agent, after construction
 
     network_kind = "encoder"
+    legacy_settings: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "feature_dim": ("agent.feature_dim",),
+        "hidden_dim": ("agent.hidden_dim",),
+        "agent_lr": ("agent.lr",),
+        "critic_tau": ("agent.critic_tau",),
+        "stddev_schedule": ("agent.stddev_schedule",),
+        "stddev_clip": ("agent.stddev_clip",),
+        "straight_through": ("agent.straight_through",),
+        "sequential_updates": ("agent.sequential_updates",),
+    }
+    """Flat settings of older checkpoints and the groups they now live in."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -243,19 +247,12 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule, metaclass=BuildAf
         freeze_reward_batchnorm: bool = True,
         explorer_encoder: Literal["trained", "untrained"] = "trained",
         action_penalty: float = 0.0,
-        feature_dim: int = 50,
-        hidden_dim: int = 1024,
         repr_lr: float = 1e-4,
         repr_optimizer: Literal["adam", "sgd"] = "adam",
         repr_momentum: float = 0.9,
         repr_weight_decay: float = 0.0,
         repr_lr_schedule: Literal["constant", "cosine"] = "constant",
-        agent_lr: float = 1e-4,
-        critic_tau: float = 0.01,
-        stddev_schedule: str = "0.2",
-        stddev_clip: float = 0.3,
-        straight_through: bool = True,
-        sequential_updates: bool = True,
+        agent: DDPGConfig = DDPGConfig(),
         weight_init: Literal["orthogonal", "default"] = "orthogonal",
         gradient_clip_val: float | None = None,
         probe_k: int = 20,
@@ -288,8 +285,9 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule, metaclass=BuildAf
                 f"reward must be a palm_lightning.rewards.ExplorationReward (APT, ICM, RND or a subclass), "
                 f"got {type(reward).__name__}"
             )
-        parse_schedule(stddev_schedule)
+        agent = as_config(DDPGConfig, agent, "agent")
         self.save_hyperparameters(ignore=["reward"])
+        record_groups(self.hparams, agent=agent)
         self.reward = APT() if reward is None else reward
         # the reward as a config would name it: load_from_checkpoint rebuilds this class with these arguments
         self.hparams["reward"] = component_spec(self.reward)
@@ -311,19 +309,12 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule, metaclass=BuildAf
             freeze_reward_batchnorm=freeze_reward_batchnorm,
             explorer_encoder=explorer_encoder,
             action_penalty=action_penalty,
-            feature_dim=feature_dim,
-            hidden_dim=hidden_dim,
             repr_lr=repr_lr,
             repr_optimizer=repr_optimizer,
             repr_momentum=repr_momentum,
             repr_weight_decay=repr_weight_decay,
             repr_lr_schedule=repr_lr_schedule,
-            agent_lr=agent_lr,
-            critic_tau=critic_tau,
-            stddev_schedule=stddev_schedule,
-            stddev_clip=stddev_clip,
-            straight_through=straight_through,
-            sequential_updates=sequential_updates,
+            agent=agent,
             weight_init=weight_init,
             gradient_clip_val=gradient_clip_val,
             probe_k=probe_k,
@@ -387,18 +378,7 @@ class PALM(OnlineKNNProbe, ExportableMixin, L.LightningModule, metaclass=BuildAf
         :class:`~palm_lightning.agents.Agent` API."""
         hp = self.hp
         return DDPGAgent(
-            self.encoder.out_dim,
-            hp.action_dim,
-            hp.feature_dim,
-            hp.hidden_dim,
-            lr=hp.agent_lr,
-            critic_tau=hp.critic_tau,
-            stddev_schedule=hp.stddev_schedule,
-            stddev_clip=hp.stddev_clip,
-            straight_through=hp.straight_through,
-            weight_init=hp.weight_init,
-            sequential_updates=hp.sequential_updates,
-            grad_clip=hp.gradient_clip_val,
+            self.encoder.out_dim, hp.action_dim, hp.agent, weight_init=hp.weight_init, grad_clip=hp.gradient_clip_val
         )
 
     # --- export -------------------------------------------------------------------------------

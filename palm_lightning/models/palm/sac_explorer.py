@@ -10,71 +10,54 @@ Everything else is PALM's (stream, representation, reward, probe, export).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from palm_lightning.agents.sac import SACAgent
+from palm_lightning.agents.sac import SACAgent, SACConfig
 from palm_lightning.models.palm.palm import PALM
 from palm_lightning.nn.multitask_policies import OneHotPolicy
-
-
-@dataclass(frozen=True)
-class SACSettings:
-    """The SAC agent's own hyperparameters (PALM's ``hidden_dim`` and ``critic_tau`` are shared)."""
-
-    lr: float
-    alpha_lr: float
-    init_log_alpha: float
-    target_entropy: float | None
-    hidden_layers: int
+from palm_lightning.training.config_groups import as_config, record_groups
 
 
 class PALMSAC(PALM):
     """PALM whose exploration agent is SAC with automatic temperature (Haarnoja et al., 2018).
 
-    The policy is a tanh-Gaussian MLP on the (detached) representation, ``hidden_layers`` ×
-    ``hidden_dim``; the critic twin Q networks of the same size on ``(representation, action)``,
-    with a Polyak target (rate ``critic_tau``). DDPG's ``stddev_schedule``/``stddev_clip``/
-    ``feature_dim`` are unused. Our choices where nothing is published for PALM: SAC's usual rates
-    (3e-4), α starting at 1, target entropy −|A|.
+    The policy is a tanh-Gaussian MLP on the (detached) representation, ``sac.q_layers`` hidden
+    layers × ``sac.hidden_dim``; the critic twin Q networks of the same size on ``(representation,
+    action)``, with a Polyak target (rate ``sac.tau``). PALM's ``agent`` group (DDPG's settings) is
+    unused. Our choices where nothing is published for PALM: SAC's usual rates (3e-4), α starting at
+    1, target entropy −|A|; the widths, Polyak rate and clipping of PALM's DDPG (1024 wide, two
+    hidden layers, 0.01, no clipping).
 
     Args:
-        sac_lr: Adam rate of policy and critics (3e-4).
-        alpha_lr: Adam rate of log α (3e-4).
-        init_log_alpha: initial log α (0: α = 1).
-        target_entropy: the entropy α holds the policy at (``None``: −|A|, SAC's default).
-        sac_hidden_layers: hidden layers of policy and critics (2).
+        sac: the SAC agent's settings (:class:`~palm_lightning.agents.sac.SACConfig`), nested in a
+            config: ``sac: {lr: 3e-4, init_log_alpha: 0.0}``.
         **kwargs: :class:`~palm_lightning.models.palm.palm.PALM`'s arguments.
     """
 
+    legacy_settings: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        **PALM.legacy_settings,
+        "hidden_dim": ("agent.hidden_dim", "sac.hidden_dim"),  # PALMSAC's networks had PALM's width ...
+        "critic_tau": ("agent.critic_tau", "sac.tau"),  # ... Polyak rate ...
+        "gradient_clip_val": ("gradient_clip_val", "sac.grad_clip"),  # ... and clipping
+        "sac_lr": ("sac.lr",),
+        "alpha_lr": ("sac.alpha_lr",),
+        "init_log_alpha": ("sac.init_log_alpha",),
+        "target_entropy": ("sac.target_entropy",),
+        "sac_hidden_layers": ("sac.q_layers",),
+    }
+
     def __init__(
         self,
-        *args,
-        sac_lr: float = 3e-4,
-        alpha_lr: float = 3e-4,
-        init_log_alpha: float = 0.0,
-        target_entropy: float | None = None,
-        sac_hidden_layers: int = 2,
-        **kwargs,
+        *args: Any,
+        sac: SACConfig = SACConfig(hidden_dim=1024, q_layers=2, tau=0.01, grad_clip=None),
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if sac_hidden_layers < 1:
-            raise ValueError(f"sac_hidden_layers must be >= 1, got {sac_hidden_layers}")
-        self.sac = SACSettings(sac_lr, alpha_lr, init_log_alpha, target_entropy, sac_hidden_layers)
+        self.sac = as_config(SACConfig, sac, "sac")
+        record_groups(self.hparams, sac=self.sac)
 
     def build_agent(self) -> SACAgent:  # type: ignore[override]  # PALM's returns its DDPGAgent
-        hp, sac = self.hp, self.sac
-        policy = OneHotPolicy(self.encoder.out_dim, hp.action_dim, 1, hp.hidden_dim, sac.hidden_layers)
-        return SACAgent(
-            policy,
-            self.encoder.out_dim,
-            hp.action_dim,
-            num_tasks=1,
-            hidden_dim=hp.hidden_dim,
-            q_layers=sac.hidden_layers,
-            lr=sac.lr,
-            alpha_lr=sac.alpha_lr,
-            init_log_alpha=sac.init_log_alpha,
-            target_entropy=sac.target_entropy,
-            tau=hp.critic_tau,
-            grad_clip=hp.gradient_clip_val,
-        )
+        sac = self.sac
+        policy = OneHotPolicy(self.encoder.out_dim, self.hp.action_dim, 1, sac.hidden_dim, sac.q_layers)
+        return SACAgent(policy, self.encoder.out_dim, self.hp.action_dim, num_tasks=1, config=sac)
