@@ -94,3 +94,11 @@ class UpgradesGroupedSettings:
                 data = buffer.getvalue()
             source = io.BytesIO(data)
         return super().load_from_checkpoint(source, *args, **kwargs)  # type: ignore[misc]  # LightningModule's
+
+
+def typed_view(cls: type[C], arguments: Mapping[str, Any]) -> C:
+    """The module's typed settings view ``cls`` (a dataclass whose fields are some of the
+    constructor's parameters, same names and types) from the constructor's ``locals()``: the
+    arguments are not copied by hand, and ``tests/test_typed_views.py`` checks that every view's
+    fields match its constructor's signature."""
+    return cls(**{f.name: arguments[f.name] for f in dataclasses.fields(cls)})  # type: ignore[arg-type]

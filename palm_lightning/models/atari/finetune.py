@@ -46,7 +46,7 @@ from palm_lightning.agents.drq_epsilon import DrQEpsilonAgent, DrQEpsilonConfig
 from palm_lightning.datamodules.atari.game import human_normalized_score
 from palm_lightning.models.evaluation.frozen_encoder import build_encoder
 from palm_lightning.nn.encoders import DrQEncoder
-from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups
+from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups, typed_view
 from palm_lightning.training.typed_lightning import attached_datamodule, module_optimizers
 
 SCRATCH = "scratch"
@@ -201,19 +201,7 @@ class AtariFinetune(UpgradesGroupedSettings, L.LightningModule):
             raise ValueError(f"eval_every and eval_episodes must be ≥ 0, got {eval_every}, {eval_episodes}")
         self.save_hyperparameters()
         record_groups(self.hparams, agent=agent)
-        self.hp = AtariFinetuneHParams(
-            encoder=encoder,
-            random_init=random_init,
-            freeze_encoder=freeze_encoder,
-            stack_init=stack_init,
-            scratch_channels=scratch_channels,
-            scratch_layers=scratch_layers,
-            scratch_repr_dim=scratch_repr_dim,
-            agent=agent,
-            eval_every=eval_every,
-            eval_episodes=eval_episodes,
-            eval_max_steps=eval_max_steps,
-        )
+        self.hp = typed_view(AtariFinetuneHParams, locals())
         self.automatic_optimization = False
         self.agent: DrQEpsilonAgent | None = None
 

@@ -23,6 +23,7 @@ from palm_lightning.evaluation.state_probe import (
 )
 from palm_lightning.models.evaluation.frozen_encoder import PIXELS, FrozenEncoder
 from palm_lightning.nn.feature_standardizer import FeatureStandardizer
+from palm_lightning.training.config_groups import typed_view
 
 
 def ram_datamodule(module: L.LightningModule) -> Any:
@@ -56,7 +57,7 @@ class AtariStateProbeHParams:
     random_init: bool
     image_shape: tuple[int, int, int] | None
     pixel_pool: int
-    games: tuple[str, ...] | None
+    games: list[str] | None
     entropy_threshold: float
     lr: float
     batch_size: int
@@ -151,23 +152,9 @@ class AtariStateProbe(L.LightningModule):
                 f"{patience}"
             )
         self.save_hyperparameters()
-        self.hp = AtariStateProbeHParams(
-            encoder=encoder,
-            random_init=random_init,
-            image_shape=None
-            if image_shape is None
-            else (int(image_shape[0]), int(image_shape[1]), int(image_shape[2])),
-            pixel_pool=pixel_pool,
-            games=None if games is None else tuple(games),
-            entropy_threshold=entropy_threshold,
-            lr=lr,
-            batch_size=batch_size,
-            max_epochs=max_epochs,
-            patience=patience,
-            standardize=standardize,
-            feature_batch_size=feature_batch_size,
-            seed=seed,
-        )
+        if image_shape is not None:  # a YAML list or a tuple
+            image_shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))
+        self.hp = typed_view(AtariStateProbeHParams, locals())
         self.encoder = FrozenEncoder(encoder, random_init, self.hp.image_shape, pixel_pool=pixel_pool)
         self.heads = nn.ModuleDict()
         self.probes: dict[str, _GameProbe] = {}

@@ -21,6 +21,7 @@ from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.evaluation.state_probe import StateHeads
 from palm_lightning.models.atari.state_probe import game_variables, ram_datamodule
 from palm_lightning.nn.encoders import DrQEncoder
+from palm_lightning.training.config_groups import typed_view
 
 LAYOUT_KEY = "atari_state_variables"
 """Checkpoint entry with each game's label, kept variables and RAM bytes: the heads' shapes, so that
@@ -108,19 +109,8 @@ class AtariStateSupervised(ExportableMixin, L.LightningModule):
         if lr <= 0 or max_shift < 0:
             raise ValueError(f"lr must be positive and max_shift >= 0, got {lr} and {max_shift}")
         self.save_hyperparameters()
-        self.hp = AtariStateSupervisedHParams(
-            image_shape=(int(image_shape[0]), int(image_shape[1]), int(image_shape[2])),
-            encoder_channels=encoder_channels,
-            encoder_layers=encoder_layers,
-            repr_dim=repr_dim,
-            weight_init=weight_init,
-            entropy_threshold=entropy_threshold,
-            variable_reduction=variable_reduction,
-            lr=lr,
-            weight_decay=weight_decay,
-            lr_schedule=lr_schedule,
-            max_shift=max_shift,
-        )
+        image_shape = (int(image_shape[0]), int(image_shape[1]), int(image_shape[2]))  # a YAML list or a tuple
+        self.hp = typed_view(AtariStateSupervisedHParams, locals())
         self.encoder = DrQEncoder(
             self.hp.image_shape, encoder_channels, encoder_layers, repr_dim, weight_init=weight_init
         )

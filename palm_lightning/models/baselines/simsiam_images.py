@@ -22,6 +22,7 @@ from palm_lightning.models.evaluation.online_probe import OnlineKNNProbe
 from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
 from palm_lightning.nn.siamese import simsiam_forward
+from palm_lightning.training.config_groups import typed_view
 from palm_lightning.training.typed_lightning import attached_datamodule
 
 
@@ -122,30 +123,7 @@ class SimSiamImages(OnlineKNNProbe, ExportableMixin, L.LightningModule):
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.save_hyperparameters()
-        self.hp = SimSiamImagesHParams(
-            image_shape=image_shape,
-            encoder_channels=encoder_channels,
-            encoder_layers=encoder_layers,
-            repr_dim=repr_dim,
-            projector_hidden=projector_hidden,
-            projector_dim=projector_dim,
-            predictor_hidden=predictor_hidden,
-            optimizer=optimizer,
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            lr_schedule=lr_schedule,
-            crop_scale=crop_scale,
-            flip_p=flip_p,
-            brightness=brightness,
-            contrast=contrast,
-            jitter_p=jitter_p,
-            grayscale_p=grayscale_p,
-            knn_bank_size=knn_bank_size,
-            knn_k=knn_k,
-            knn_temperature=knn_temperature,
-            knn_bank_shuffle=knn_bank_shuffle,
-        )
+        self.hp = typed_view(SimSiamImagesHParams, locals())
         self.encoder = DrQEncoder(image_shape, encoder_channels, encoder_layers, repr_dim)
         self.projector = Projector(self.encoder.out_dim, projector_hidden, projector_dim)
         self.predictor = Predictor(projector_dim, predictor_hidden)

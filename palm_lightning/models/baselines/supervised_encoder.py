@@ -18,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from palm_lightning.augment import random_flip_and_shift
 from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.nn.encoders import DrQEncoder
+from palm_lightning.training.config_groups import typed_view
 
 
 @dataclass(frozen=True)
@@ -71,18 +72,7 @@ class SupervisedEncoder(ExportableMixin, L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.hp = SupervisedEncoderHParams(
-            image_shape=image_shape,
-            encoder_channels=encoder_channels,
-            encoder_layers=encoder_layers,
-            repr_dim=repr_dim,
-            num_classes=num_classes,
-            lr=lr,
-            weight_decay=weight_decay,
-            augment=augment,
-            max_shift=max_shift,
-            label_smoothing=label_smoothing,
-        )
+        self.hp = typed_view(SupervisedEncoderHParams, locals())
         self.encoder = DrQEncoder(image_shape, encoder_channels, encoder_layers, repr_dim)
         self.head = nn.Linear(self.encoder.out_dim, num_classes)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from palm_lightning.agents.base import Stepper, Transition
 from palm_lightning.agents.sac import SACAgent, SACConfig
 from palm_lightning.nn.sac import TwinQ
-from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups
+from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups, typed_view
 from palm_lightning.training.nan_guard import stop_on_nan
 from palm_lightning.training.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
 from palm_lightning.training.typed_lightning import attached_datamodule, module_optimizers
@@ -114,15 +114,7 @@ class MultiTaskSAC(UpgradesGroupedSettings, L.LightningModule):
         agent = as_config(SACConfig, agent, "agent")  # a subclass's config (PEARL's) is passed on as it is
         self.save_hyperparameters()
         record_groups(self.hparams, agent=agent)
-        self.hp = MultiTaskSACHParams(
-            obs_dim=obs_dim,
-            action_dim=action_dim,
-            num_tasks=num_tasks,
-            agent=agent,
-            log_every_n_updates=log_every_n_updates,
-            embedding_every_n_updates=embedding_every_n_updates,
-            embedding_samples_per_task=embedding_samples_per_task,
-        )
+        self.hp = typed_view(MultiTaskSACHParams, locals())
         self.automatic_optimization = False
         self.agent = self.build_agent()
         self.agent_optimizer_names: list[str] = []  # set by configure_optimizers

@@ -10,6 +10,7 @@ from torch import Tensor
 from palm_lightning.evaluation.features import encode, extract_features
 from palm_lightning.evaluation.knn import knn_votes
 from palm_lightning.models.evaluation.frozen_encoder import PIXELS, FrozenEncoder, ProbeAccuracyMixin
+from palm_lightning.training.config_groups import typed_view
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,7 @@ class KNNProbe(ProbeAccuracyMixin, L.LightningModule):
         if k < 1 or temperature <= 0:
             raise ValueError(f"KNNProbe: k must be positive and temperature > 0, got k={k}, temperature={temperature}")
         self.save_hyperparameters()
-        self.hp = KNNProbeHParams(
-            encoder=encoder,
-            random_init=random_init,
-            num_classes=num_classes,
-            image_shape=image_shape,
-            k=k,
-            temperature=temperature,
-        )
+        self.hp = typed_view(KNNProbeHParams, locals())
         self.encoder = FrozenEncoder(encoder, random_init, image_shape)
         self.image_shape = self.encoder.image_shape
         self.init_accuracies(num_classes)

@@ -12,6 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from palm_lightning.evaluation.linear import linear_probe_head, linear_probe_optimizer
 from palm_lightning.models.evaluation.frozen_encoder import PIXELS, FrozenEncoder, ProbeAccuracyMixin
+from palm_lightning.training.config_groups import typed_view
 
 
 @dataclass(frozen=True)
@@ -100,16 +101,7 @@ class LinearProbe(ProbeAccuracyMixin, L.LightningModule):
         if not 0.0 <= min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
         self.save_hyperparameters()
-        self.hp = LinearProbeHParams(
-            encoder=encoder,
-            random_init=random_init,
-            num_classes=num_classes,
-            image_shape=image_shape,
-            lr=lr,
-            weight_decay=weight_decay,
-            min_lr_ratio=min_lr_ratio,
-            label_smoothing=label_smoothing,
-        )
+        self.hp = typed_view(LinearProbeHParams, locals())
         self.encoder = FrozenEncoder(encoder, random_init, image_shape)
         self.image_shape = self.encoder.image_shape
         out_dim = self.encoder.out_dim

@@ -13,6 +13,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from palm_lightning.augment import random_flip_and_shift  # re-exported: it used to live here
 from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.nn.classifier import ConvClassifier
+from palm_lightning.training.config_groups import typed_view
 
 
 @dataclass(frozen=True)
@@ -57,18 +58,7 @@ class ImageClassifier(ExportableMixin, L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.hp = ImageClassifierHParams(
-            in_channels=in_channels,
-            num_classes=num_classes,
-            widths=widths,
-            feature_dim=feature_dim,
-            dropout=dropout,
-            lr=lr,
-            momentum=momentum,
-            weight_decay=weight_decay,
-            label_smoothing=label_smoothing,
-            augment=augment,
-        )
+        self.hp = typed_view(ImageClassifierHParams, locals())
         self.network = ConvClassifier(in_channels, num_classes, widths, feature_dim, dropout)
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")

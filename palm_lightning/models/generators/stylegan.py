@@ -21,6 +21,7 @@ from torchvision.utils import make_grid
 
 from palm_lightning.checkpoints import ExportableMixin
 from palm_lightning.nn.stylegan import ProjectionDiscriminator, StyleGANGenerator
+from palm_lightning.training.config_groups import typed_view
 from palm_lightning.training.typed_lightning import module_optimizers
 
 
@@ -113,26 +114,7 @@ class ConditionalStyleGAN(ExportableMixin, L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.hp = ConditionalStyleGANHParams(
-            num_classes=num_classes,
-            img_resolution=img_resolution,
-            img_channels=img_channels,
-            z_dim=z_dim,
-            w_dim=w_dim,
-            mapping_layers=mapping_layers,
-            channel_base=channel_base,
-            channel_max=channel_max,
-            lr=lr,
-            betas=betas,
-            r1_gamma=r1_gamma,
-            r1_interval=r1_interval,
-            ema_half_life_images=ema_half_life_images,
-            ema_rampup=ema_rampup,
-            mode_seeking_weight=mode_seeking_weight,
-            sample_every_n_iterations=sample_every_n_iterations,
-            samples_per_class=samples_per_class,
-            sample_truncation_psi=sample_truncation_psi,
-        )
+        self.hp = typed_view(ConditionalStyleGANHParams, locals())
         self.automatic_optimization = False
         self.generator = StyleGANGenerator(
             z_dim=z_dim,

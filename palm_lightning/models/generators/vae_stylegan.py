@@ -34,6 +34,7 @@ from torch import Tensor
 from palm_lightning.checkpoints import CheckpointError, load_network
 from palm_lightning.models.generators.stylegan import ConditionalStyleGAN
 from palm_lightning.nn.latent_encoder import ConditionalLatentEncoder, gaussian_kl
+from palm_lightning.training.config_groups import typed_view
 
 
 @dataclass(frozen=True)
@@ -109,18 +110,7 @@ class VAEStyleGAN(ConditionalStyleGAN):
         **kwargs: Any,
     ) -> None:
         super().__init__(mode_seeking_weight=mode_seeking_weight, **kwargs)
-        self.vae_hp = VAEStyleGANHParams(
-            encoder_width=encoder_width,
-            reconstruction_weight=reconstruction_weight,
-            kl_weight=kl_weight,
-            reconstruction_adversarial_weight=reconstruction_adversarial_weight,
-            init_generator=init_generator,
-            encoder_lr=encoder_lr,
-            encoder_betas=encoder_betas,
-            foreground_weight=foreground_weight,
-            foreground_threshold=foreground_threshold,
-            background_momentum=background_momentum,
-        )
+        self.vae_hp = typed_view(VAEStyleGANHParams, locals())
         if foreground_weight < 0 or foreground_threshold < 0 or not 0 <= background_momentum < 1:
             raise ValueError(
                 "foreground_weight and foreground_threshold must be >= 0 and background_momentum in [0, 1), got "

@@ -37,7 +37,7 @@ from palm_lightning.envs.rollouts import run_vector_episodes
 from palm_lightning.models.ear.multitask_sac import TASK_INFO_KEY
 from palm_lightning.nn.meta_policies import GaussianMLPPolicy
 from palm_lightning.training.checkpoint_loading import load_lightning_module
-from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups
+from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups, typed_view
 from palm_lightning.training.typed_lightning import attached_datamodule, module_optimizers
 
 
@@ -140,14 +140,7 @@ class MAMLTRPO(UpgradesGroupedSettings, L.LightningModule):
         agent = as_config(MAMLTRPOConfig, agent, "agent")
         self.save_hyperparameters()
         record_groups(self.hparams, agent=agent)
-        self.hp = MAMLTRPOHParams(
-            obs_dim=obs_dim,
-            action_dim=action_dim,
-            hidden_dim=hidden_dim,
-            num_hidden=num_hidden,
-            init_std=init_std,
-            agent=agent,
-        )
+        self.hp = typed_view(MAMLTRPOHParams, locals())
         self.automatic_optimization = False
         self.agent = MAMLTRPOAgent(GaussianMLPPolicy(obs_dim, action_dim, hidden_dim, num_hidden, init_std), agent)
         self.register_buffer("env_steps", torch.zeros((), dtype=torch.long))

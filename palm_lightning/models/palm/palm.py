@@ -62,7 +62,7 @@ from palm_lightning.nn.encoders import DrQEncoder
 from palm_lightning.nn.heads import Predictor, Projector
 from palm_lightning.nn.siamese import simsiam_heads
 from palm_lightning.rewards import APT, ExplorationReward, RewardStep
-from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups
+from palm_lightning.training.config_groups import UpgradesGroupedSettings, as_config, record_groups, typed_view
 from palm_lightning.training.nan_guard import stop_on_nan
 from palm_lightning.training.optimizer_steps import UncountedOptimizer, check_ddp_allows_partial_backward
 from palm_lightning.training.post_init import BuildAfterInit
@@ -291,38 +291,7 @@ class PALM(UpgradesGroupedSettings, OnlineKNNProbe, ExportableMixin, L.Lightning
         self.reward = APT() if reward is None else reward
         # the reward as a config would name it: load_from_checkpoint rebuilds this class with these arguments
         self.hparams["reward"] = component_spec(self.reward)
-        self.hp = PALMHParams(
-            image_shape=image_shape,
-            action_dim=action_dim,
-            encoder_channels=encoder_channels,
-            encoder_layers=encoder_layers,
-            repr_dim=repr_dim,
-            projector_hidden=projector_hidden,
-            projector_dim=projector_dim,
-            predictor_hidden=predictor_hidden,
-            pairing=pairing,
-            augmentation_pad=augmentation_pad,
-            policy=policy,
-            reward_scale=reward_scale,
-            reward_lr=reward_lr,
-            reward_window=reward_window,
-            freeze_reward_batchnorm=freeze_reward_batchnorm,
-            explorer_encoder=explorer_encoder,
-            action_penalty=action_penalty,
-            repr_lr=repr_lr,
-            repr_optimizer=repr_optimizer,
-            repr_momentum=repr_momentum,
-            repr_weight_decay=repr_weight_decay,
-            repr_lr_schedule=repr_lr_schedule,
-            agent=agent,
-            weight_init=weight_init,
-            gradient_clip_val=gradient_clip_val,
-            probe_k=probe_k,
-            probe_temperature=probe_temperature,
-            trajectory_every_n_updates=trajectory_every_n_updates,
-            trajectory_envs=trajectory_envs,
-            trajectory_steps=trajectory_steps,
-        )
+        self.hp = typed_view(PALMHParams, locals())
         self.automatic_optimization = False
         self.encoder = DrQEncoder(image_shape, encoder_channels, encoder_layers, repr_dim, weight_init=weight_init)
         # the explorer's own view (explorer_encoder: untrained): the encoder as initialised, never trained
