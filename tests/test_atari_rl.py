@@ -133,7 +133,8 @@ def test_with_a_target_copied_every_update_one_online_forward_gives_the_same_tar
     batch = Transition(obs, torch.zeros(4), torch.rand(4), torch.full((4,), 0.9), obs)
     agent = DrQEpsilonAgent(small_encoder(), 3, freeze_encoder=False)  # DrQ(ε): target period 1, double DQN
     two_networks = copy.deepcopy(agent)
-    two_networks.target_update_period = 2  # the general path: target network + online argmax
+    # the general path: target network + online argmax
+    two_networks.config = dataclasses.replace(agent.config, target_update_period=2)
     calls = []
     agent.q_target.register_forward_hook(lambda *args: calls.append(1))
     assert torch.equal(agent.td_target(batch, obs), two_networks.td_target(batch, obs))

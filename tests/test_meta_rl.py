@@ -313,20 +313,22 @@ def test_pearl_checkpoint_keeps_the_agent_settings_and_old_flat_ones_load(tmp_pa
         torch.testing.assert_close(loaded.state_dict(), model.state_dict())
 
 
-def test_pearl_config_prints_the_agent_group(tmp_path):
+def printed_agent_group(config: str, group: type, tmp_path) -> str:
+    """``--print_config`` of ``configs/ear/<config>.yaml``, checked to show every field of the
+    ``agent`` group ``group``; returns the printed config."""
     result = run_cli(
-        "fit",
-        "--config",
-        str(REPO / "configs" / "ear" / "halfcheetah_vel_pearl.yaml"),
-        "--print_config",
-        cwd=tmp_path,
-        timeout=120,
+        "fit", "--config", str(REPO / "configs" / "ear" / f"{config}.yaml"), "--print_config", cwd=tmp_path, timeout=120
     )
     assert result.returncode == 0, result.stderr[-3000:]
     printed = result.stdout
     assert "    agent:\n" in printed, printed
-    for field in dataclasses.fields(PEARLConfig):
+    for field in dataclasses.fields(group):
         assert f"\n      {field.name}: " in printed, printed
+    return printed
+
+
+def test_pearl_config_prints_the_agent_group(tmp_path):
+    printed = printed_agent_group("halfcheetah_vel_pearl", PEARLConfig, tmp_path)
     assert "\n      hidden_dim: 256\n" in printed and "\n      context_lr: 0.0003\n" in printed
 
 
@@ -468,19 +470,7 @@ def test_maml_checkpoint_keeps_the_agent_settings(tmp_path):
 
 
 def test_maml_config_prints_the_agent_group(tmp_path):
-    result = run_cli(
-        "fit",
-        "--config",
-        str(REPO / "configs" / "ear" / "halfcheetah_vel_maml.yaml"),
-        "--print_config",
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    printed = result.stdout
-    assert "    agent:\n" in printed, printed
-    for field in dataclasses.fields(MAMLTRPOConfig):
-        assert f"\n      {field.name}: " in printed, printed
+    printed = printed_agent_group("halfcheetah_vel_maml", MAMLTRPOConfig, tmp_path)
     assert f"\n      max_path_length: {MAMLTRPOConfig().max_path_length}\n" in printed
 
 

@@ -106,12 +106,6 @@ class DDPGAgent(Agent):
         self.action_space = box_space(action_dim)
         self.action_dim = action_dim
         self.config = config
-        self.lr = config.lr
-        self.critic_tau = config.critic_tau
-        self.stddev_schedule = config.stddev_schedule
-        self.stddev_clip = config.stddev_clip
-        self.straight_through = config.straight_through
-        self.sequential_updates = config.sequential_updates
         self.grad_clip = grad_clip
         self.actor = Actor(repr_dim, action_dim, config.feature_dim, config.hidden_dim)
         self.critic = Critic(repr_dim, action_dim, config.feature_dim, config.hidden_dim)
@@ -122,7 +116,7 @@ class DDPGAgent(Agent):
 
     def stddev(self, step: int) -> float:
         """The exploration std at environment frame ``step``."""
-        return schedule(self.stddev_schedule, step)
+        return schedule(self.config.stddev_schedule, step)
 
     @torch.no_grad()
     def act(self, obs: Tensor, step: int, eval_mode: bool = False, task: Tensor | None = None) -> Tensor:
@@ -133,15 +127,15 @@ class DDPGAgent(Agent):
 
     def optimizer_groups(self) -> dict[str, ParamGroups]:
         return {
-            "critic": [{"params": list(self.critic.parameters()), "lr": self.lr, "name": "critic"}],
-            "actor": [{"params": list(self.actor.parameters()), "lr": self.lr, "name": "actor"}],
+            "critic": [{"params": list(self.critic.parameters()), "lr": self.config.lr, "name": "critic"}],
+            "actor": [{"params": list(self.actor.parameters()), "lr": self.config.lr, "name": "actor"}],
         }
 
     def critic_loss(self, batch: Transition, std: float) -> tuple[Tensor, dict[str, Tensor]]:
         """Twin-critic TD loss against the target critic's clipped double-Q."""
         with torch.no_grad():
             next_action = truncated_normal_sample(
-                self.actor(batch.next_obs), std, self.stddev_clip, self.straight_through
+                self.actor(batch.next_obs), std, self.config.stddev_clip, self.config.straight_through
             )
             target_q = td_target(batch.reward, batch.discount, self.critic_target(batch.next_obs, next_action))
         q = self.critic(batch.obs, batch.action)
@@ -154,7 +148,9 @@ class DDPGAgent(Agent):
 
     def actor_loss(self, batch: Transition, std: float) -> Tensor:
         """``−min Q`` of the actor's (noisy) action, through the critic's detached weights."""
-        action = truncated_normal_sample(self.actor(batch.obs), std, self.stddev_clip, self.straight_through)
+        action = truncated_normal_sample(
+            self.actor(batch.obs), std, self.config.stddev_clip, self.config.straight_through
+        )
         return actor_loss(self.critic(batch.obs, action, detached=True))
 
     def _clip(self, module: torch.nn.Module, name: str, logs: dict[str, Tensor]) -> None:
@@ -181,7 +177,7 @@ class DDPGAgent(Agent):
         logs: dict[str, Tensor] = {"train/exploration_std": torch.tensor(std)}
         loss_critic, critic_logs = self.critic_loss(batch, std)
         logs.update(critic_logs)
-        if self.sequential_updates:
+        if self.config.sequential_updates:
             if check is not None:
                 check({"critic_loss": loss_critic})
             optimizer_step(
@@ -201,7 +197,7 @@ class DDPGAgent(Agent):
                 self._clip(self.actor, "actor", logs)
 
             optimizer_step(loss_critic + loss_actor, [optimizers["critic"], optimizers["actor"]], backward, clip_both)
-        polyak_update(self.critic_target, self.critic, self.critic_tau)
+        polyak_update(self.critic_target, self.critic, self.config.critic_tau)
         logs["train/critic_loss"] = loss_critic.detach()
         logs["train/actor_loss"] = loss_actor.detach()
         return logs

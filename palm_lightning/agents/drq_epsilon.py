@@ -285,19 +285,6 @@ class DrQEpsilonAgent(Agent):
         self.num_actions = num_actions
         self.config = config
         self.freeze_encoder = freeze_encoder
-        self.lr = config.lr
-        self.adam_eps = config.adam_eps
-        self.target_update_period = config.target_update_period
-        self.double_dqn = config.double_dqn
-        self.loss = config.loss
-        self.epsilon_train = config.epsilon_train
-        self.epsilon_eval = config.epsilon_eval
-        self.epsilon_decay_period = config.epsilon_decay_period
-        self.epsilon_warmup = config.epsilon_warmup
-        self.shift_pad = config.shift_pad
-        self.intensity_scale = config.intensity_scale
-        self.grad_clip = config.grad_clip
-        self.frozen_augmentation = config.frozen_augmentation
         self.q = QNetwork(encoder, num_actions, config.hidden_dim, freeze_encoder, config.standardize_features)
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.updates: Tensor
@@ -307,8 +294,10 @@ class DrQEpsilonAgent(Agent):
     def epsilon(self, step: int, eval_mode: bool = False) -> float:
         """ε of the ε-greedy policy at agent step ``step``."""
         if eval_mode:
-            return self.epsilon_eval
-        return linearly_decaying_epsilon(step, self.epsilon_warmup, self.epsilon_decay_period, self.epsilon_train)
+            return self.config.epsilon_eval
+        return linearly_decaying_epsilon(
+            step, self.config.epsilon_warmup, self.config.epsilon_decay_period, self.config.epsilon_train
+        )
 
     @staticmethod
     def preprocess(obs: Tensor) -> Tensor:
@@ -317,14 +306,14 @@ class DrQEpsilonAgent(Agent):
 
     def augment(self, obs: Tensor) -> Tensor:
         """Random shift (on ``[0, 255]``), intensity noise (on ``[0, 1]``), then to ``[-1, 1]``."""
-        x = random_shift(obs.float(), self.shift_pad) / 255.0
-        return intensity_noise(x, self.intensity_scale) * 2.0 - 1.0
+        x = random_shift(obs.float(), self.config.shift_pad) / 255.0
+        return intensity_noise(x, self.config.intensity_scale) * 2.0 - 1.0
 
     @property
     def caches_features(self) -> bool:
         """A frozen encoder without augmentation: the features of a frame are a function of it, so
         the replay buffer can cache them (:meth:`encode` is that function)."""
-        return self.freeze_encoder and not self.frozen_augmentation
+        return self.freeze_encoder and not self.config.frozen_augmentation
 
     @torch.no_grad()
     def encode(self, obs: Tensor) -> Tensor:
@@ -357,7 +346,7 @@ class DrQEpsilonAgent(Agent):
     # --- learning -------------------------------------------------------------------------------
     def optimizer_groups(self) -> dict[str, ParamGroups]:
         params = [p for p in self.q.parameters() if p.requires_grad]
-        return {"q": [{"params": params, "lr": self.lr, "eps": self.adam_eps, "name": "q"}]}
+        return {"q": [{"params": params, "lr": self.config.lr, "eps": self.config.adam_eps, "name": "q"}]}
 
     @torch.no_grad()
     def td_target(self, batch: Transition, next_obs: Tensor, features: bool = False) -> Tensor:
@@ -370,12 +359,12 @@ class DrQEpsilonAgent(Agent):
         update), so one online forward serves as both: the same numbers, one forward of the three
         per update fewer (benchmarks/atari.py)."""
         online, target = (self.q.q_values, self.q_target.q_values) if features else (self.q, self.q_target)
-        if self.target_update_period == 1:
+        if self.config.target_update_period == 1:
             next_target_q: Tensor = online(next_obs)
             chooser = next_target_q
         else:
             next_target_q = target(next_obs)
-            chooser = online(next_obs) if self.double_dqn else next_target_q
+            chooser = online(next_obs) if self.config.double_dqn else next_target_q
         next_action = chooser.argmax(1, keepdim=True)
         return batch.reward + batch.discount * next_target_q.gather(1, next_action).squeeze(1)
 
@@ -384,7 +373,7 @@ class DrQEpsilonAgent(Agent):
         """The frozen encoder's features of ``obs`` and ``next_obs`` (uint8 frames), in one batched
         forward: of augmented frames (each its own draw) with ``frozen_augmentation``, else of the
         frames as they are (what the replay buffer's cache holds)."""
-        if self.frozen_augmentation:
+        if self.config.frozen_augmentation:
             images = torch.cat([self.augment(obs), self.augment(next_obs)])
         else:
             images = self.preprocess(torch.cat([obs, next_obs]))
@@ -406,7 +395,7 @@ class DrQEpsilonAgent(Agent):
         reward, discount = batch.reward.float(), batch.discount.float()
         action = batch.action.long().view(-1, 1)
         if self.freeze_encoder:  # head only, on features computed once (module docstring)
-            if features is not None and self.frozen_augmentation:
+            if features is not None and self.config.frozen_augmentation:
                 raise ValueError("cached features are of unaugmented frames; frozen_augmentation is on")
             obs_features, next_features = (
                 self.frozen_features(batch.obs, batch.next_obs) if features is None else features
@@ -422,19 +411,19 @@ class DrQEpsilonAgent(Agent):
             next_obs = self.augment(batch.next_obs)  # its own draw, as Dopamine
             target = self.td_target(Transition(batch.obs, batch.action, reward, discount, batch.next_obs), next_obs)
             q = self.q(obs).gather(1, action).squeeze(1)
-        loss = F.smooth_l1_loss(q, target) if self.loss == "huber" else F.mse_loss(q, target)
+        loss = F.smooth_l1_loss(q, target) if self.config.loss == "huber" else F.mse_loss(q, target)
         if check is not None:
             check({"q_loss": loss})
         logs: dict[str, Tensor] = {}
 
         def clip() -> None:
-            if self.grad_clip is not None:
+            if self.config.grad_clip is not None:
                 params = [p for p in self.q.parameters() if p.requires_grad]
-                logs["train/q_grad_norm"] = torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+                logs["train/q_grad_norm"] = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
 
         optimizer_step(loss, [optimizers["q"]], backward, clip)
         self.updates += 1
-        if int(self.updates) % self.target_update_period == 0:
+        if int(self.updates) % self.config.target_update_period == 0:
             self.sync_target()
         logs.update(
             {

@@ -95,8 +95,8 @@ class PEARLAgent(SACAgent):
 
     def clip_gradients(self) -> dict[str, Tensor]:
         norms = super().clip_gradients()
-        if self.grad_clip is not None:
+        if self.config.grad_clip is not None:
             norms["train/encoder_grad_norm"] = torch.nn.utils.clip_grad_norm_(
-                self.encoder.parameters(), self.grad_clip, foreach=True
+                self.encoder.parameters(), self.config.grad_clip, foreach=True
             )
         return norms

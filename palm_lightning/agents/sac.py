@@ -99,12 +99,6 @@ class SACAgent(Agent):
         self.action_space = box_space(action_dim)
         self.num_tasks = num_tasks
         self.config = config
-        self.lr, self.alpha_lr = config.lr, config.alpha_lr
-        self.tau = config.tau
-        self.reward_scale = config.reward_scale
-        self.grad_clip = config.grad_clip
-        self.grad_clip_per = config.grad_clip_per
-        self.alpha_first = config.alpha_first
         self.target_entropy = float(-action_dim if config.target_entropy is None else config.target_entropy)
         self.policy = policy
         self.critic = TwinQ(obs_dim + num_tasks, action_dim, config.hidden_dim, config.q_layers)
@@ -132,10 +126,10 @@ class SACAgent(Agent):
     # --- updating ---------------------------------------------------------------------------
     def optimizer_groups(self) -> dict[str, ParamGroups]:
         return {
-            "alpha": [{"params": [self.log_alpha], "lr": self.alpha_lr, "name": "alpha"}],
+            "alpha": [{"params": [self.log_alpha], "lr": self.config.alpha_lr, "name": "alpha"}],
             "actor_critic": [
-                {"params": list(self.policy.parameters()), "lr": self.lr, "name": "policy"},
-                {"params": list(self.critic.parameters()), "lr": self.lr, "name": "critic"},
+                {"params": list(self.policy.parameters()), "lr": self.config.lr, "name": "policy"},
+                {"params": list(self.critic.parameters()), "lr": self.config.lr, "name": "critic"},
             ],
         }
 
@@ -151,18 +145,18 @@ class SACAgent(Agent):
 
     def clip_gradients(self) -> dict[str, Tensor]:
         """Clip as ``grad_clip_per`` says; returns the norms before clipping (for the logs)."""
-        if self.grad_clip is None:
+        if self.config.grad_clip is None:
             return {}
         clip = torch.nn.utils.clip_grad_norm_
-        if self.grad_clip_per == "group":
+        if self.config.grad_clip_per == "group":
             return {
-                "train/policy_grad_norm": clip(self.policy.parameters(), self.grad_clip, foreach=True),
-                "train/critic_grad_norm": clip(self.critic.parameters(), self.grad_clip, foreach=True),
+                "train/policy_grad_norm": clip(self.policy.parameters(), self.config.grad_clip, foreach=True),
+                "train/critic_grad_norm": clip(self.critic.parameters(), self.config.grad_clip, foreach=True),
             }
         clip_groups = getattr(self.policy, "clip_groups", None)
         groups = clip_groups() if clip_groups is not None else [list(self.policy.parameters())]
-        policy_norms = [clip(group, self.grad_clip, foreach=True) for group in groups]
-        critic_norms = self.critic.clip_grad_norm_per_member(self.grad_clip)
+        policy_norms = [clip(group, self.config.grad_clip, foreach=True) for group in groups]
+        critic_norms = self.critic.clip_grad_norm_per_member(self.config.grad_clip)
         return {
             "train/policy_grad_norm": torch.stack(policy_norms).max(),
             "train/critic_grad_norm": critic_norms.max(),
@@ -184,7 +178,7 @@ class SACAgent(Agent):
         task = self._task(obs, batch.task)
         critic_input = self.critic_input(obs, task)
         losses: dict[str, Tensor] = {}
-        if self.alpha_first:
+        if self.config.alpha_first:
             action, log_prob = tanh_gaussian_sample(*self.policy(obs, task))
             losses["alpha_loss"] = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
             if check is not None:
@@ -195,10 +189,14 @@ class SACAgent(Agent):
             next_action, next_log_prob = tanh_gaussian_sample(*self.policy(next_obs, task))
             next_q = self.critic_target(self.critic_input(next_obs, task), next_action)
             target = soft_td_target(
-                self.reward_scale * batch.reward.float(), batch.discount.float(), next_q, next_log_prob, alpha.detach()
+                self.config.reward_scale * batch.reward.float(),
+                batch.discount.float(),
+                next_q,
+                next_log_prob,
+                alpha.detach(),
             )
         q = self.critic(critic_input, batch.action.float())
-        if not self.alpha_first:  # the ablation: the next-state sample drew its noise first
+        if not self.config.alpha_first:  # the ablation: the next-state sample drew its noise first
             action, log_prob = tanh_gaussian_sample(*self.policy(obs, task))
         q_pi = self.critic(self.policy_critic_input(obs, task), action, detached=True)
         losses["critic_loss"] = sac_critic_loss(q, target)
@@ -208,7 +206,7 @@ class SACAgent(Agent):
             losses[name] = extra
             total = total + extra
         stepped = [optimizers["actor_critic"]]
-        if not self.alpha_first:
+        if not self.config.alpha_first:
             losses["alpha_loss"] = temperature_loss(self.log_alpha, log_prob, self.target_entropy)
             total = total + losses["alpha_loss"]
             stepped.append(optimizers["alpha"])
@@ -216,7 +214,7 @@ class SACAgent(Agent):
             check(losses)
         logs: dict[str, Tensor] = {}
         optimizer_step(total, stepped, backward, lambda: logs.update(self.clip_gradients()))
-        polyak_update(self.critic_target, self.critic, self.tau)
+        polyak_update(self.critic_target, self.critic, self.config.tau)
         logs.update({f"train/{k}": v.detach() for k, v in losses.items()})
         logs.update(
             {

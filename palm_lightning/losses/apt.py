@@ -56,10 +56,10 @@ def knn_distances(source: Tensor, target: Tensor, k: int) -> Tensor:
     true neighbour is missed only if more than 4 others crowd within that error of the k-th
     distance, and then by no more than that error.
 
-    On one CPU thread at batch 256–1024 and dimension 256 this costs 1.3–1.5× the
-    matrix-multiply path alone, where the exact all-pairs forms cost 10–17×
-    (``cdist(compute_mode="donot_use_mm_for_euclid_dist")``) and 32–51× (URLB's broadcast
-    ``torch.norm``): ``python benchmarks/apt_distances.py``.
+    Why not an exact all-pairs form: re-measuring only the nearest candidates costs a small
+    factor over the matrix-multiply path, while ``cdist(compute_mode="donot_use_mm_for_euclid_dist")``
+    and URLB's broadcast ``torch.norm`` cost an order of magnitude or more; the side-by-side
+    ratios are ``python benchmarks/apt_distances.py``.
     """
     source, target = source.float(), target.float()
     k = min(k, target.shape[0])
