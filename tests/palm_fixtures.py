@@ -99,7 +99,7 @@ class RecordRankEnvironments(L.Callback):
 
 
 class NoveltyOfChange(ExplorationReward):
-    """The README's worked example: reward = distance travelled in representation space."""
+    """docs/usage.md's worked example: reward = distance travelled in representation space."""
 
     def forward(self, step: RewardStep) -> torch.Tensor:
         return (step.next_obs - step.obs).norm(dim=1)
