@@ -31,7 +31,7 @@ import torch
 
 from palm_lightning.agents.sac import SACConfig
 from palm_lightning.datamodules.streams.multitask import MultiTaskDataModule
-from palm_lightning.envs.locomotion import make_task_env
+from palm_lightning.envs.families import make_task_env
 from palm_lightning.models import EAR, MHMTSAC, OHESAC
 
 

@@ -365,7 +365,7 @@ def adapted(
     """The job's curves on its held-out targets under adaptation row ``method`` (default: the job's
     own): from ``store`` (committed, outlives the machine), else from the run's ``adaptation.json`` (a
     variant's: ``adaptation_<method>.json``), else measured on the run's checkpoint; written to both."""
-    from palm_lightning.envs.locomotion import family_class
+    from palm_lightning.envs.families import family_class
 
     method = method or job.method
     run = job.run(out)

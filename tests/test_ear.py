@@ -472,7 +472,7 @@ def test_ear_configs_parse_and_match_their_family(config):
     cfg = yaml.safe_load(result.stdout)
     data = cfg["data"]["init_args"]
     dm = MultiTaskDataModule(**{k: v for k, v in data.items() if k in ("family", "tasks", "split")})
-    from palm_lightning.envs.locomotion import make_task_env
+    from palm_lightning.envs.families import make_task_env
 
     env = make_task_env(dm.family, 0)
     model = cfg["model"]["init_args"]

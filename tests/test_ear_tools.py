@@ -209,7 +209,7 @@ def test_filmstrips_follow_the_body_with_the_track_camera(monkeypatch, family):
     frame; the running cheetah leaves gymnasium's free camera within two frames."""
     import mujoco
 
-    from palm_lightning.envs.locomotion import make_task_env
+    from palm_lightning.envs.families import make_task_env
     from palm_lightning.tools.ear_rollouts import render_strip
 
     env = make_task_env(family, 0)

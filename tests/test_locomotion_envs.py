@@ -14,6 +14,7 @@ import gymnasium
 from gymnasium.utils.env_checker import check_env
 
 from palm_lightning.envs import LOCOMOTION_FAMILIES
+from palm_lightning.envs.families import env_id, make_task_env
 from palm_lightning.envs.locomotion import (
     FAMILIES,
     AntDirEnv,
@@ -21,8 +22,6 @@ from palm_lightning.envs.locomotion import (
     HalfCheetahVelEnv,
     HopperVelEnv,
     WalkerVelEnv,
-    env_id,
-    make_task_env,
 )
 
 # the paper's weights, written out independently of the classes: (ctrl weight, survive bonus)

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 import torch
 
+from palm_lightning.envs.families import make_task_env
 from palm_lightning.envs.manipulation import (
     INSTALL_LINE,
     MT10_SKILLS,
     MetaWorldMT10Env,
     MetaWorldPushEnv,
     MetaWorldReachEnv,
-    make_task_env,
     metaworld_available,
 )
 from tests.cli_runner import REPO, run_cli

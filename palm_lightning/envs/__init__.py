@@ -37,6 +37,11 @@ MANIPULATION_FAMILIES: dict[str, str] = {
 MANIPULATION_EPISODE_STEPS = 500  # Meta-World's max_path_length, its benchmarks' episode length
 
 
+def registered_id(name: str) -> str:
+    """``"HalfCheetahVel"`` → ``"palm_lightning/HalfCheetahVel-v0"``: a family's gymnasium id."""
+    return f"palm_lightning/{name}-v0"
+
+
 def register_envs() -> None:
     """Register the package's environments with gymnasium (idempotent)."""
     if LATENT_MANIFOLD_ID not in gymnasium.registry:
@@ -47,7 +52,7 @@ def register_envs() -> None:
             disable_env_checker=False,
         )
     for name in LOCOMOTION_FAMILIES.values():
-        env_id = f"palm_lightning/{name}-v0"
+        env_id = registered_id(name)
         if env_id not in gymnasium.registry:
             gymnasium.register(
                 id=env_id,
@@ -55,7 +60,7 @@ def register_envs() -> None:
                 max_episode_steps=LOCOMOTION_EPISODE_STEPS,
             )
     for name in MANIPULATION_FAMILIES.values():
-        env_id = f"palm_lightning/{name}-v0"
+        env_id = registered_id(name)
         if env_id not in gymnasium.registry:
             gymnasium.register(
                 id=env_id,
@@ -75,5 +80,6 @@ __all__ = [
     "LatentManifold",
     "from_uint8",
     "register_envs",
+    "registered_id",
     "to_uint8",
 ]

@@ -30,7 +30,7 @@ def adapt_checkpoint(
     episodes per step (and ``eval_episodes`` deterministic evaluation episodes per point); returns
     the ``family``, the task's name and the ``curve``. Raises ``ValueError`` /
     ``FileNotFoundError`` on bad input."""
-    from palm_lightning.envs.locomotion import family_class, make_task_env
+    from palm_lightning.envs.families import family_class, make_task_env
 
     model = MAMLTRPO.from_checkpoint(ckpt)
     family, env_kwargs = model.task_info.get("family"), model.task_info.get("env_kwargs", {})

@@ -82,7 +82,8 @@ def adapt_checkpoint(
 ) -> dict[str, Any]:
     """:func:`pearl_adapt` of a checkpoint on its family's held-out task ``task``; adds the
     ``family`` and the task's ``name``. Raises ``ValueError`` / ``FileNotFoundError`` on bad input."""
-    from palm_lightning.envs.locomotion import FAMILIES, make_task_env
+    from palm_lightning.envs.families import make_task_env
+    from palm_lightning.envs.locomotion import FAMILIES
 
     model = PEARL.from_checkpoint(ckpt)
     info = model.task_info

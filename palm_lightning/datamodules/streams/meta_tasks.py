@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from palm_lightning.envs.locomotion import FAMILIES, make_task_env
+from palm_lightning.envs.families import family_class, make_task_env
+from palm_lightning.envs.locomotion import FAMILIES
 from palm_lightning.envs.locomotion.base import Split
 
 
@@ -64,9 +65,7 @@ class MetaTaskDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if family not in FAMILIES:
-            raise ValueError(f"unknown task family {family!r}; known: {sorted(FAMILIES)}")
-        cls = FAMILIES[family]
+        cls = family_class(family, among=FAMILIES)  # PEARL and MAML-TRPO run on the locomotion families
         tasks = list(range(cls.num_train_tasks)) if tasks is None else [int(t) for t in tasks]
         bad = [t for t in tasks if not 0 <= t < cls.num_train_tasks]
         if bad or not tasks:

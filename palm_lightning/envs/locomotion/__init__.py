@@ -49,11 +49,7 @@ sum of the ``reward_*`` terms. Velocity tasks add ``velocity_error`` = |v_x − 
 
 from __future__ import annotations
 
-from typing import Any
-
-import gymnasium
-
-from palm_lightning.envs import LOCOMOTION_FAMILIES, register_envs
+from palm_lightning.envs import LOCOMOTION_FAMILIES
 from palm_lightning.envs.locomotion.ant_dir import AntDirEnv
 from palm_lightning.envs.locomotion.base import ADAPT_SEED, PEARL_CTRL_COST_WEIGHT, MultiTaskMixin
 from palm_lightning.envs.locomotion.half_cheetah_run_jump import HalfCheetahRunJumpEnv
@@ -61,32 +57,13 @@ from palm_lightning.envs.locomotion.half_cheetah_vel import HalfCheetahVelEnv
 from palm_lightning.envs.locomotion.hopper_vel import HopperVelEnv
 from palm_lightning.envs.locomotion.walker_vel import WalkerVelEnv
 
+_CLASSES = (AntDirEnv, HalfCheetahRunJumpEnv, HalfCheetahVelEnv, HopperVelEnv, WalkerVelEnv)
+_BY_CLASS_NAME = {cls.__name__: cls for cls in _CLASSES}
 FAMILIES: dict[str, type[MultiTaskMixin]] = {
-    "halfcheetah_vel": HalfCheetahVelEnv,
-    "hopper_vel": HopperVelEnv,
-    "walker_vel": WalkerVelEnv,
-    "ant_dir": AntDirEnv,
-    "halfcheetah_run_jump": HalfCheetahRunJumpEnv,
+    family: _BY_CLASS_NAME[f"{name}Env"] for family, name in LOCOMOTION_FAMILIES.items()
 }
-"""Short family name → class (the names of :data:`palm_lightning.envs.LOCOMOTION_FAMILIES`)."""
-
-
-def family_class(family: str) -> type[MultiTaskMixin]:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown locomotion family {family!r}; known: {sorted(FAMILIES)}")
-    return FAMILIES[family]
-
-
-def env_id(family: str) -> str:
-    """``"halfcheetah_vel"`` → ``"palm_lightning/HalfCheetahVel-v0"``."""
-    family_class(family)
-    return f"palm_lightning/{LOCOMOTION_FAMILIES[family]}-v0"
-
-
-def make_task_env(family: str, task: int = 0, split: str = "train", **kwargs: Any) -> gymnasium.Env:
-    """``gymnasium.make`` of one family's task, with the 200-step time limit."""
-    register_envs()
-    return gymnasium.make(env_id(family), task=task, split=split, **kwargs)
+"""Short family name → class (named once, in :data:`palm_lightning.envs.LOCOMOTION_FAMILIES`).
+Build one task with :func:`palm_lightning.envs.families.make_task_env`."""
 
 
 __all__ = [
@@ -99,7 +76,4 @@ __all__ = [
     "HopperVelEnv",
     "MultiTaskMixin",
     "WalkerVelEnv",
-    "env_id",
-    "family_class",
-    "make_task_env",
 ]

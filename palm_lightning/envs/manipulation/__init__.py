@@ -37,11 +37,7 @@ between episodes, and ``MetaWorldReachEnv.goals("adapt")`` lists goal positions.
 
 from __future__ import annotations
 
-from typing import Any
-
-import gymnasium
-
-from palm_lightning.envs import MANIPULATION_FAMILIES, register_envs
+from palm_lightning.envs import MANIPULATION_FAMILIES
 from palm_lightning.envs.manipulation.base import EPISODE_STEPS, HAND_KEYS, MetaWorldTaskEnv
 from palm_lightning.envs.manipulation.goals import (
     GOAL_SEED,
@@ -59,34 +55,12 @@ from palm_lightning.envs.manipulation.metaworld_import import (
 )
 from palm_lightning.envs.manipulation.mt10 import MT10_SEED, MT10_SKILLS, MetaWorldMT10Env, mt10_tasks
 
+_BY_CLASS_NAME = {cls.__name__: cls for cls in (MetaWorldReachEnv, MetaWorldPushEnv, MetaWorldMT10Env)}
 FAMILIES: dict[str, type[MetaWorldTaskEnv]] = {
-    "metaworld_reach": MetaWorldReachEnv,
-    "metaworld_push": MetaWorldPushEnv,
-    "metaworld_mt10": MetaWorldMT10Env,
+    family: _BY_CLASS_NAME[f"{name}Env"] for family, name in MANIPULATION_FAMILIES.items()
 }
-"""Short family name → class (the names of :data:`palm_lightning.envs.MANIPULATION_FAMILIES`)."""
-
-
-def family_class(family: str) -> type[MetaWorldTaskEnv]:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown manipulation family {family!r}; known: {sorted(FAMILIES)}")
-    return FAMILIES[family]
-
-
-def env_id(family: str) -> str:
-    """``"metaworld_reach"`` → ``"palm_lightning/MetaWorldReach-v0"``."""
-    family_class(family)
-    return f"palm_lightning/{MANIPULATION_FAMILIES[family]}-v0"
-
-
-def make_task_env(family: str, task: int = 0, split: str = "train", **kwargs: Any) -> gymnasium.Env:
-    """``gymnasium.make`` of one family's task, with the 500-step time limit (or a shorter
-    ``max_episode_steps``)."""
-    steps = kwargs.get("max_episode_steps")
-    if steps is not None and not 1 <= int(steps) <= EPISODE_STEPS:
-        raise ValueError(f"max_episode_steps must be in [1, {EPISODE_STEPS}] (Meta-World's limit), got {steps}")
-    register_envs()
-    return gymnasium.make(env_id(family), task=task, split=split, **kwargs)
+"""Short family name → class (named once, in :data:`palm_lightning.envs.MANIPULATION_FAMILIES`).
+Build one task with :func:`palm_lightning.envs.families.make_task_env`."""
 
 
 __all__ = [
@@ -103,11 +77,8 @@ __all__ = [
     "MetaWorldPushEnv",
     "MetaWorldReachEnv",
     "MetaWorldTaskEnv",
-    "env_id",
-    "family_class",
     "goal_tasks",
     "import_metaworld",
-    "make_task_env",
     "metaworld_available",
     "ml1_tasks",
     "mt10_tasks",
