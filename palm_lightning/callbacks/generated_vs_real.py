@@ -130,8 +130,8 @@ class GeneratedVsRealGrid(L.Callback):
     def psi(self, trainer: L.Trainer) -> float:
         if self.truncation_psi is not None:
             return self.truncation_psi
-        env_kwargs = getattr(datamodule_of(trainer), "env_kwargs", None)
-        return float(env_kwargs.get("truncation_psi", 1.0)) if isinstance(env_kwargs, dict) else 1.0
+        settings = getattr(datamodule_of(trainer), "env_settings", None)  # a LatentManifoldDataModule's
+        return float(settings["truncation_psi"]) if isinstance(settings, dict) else 1.0
 
     @torch.no_grad()
     def generated(self, generator: nn.Module, psi: float) -> Tensor:

@@ -3,6 +3,7 @@ online probe."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -11,8 +12,20 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from palm_lightning.datamodules.images.base import ImageDataModule
 from palm_lightning.datamodules.streams.experience import ExperienceDataModule, Policy
-from palm_lightning.envs.latent_manifold import ClassResample, LatentManifold, LatentNorm, LatentSpace
+from palm_lightning.envs.latent_manifold import LatentManifold
 from palm_lightning.generators import resolve_generator
+
+
+def check_environment_arguments(given: dict[str, Any], set_elsewhere: tuple[str, ...]) -> None:
+    """A ``TypeError`` listing :class:`LatentManifold`'s arguments if ``given`` names one it does not
+    take, or one the DataModule sets itself."""
+    settable = [name for name in inspect.signature(LatentManifold).parameters if name not in set_elsewhere]
+    unknown = sorted(set(given) - set(settable))
+    if unknown:
+        raise TypeError(
+            f"LatentManifoldDataModule got unknown arguments {unknown}: besides its stream and probe "
+            f"arguments it takes LatentManifold's environment arguments {settable}"
+        )
 
 
 class LatentManifoldDataModule(ExperienceDataModule):
@@ -20,8 +33,12 @@ class LatentManifoldDataModule(ExperienceDataModule):
 
     Batches are dicts of n-step transitions with ``uint8`` observations and the full window
     ``frames`` ``(B, n+1, C, H, W)`` (PALM pairs consecutive frames for its Siamese objective and
-    rewards every step of the window). Environment arguments are those of ``LatentManifold``;
-    stream arguments those of :class:`ExperienceDataModule`.
+    rewards every step of the window). Stream arguments are those of :class:`ExperienceDataModule`;
+    every other keyword is an environment argument of
+    :class:`~palm_lightning.envs.latent_manifold.LatentManifold` (``ema``, ``action_scale``,
+    ``latent_space``, …), with its defaults and docs (the command line lists them:
+    ``--data.init_args.ema 0.5``). They are written only there; ``env_kwargs`` holds those given,
+    ``env_settings`` every one.
 
     The optional ``probe_data`` (a labelled image DataModule, e.g. Fashion-MNIST) serves the
     online probe: ``val_dataloader`` returns a labelled *bank* (from its training split) and
@@ -45,20 +62,14 @@ class LatentManifoldDataModule(ExperienceDataModule):
         probe_batch_size: batch size of the probe loaders.
     """
 
+    ENV_ARGUMENTS_SET_HERE = ("generator", "num_envs", "device", "seed", "generator_weights")
+    """``LatentManifold`` arguments the DataModule decides itself (per rank, per rollout)."""
+
     def __init__(
         self,
         generator: str | nn.Module | None = None,
         generator_weights: str | None = None,
         num_envs: int = 16,
-        episode_length: int = 50,
-        ema: float = 0.9,
-        action_scale: float = 1.0,
-        variance_preserving: bool = True,
-        latent_norm: LatentNorm = "free",
-        truncation_psi: float = 1.0,
-        latent_space: LatentSpace = "z",
-        class_weights: list[float] | None = None,
-        class_resample: ClassResample = "episode",
         batch_size: int = 256,
         buffer_capacity: int = 100_000,
         nstep: int = 3,
@@ -72,6 +83,7 @@ class LatentManifoldDataModule(ExperienceDataModule):
         probe_bank_size: int = 10_000,
         probe_query_size: int = 5_000,
         probe_batch_size: int = 1000,
+        **env_kwargs: Any,
     ) -> None:
         super().__init__(
             num_envs=num_envs,
@@ -86,17 +98,8 @@ class LatentManifoldDataModule(ExperienceDataModule):
             save_buffer=save_buffer,
             seed=seed,
         )
-        self.env_kwargs: dict[str, Any] = dict(
-            episode_length=episode_length,
-            ema=ema,
-            action_scale=action_scale,
-            variance_preserving=variance_preserving,
-            latent_norm=latent_norm,
-            truncation_psi=truncation_psi,
-            latent_space=latent_space,
-            class_weights=class_weights,
-            class_resample=class_resample,
-        )
+        check_environment_arguments(env_kwargs, self.ENV_ARGUMENTS_SET_HERE)
+        self.env_kwargs = env_kwargs
         self.generator_source = generator
         self.generator_weights = generator_weights
         self._generator: nn.Module | None = None
@@ -105,6 +108,14 @@ class LatentManifoldDataModule(ExperienceDataModule):
         self.probe_query_size = probe_query_size
         self.probe_batch_size = probe_batch_size
         self._probe_sets: tuple[TensorDataset, TensorDataset] | None = None
+
+    @property
+    def env_settings(self) -> dict[str, Any]:
+        """Every environment argument the environments get: ``env_kwargs`` and
+        :class:`LatentManifold`'s defaults for the rest."""
+        parameters = inspect.signature(LatentManifold).parameters
+        defaults = {name: p.default for name, p in parameters.items() if name not in self.ENV_ARGUMENTS_SET_HERE}
+        return {**defaults, **self.env_kwargs}
 
     @property
     def generator(self) -> nn.Module:
