@@ -7,16 +7,14 @@ scored by ``experiments.palm_sweep`` (linear probe at 100% and 1% labels, kNN, O
 class vs episode shares). The hypotheses (D1–D5) are written out in docs/results/controllability.md.
 
     python -m experiments.controllability_screens --train            # trains what is missing (~30 min a run)
-    python -m experiments.controllability_screens --json docs/results/controllability.json
-    python -m experiments.controllability_screens --seeds 0 1 2 --screens apt_c random_base --budget 10000
+    python -m experiments.controllability_screens --json docs/results/controllability.json --table screens
 
-The best settings at three seeds and the long budget, beside the long-budget rows of the
+The best setting at three seeds and the long budget, beside the long-budget rows of the
 representation table (random policy, APT, the untrained encoder: same environment, budget and
-protocol), as the page's second table:
+protocol; the bar against the random policy is printed), as the page's headline table:
 
     python -m experiments.controllability_screens --train --seeds 0 1 2 --budget 10000 --screens apt_sac \
-        --reference palm_random_policy palm_apt random_encoder --json docs/results/controllability.json \
-        --table best_10k
+        --reference palm_random_policy palm_apt random_encoder --json docs/results/controllability.json
 
 Runs go to ``runs/palm_sweep/<screen>`` (seed 0 at 3 000 updates, the screens) or
 ``runs/palm_sweep/<screen>_u<budget>_s<seed>``; a run's ``results.json`` (probes) and

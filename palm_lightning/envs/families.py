@@ -32,6 +32,7 @@ from palm_lightning.envs import (
 FAMILIES: dict[str, Any] = {**locomotion.FAMILIES, **manipulation.FAMILIES}
 """Short family name → class (:class:`~palm_lightning.envs.locomotion.MultiTaskMixin` or
 :class:`~palm_lightning.envs.manipulation.MetaWorldTaskEnv` subclass)."""
+_REGISTERED_NAMES = {**LOCOMOTION_FAMILIES, **MANIPULATION_FAMILIES}
 
 
 def family_class(family: str, among: Mapping[str, Any] = FAMILIES) -> Any:
@@ -45,7 +46,7 @@ def family_class(family: str, among: Mapping[str, Any] = FAMILIES) -> Any:
 def env_id(family: str) -> str:
     """``"halfcheetah_vel"`` → ``"palm_lightning/HalfCheetahVel-v0"``."""
     family_class(family)
-    return registered_id({**LOCOMOTION_FAMILIES, **MANIPULATION_FAMILIES}[family])
+    return registered_id(_REGISTERED_NAMES[family])
 
 
 def num_tasks(family: str, split: str = "train") -> int:

@@ -16,16 +16,10 @@ from palm_lightning.envs.latent_manifold import LatentManifold
 from palm_lightning.generators import resolve_generator
 
 
-def check_environment_arguments(given: dict[str, Any], set_elsewhere: tuple[str, ...]) -> None:
-    """A ``TypeError`` listing :class:`LatentManifold`'s arguments if ``given`` names one it does not
-    take, or one the DataModule sets itself."""
-    settable = [name for name in inspect.signature(LatentManifold).parameters if name not in set_elsewhere]
-    unknown = sorted(set(given) - set(settable))
-    if unknown:
-        raise TypeError(
-            f"LatentManifoldDataModule got unknown arguments {unknown}: besides its stream and probe "
-            f"arguments it takes LatentManifold's environment arguments {settable}"
-        )
+def environment_defaults(set_elsewhere: tuple[str, ...]) -> dict[str, Any]:
+    """:class:`LatentManifold`'s arguments and defaults, but for those in ``set_elsewhere``."""
+    parameters = inspect.signature(LatentManifold).parameters
+    return {name: p.default for name, p in parameters.items() if name not in set_elsewhere}
 
 
 class LatentManifoldDataModule(ExperienceDataModule):
@@ -98,7 +92,13 @@ class LatentManifoldDataModule(ExperienceDataModule):
             save_buffer=save_buffer,
             seed=seed,
         )
-        check_environment_arguments(env_kwargs, self.ENV_ARGUMENTS_SET_HERE)
+        settable = environment_defaults(self.ENV_ARGUMENTS_SET_HERE)
+        unknown = sorted(set(env_kwargs) - set(settable))
+        if unknown:
+            raise TypeError(
+                f"LatentManifoldDataModule got unknown arguments {unknown}: besides its stream and probe "
+                f"arguments it takes LatentManifold's environment arguments {list(settable)}"
+            )
         self.env_kwargs = env_kwargs
         self.generator_source = generator
         self.generator_weights = generator_weights
@@ -113,9 +113,7 @@ class LatentManifoldDataModule(ExperienceDataModule):
     def env_settings(self) -> dict[str, Any]:
         """Every environment argument the environments get: ``env_kwargs`` and
         :class:`LatentManifold`'s defaults for the rest."""
-        parameters = inspect.signature(LatentManifold).parameters
-        defaults = {name: p.default for name, p in parameters.items() if name not in self.ENV_ARGUMENTS_SET_HERE}
-        return {**defaults, **self.env_kwargs}
+        return {**environment_defaults(self.ENV_ARGUMENTS_SET_HERE), **self.env_kwargs}
 
     @property
     def generator(self) -> nn.Module:

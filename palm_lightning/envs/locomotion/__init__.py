@@ -57,8 +57,9 @@ from palm_lightning.envs.locomotion.half_cheetah_vel import HalfCheetahVelEnv
 from palm_lightning.envs.locomotion.hopper_vel import HopperVelEnv
 from palm_lightning.envs.locomotion.walker_vel import WalkerVelEnv
 
-_CLASSES = (AntDirEnv, HalfCheetahRunJumpEnv, HalfCheetahVelEnv, HopperVelEnv, WalkerVelEnv)
-_BY_CLASS_NAME = {cls.__name__: cls for cls in _CLASSES}
+_BY_CLASS_NAME = {
+    cls.__name__: cls for cls in (AntDirEnv, HalfCheetahRunJumpEnv, HalfCheetahVelEnv, HopperVelEnv, WalkerVelEnv)
+}
 FAMILIES: dict[str, type[MultiTaskMixin]] = {
     family: _BY_CLASS_NAME[f"{name}Env"] for family, name in LOCOMOTION_FAMILIES.items()
 }
